@@ -1,0 +1,177 @@
+// The appliance process core: owns config, state, spool, queue, drivers and callbacks, and their lifecycle.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import pino, { type Logger } from 'pino';
+import { DriverRegistry, BUILTIN_DRIVERS } from '../drivers/registry.js';
+import type { DriverContext } from '../drivers/contract.js';
+import type { Config } from './config.js';
+import { StatusCallbacks } from './callbacks.js';
+import { Dispatcher } from './queue.js';
+import { isFinal, type JobRecord } from './jobs.js';
+import { loadCallbackSecret, loadSpoolKey } from './keys.js';
+import { Printers } from './printers.js';
+import { Spool } from './spool.js';
+import { State } from './state.js';
+import { Tokens } from './tokens.js';
+import { ApiError, notFound } from './errors.js';
+import { sameJob, sniff, type ValidJob } from './intake.js';
+import type { Received } from './spool.js';
+import { DataDirLock } from './lock.js';
+
+export const VERSION = '0.1.0';
+
+export class Appliance {
+  readonly log: Logger;
+  readonly state: State;
+  readonly drivers: DriverRegistry;
+  readonly printers: Printers;
+  spool!: Spool;
+  queue!: Dispatcher;
+  tokens!: Tokens;
+  callbacks!: StatusCallbacks;
+  callbackSecret!: Buffer;
+  private lock: DataDirLock;
+  private uploading = new Set<string>();
+  private diskCheck = { at: 0, free: Infinity };
+  readonly startedAt = Date.now();
+
+  constructor(readonly cfg: Config, log?: Logger) {
+    this.log = log ?? pino({ level: cfg.logLevel, redact: ['req.headers.authorization', 'headers.authorization'] });
+    this.state = new State(cfg.dataDir, cfg.name);
+    this.drivers = new DriverRegistry((scheme) => this.driverContext(scheme));
+    this.printers = new Printers(this.state, this.drivers, cfg);
+    this.lock = new DataDirLock(cfg.dataDir);
+  }
+
+  private driverContext(scheme: string): DriverContext {
+    return {
+      log: this.log.child({ driver: scheme }),
+      store: {
+        get: <T>(key: string) => this.state.data.drivers[scheme]?.[key] as T | undefined,
+        set: async <T>(key: string, value: T) => {
+          await this.state.change((d) => {
+            d.drivers[scheme] = { ...d.drivers[scheme], [key]: value };
+          });
+        },
+      },
+    };
+  }
+
+  /** Opens everything; `serving` appliances also start the queues. Only one process may own a data dir. */
+  async open(opts: { startQueues: boolean }): Promise<void> {
+    await fs.mkdir(this.cfg.dataDir, { recursive: true, mode: 0o700 });
+    await this.lock.acquire();
+    await this.state.load();
+    const key = await loadSpoolKey(this.cfg.dataDir);
+    this.callbackSecret = await loadCallbackSecret(this.cfg.dataDir);
+    for (const [scheme, factory] of Object.entries(BUILTIN_DRIVERS)) this.drivers.register(scheme, factory);
+    this.tokens = new Tokens(this.state);
+    this.spool = new Spool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit });
+    await this.spool.open();
+    this.callbacks = new StatusCallbacks(this.callbackSecret, this.log);
+    this.queue = new Dispatcher({
+      spool: this.spool,
+      drivers: this.drivers,
+      printer: (id) => this.printers.find(id),
+      setStopped: (id, reason) => this.printers.setStopped(id, reason),
+      preverifyBytes: this.cfg.preverifyBytes,
+      log: this.log,
+    });
+    this.queue.on('job', (job) => this.onJobChange(job));
+    if (opts.startQueues) this.queue.restore();
+  }
+
+  async close(): Promise<void> {
+    await this.queue?.stopAll();
+    await this.callbacks?.drain();
+    await this.spool?.close();
+    await this.lock.release();
+  }
+
+  private onJobChange(job: JobRecord): void {
+    if (!job.statusURL || !isFinal(job.state)) return;
+    const ok = job.state === 'sent' || job.state === 'confirmed';
+    this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) });
+  }
+
+  defaultPrinter() {
+    const list = this.printers.list();
+    return list.length === 1 ? list[0] : undefined;
+  }
+
+  /** 507 before the disk fills: intake stops below the floor and resumes by itself once space is back. */
+  async checkDiskSpace(): Promise<void> {
+    const now = Date.now();
+    if (now - this.diskCheck.at > 1000) {
+      const st = await fs.statfs(this.cfg.dataDir);
+      this.diskCheck = { at: now, free: st.bavail * st.bsize };
+    }
+    if (this.diskCheck.free < this.cfg.minFreeBytes) {
+      throw new ApiError(507, 'insufficient_storage', `the appliance has ${Math.round(this.diskCheck.free / 1048576)} MiB free, below its floor of ${Math.round(this.cfg.minFreeBytes / 1048576)} MiB; intake resumes when space is freed`);
+    }
+  }
+
+  /** Makes a sealed upload a job. Idempotent for the same jobID with the same content. */
+  async acceptJob(v: ValidJob, r: Received, head: Buffer, owner: string): Promise<{ job: JobRecord; created: boolean }> {
+    const id = v.jobID ?? randomUUID();
+    const meta = { printerId: v.printerId, title: v.title, user: v.user, contentType: v.contentType, options: v.options, statusURL: v.statusURL, batchID: v.batchID };
+    const metaDigest = this.spool.metaDigest(meta);
+    const existing = this.spool.get(id);
+    if (existing) {
+      await this.spool.discard(r);
+      return { job: sameJob(existing, r.digest, metaDigest), created: false };
+    }
+    if (this.uploading.has(id)) {
+      await this.spool.discard(r);
+      throw new ApiError(409, 'job_in_progress', `job ${id} is being uploaded by another request`);
+    }
+    this.uploading.add(id);
+    try {
+      const now = new Date().toISOString();
+      const job = await this.spool.accept(
+        {
+          id,
+          ...meta,
+          contentType: v.contentType ?? sniff(head),
+          owner,
+          metaDigest,
+          state: 'queued',
+          warnings: [],
+          attempts: 0,
+          createdAt: now,
+          updatedAt: now,
+        },
+        r,
+      );
+      this.queue.enqueue(job);
+      return { job, created: true };
+    } finally {
+      this.uploading.delete(id);
+    }
+  }
+
+  job(id: string, owner?: string): JobRecord {
+    const job = this.spool.get(id.toLowerCase());
+    // A submit token sees only its own jobs; others are reported as absent, not forbidden.
+    if (!job || (owner && job.owner !== owner)) throw notFound('job', id);
+    return job;
+  }
+
+  async cancelJob(id: string, owner?: string): Promise<JobRecord> {
+    const job = this.job(id, owner);
+    if (isFinal(job.state)) throw new ApiError(409, 'job_finished', `job ${id} is already ${job.state}`);
+    return (await this.queue.cancel(job.id))!;
+  }
+
+  status() {
+    const printers = this.printers.list().map((p) => ({ id: p.id, name: p.name, uri: p.uri, enabled: p.enabled, stopped: p.stopped ?? null, ...this.queue.printerState(p.id) }));
+    const counts: Record<string, number> = {};
+    for (const j of this.spool.all()) counts[j.state] = (counts[j.state] ?? 0) + 1;
+    return { name: this.state.data.settings.name, version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), printers, jobs: counts, spool: this.spool.stats() };
+  }
+
+  adminSocketPath(): string {
+    return path.join(this.cfg.dataDir, 'admin.sock');
+  }
+}

@@ -1,0 +1,64 @@
+// Configuration: embedded defaults, then /etc/printbox/config.json (or $PRINTBOX_CONFIG), then environment.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface Config {
+  dataDir: string;
+  host: string;
+  port: number;
+  maxDocumentBytes: number;
+  minFreeBytes: number; // intake stops (507) below this much free space on the data dir's filesystem
+  historyLimit: number;
+  name: string;
+  logLevel: string;
+  plugins: string[];
+  defaultRetry: { limit: number; baseMs: number; maxMs: number; heldRetryMs: number };
+  preverifyBytes: number; // documents up to this size are fully authenticated before the first byte is sent
+}
+
+export const DEFAULTS: Omit<Config, 'dataDir' | 'name'> = {
+  host: '::',
+  port: 31990, // Vasion's on-prem API Print Service port: existing integrations switch by changing the host only
+  maxDocumentBytes: 1024 * 1024 * 1024,
+  minFreeBytes: 256 * 1024 * 1024,
+  historyLimit: 10000,
+  logLevel: 'info',
+  plugins: [],
+  defaultRetry: { limit: 8, baseMs: 1000, maxMs: 60000, heldRetryMs: 300000 },
+  preverifyBytes: 16 * 1024 * 1024,
+};
+
+function defaultDataDir(): string {
+  if (process.env.PRINTBOX_DATA) return process.env.PRINTBOX_DATA;
+  if (process.env.PRINTBOX_INSTALLED === '1') return '/var/lib/printbox';
+  return path.resolve('.printbox');
+}
+
+function num(v: string | undefined): number | undefined {
+  return v === undefined || v === '' ? undefined : Number(v);
+}
+
+export function loadConfig(overrides: Partial<Config> = {}): Config {
+  const file = process.env.PRINTBOX_CONFIG ?? (process.env.PRINTBOX_INSTALLED === '1' ? '/etc/printbox/config.json' : '');
+  let fromFile: Partial<Config> = {};
+  if (file && fs.existsSync(file)) fromFile = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const env: Partial<Config> = {
+    host: process.env.PRINTBOX_HOST,
+    port: num(process.env.PRINTBOX_PORT),
+    maxDocumentBytes: num(process.env.PRINTBOX_MAX_DOCUMENT_BYTES),
+    minFreeBytes: num(process.env.PRINTBOX_MIN_FREE_BYTES),
+    logLevel: process.env.PRINTBOX_LOG_LEVEL,
+  };
+  const clean = (o: Partial<Config>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+  const cfg = {
+    ...DEFAULTS,
+    dataDir: defaultDataDir(),
+    name: os.hostname(),
+    ...clean(fromFile),
+    ...clean(env),
+    ...clean(overrides),
+  } as Config;
+  cfg.dataDir = path.resolve(cfg.dataDir);
+  return cfg;
+}

@@ -1,0 +1,59 @@
+// Job records and states: the vocabulary shared by the spool, the queue and the API.
+import type { ContentType, JobOptions } from '../drivers/contract.js';
+
+export const JOB_STATES = ['received', 'waiting-for-batch', 'queued', 'sending', 'sent', 'confirmed', 'held', 'failed', 'cancelled'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+export const FINAL_STATES: ReadonlySet<JobState> = new Set(['sent', 'confirmed', 'failed', 'cancelled']);
+
+export interface JobRecord {
+  id: string;
+  seq: number; // acceptance order across the appliance; the queue's order within a printer
+  printerId: string;
+  title: string;
+  user: string;
+  contentType: ContentType;
+  options: JobOptions;
+  statusURL?: string;
+  batchID?: string;
+  owner: string; // id of the token that posted it ('local' for the admin socket)
+  size: number;
+  digest: string; // keyed hash of the document (idempotency), never the plain SHA-256
+  metaDigest: string; // keyed hash of the metadata (idempotency)
+  state: JobState;
+  reason?: string;
+  warnings: string[];
+  attempts: number;
+  nextAttemptAt?: string;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+  hasDocument: boolean;
+  queuePos?: number; // place in the printer's FIFO when it differs from seq (batch release)
+}
+
+export function isFinal(state: JobState): boolean {
+  return FINAL_STATES.has(state);
+}
+
+/** The public view of a job (what the API returns). */
+export function jobView(j: JobRecord) {
+  return {
+    jobID: j.id,
+    state: j.state,
+    printer: j.printerId,
+    title: j.title,
+    user: j.user,
+    contentType: j.contentType,
+    options: j.options,
+    size: j.size,
+    batchID: j.batchID,
+    statusURL: j.statusURL,
+    reason: j.reason,
+    warnings: j.warnings,
+    attempts: j.attempts,
+    nextAttemptAt: j.nextAttemptAt,
+    createdAt: j.createdAt,
+    updatedAt: j.updatedAt,
+    finishedAt: j.finishedAt,
+  };
+}

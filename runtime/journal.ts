@@ -1,0 +1,147 @@
+// Append-only, encrypted, group-committed journal of job records: the spool's memory across restarts.
+import fs from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fsyncDir } from './fsutil.js';
+import { openRecord, sealRecord, SealError } from './seal.js';
+
+interface Pending {
+  line: string;
+  durable: boolean;
+  dirs: string[];
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * Each line is base64(nonce ‖ secretbox(JSON)). Appends that arrive while a write is in flight are
+ * written and fsync'd together (group commit); `append` resolves only after its line is durable.
+ */
+export class Journal {
+  private fh: fs.FileHandle | null = null;
+  private queue: Pending[] = [];
+  private flushing = false;
+  private compactRequest: { records: Iterable<object>; resolve: () => void; reject: (e: Error) => void } | null = null;
+  bytes = 0;
+  linesWritten = 0;
+
+  constructor(readonly file: string, private key: Uint8Array) {}
+
+  /** Reads every record; a torn last line (crash mid-write) is ignored, damage elsewhere is an error. */
+  async load(onRecord: (rec: any) => void): Promise<number> {
+    let count = 0;
+    try {
+      await fs.access(this.file);
+    } catch {
+      return 0;
+    }
+    const rl = readline.createInterface({ input: createReadStream(this.file), crlfDelay: Infinity });
+    let bad: { line: number; err: Error } | null = null;
+    let n = 0;
+    for await (const line of rl) {
+      n++;
+      if (!line) continue;
+      if (bad) throw new SealError(`journal ${this.file} is damaged at line ${bad.line}: ${bad.err.message}`);
+      try {
+        onRecord(JSON.parse(openRecord(Buffer.from(line, 'base64'), this.key).toString('utf8')));
+        count++;
+      } catch (err) {
+        bad = { line: n, err: err as Error }; // tolerated only if it turns out to be the last line
+      }
+    }
+    return count;
+  }
+
+  async open(): Promise<void> {
+    this.fh = await fs.open(this.file, 'a', 0o600);
+    this.bytes = (await this.fh.stat()).size;
+    await fsyncDir(path.dirname(this.file));
+  }
+
+  /** Appends a record. `durable`: resolve only after fsync. `dirs`: directories to fsync first (renames). */
+  append(rec: object, opts: { durable?: boolean; dirs?: string[] } = {}): Promise<void> {
+    const line = sealRecord(Buffer.from(JSON.stringify(rec)), this.key).toString('base64') + '\n';
+    return new Promise((resolve, reject) => {
+      this.queue.push({ line, durable: opts.durable ?? true, dirs: opts.dirs ?? [], resolve, reject });
+      if (!this.flushing) setImmediate(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      // Compaction runs here, between batches, so no write ever lands in a file being replaced.
+      while (this.queue.length || this.compactRequest) {
+        if (this.compactRequest) {
+          const req = this.compactRequest;
+          this.compactRequest = null;
+          await this.rewrite(req.records).then(req.resolve, req.reject);
+          continue;
+        }
+        const batch = this.queue;
+        this.queue = [];
+        try {
+          const dirs = new Set(batch.flatMap((p) => p.dirs));
+          await Promise.all([...dirs].map(fsyncDir));
+          const data = batch.map((p) => p.line).join('');
+          await this.fh!.write(data);
+          this.bytes += Buffer.byteLength(data);
+          this.linesWritten += batch.length;
+          if (batch.some((p) => p.durable)) await this.fh!.datasync();
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          for (const p of batch) p.reject(err as Error);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /**
+   * Replaces the journal with `records` (temp → fsync → rename → fsync dir). Records are whole-job
+   * upserts, so a line queued before the snapshot and appended after it is harmless.
+   */
+  compact(records: Iterable<object>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.compactRequest = { records, resolve, reject };
+      if (!this.flushing) setImmediate(() => void this.flush());
+    });
+  }
+
+  private async rewrite(records: Iterable<object>): Promise<void> {
+    const tmp = `${this.file}.compact`;
+    const out = await fs.open(tmp, 'w', 0o600);
+    let size = 0;
+    try {
+      let buf: string[] = [];
+      const write = async () => {
+        const s = buf.join('');
+        buf = [];
+        await out.write(s);
+        size += Buffer.byteLength(s);
+      };
+      for (const rec of records) {
+        buf.push(sealRecord(Buffer.from(JSON.stringify(rec)), this.key).toString('base64') + '\n');
+        if (buf.length >= 512) await write();
+      }
+      await write();
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    await fs.rename(tmp, this.file);
+    await fsyncDir(path.dirname(this.file));
+    await this.fh?.close();
+    this.fh = await fs.open(this.file, 'a', 0o600);
+    this.bytes = size;
+  }
+
+  async close(): Promise<void> {
+    while (this.flushing || this.queue.length) await new Promise((r) => setTimeout(r, 1));
+    await this.fh?.close();
+    this.fh = null;
+  }
+}

@@ -1,0 +1,125 @@
+// Configured printers: validation, lookup by id or name, and changes persisted through State.
+import { randomUUID } from 'node:crypto';
+import { CONTENT_TYPES, DUPLEX, ORIENTATIONS } from '../drivers/contract.js';
+import type { DriverRegistry } from '../drivers/registry.js';
+import { readParams } from '../drivers/uri.js';
+import { ApiError, badRequest, conflict, notFound } from './errors.js';
+import { ERROR_POLICIES, type PrinterRecord, type State } from './state.js';
+import type { Config } from './config.js';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export interface PrinterInput {
+  name?: string;
+  uri?: string;
+  enabled?: boolean;
+  errorPolicy?: string;
+  retry?: Partial<PrinterRecord['retry']>;
+  defaults?: PrinterRecord['defaults'];
+}
+
+export class Printers {
+  constructor(private state: State, private drivers: DriverRegistry, private cfg: Config) {}
+
+  list(): PrinterRecord[] {
+    return this.state.data.printers;
+  }
+
+  find(idOrName: string): PrinterRecord | undefined {
+    return this.state.data.printers.find((p) => p.id === idOrName) ?? this.state.data.printers.find((p) => p.name === idOrName);
+  }
+
+  get(idOrName: string): PrinterRecord {
+    const p = this.find(idOrName);
+    if (!p) throw notFound('printer', idOrName);
+    return p;
+  }
+
+  private checkUri(uri: string): void {
+    let u: URL;
+    try {
+      u = new URL(uri);
+    } catch {
+      throw badRequest('bad_printer_uri', `"${uri}" is not a URI; use e.g. raw://192.168.1.20:9100`);
+    }
+    const driver = this.drivers.forUri(u);
+    if (!driver) throw badRequest('unknown_driver', `no driver for "${u.protocol}" printers; known: ${this.drivers.schemes().join(', ')}`);
+    try {
+      readParams(u, driver.schema.params);
+    } catch (err) {
+      throw badRequest('bad_printer_uri', (err as Error).message);
+    }
+  }
+
+  private checkFields(p: PrinterInput): void {
+    if (p.name !== undefined && (typeof p.name !== 'string' || !NAME.test(p.name))) throw badRequest('bad_printer_name', 'printer names are 1–64 letters, digits, "_", "-" or ".", starting with a letter or digit');
+    if (p.uri !== undefined) this.checkUri(p.uri);
+    if (p.errorPolicy !== undefined && !ERROR_POLICIES.includes(p.errorPolicy as never)) throw badRequest('bad_error_policy', `errorPolicy must be one of ${ERROR_POLICIES.join(', ')}`);
+    const d = p.defaults ?? {};
+    if (d.contentType && !CONTENT_TYPES.includes(d.contentType)) throw badRequest('bad_content_type', `contentType must be one of ${CONTENT_TYPES.join(', ')}`);
+    if (d.duplex && !DUPLEX.includes(d.duplex)) throw badRequest('bad_duplex', `duplex must be one of ${DUPLEX.join(', ')}`);
+    if (d.orientation && !ORIENTATIONS.includes(d.orientation)) throw badRequest('bad_orientation', `orientation must be one of ${ORIENTATIONS.join(', ')}`);
+    for (const [k, v] of Object.entries(p.retry ?? {})) {
+      if (!Number.isInteger(v) || (v as number) < 0) throw badRequest('bad_retry', `retry.${k} must be a whole number ≥ 0`);
+    }
+  }
+
+  async add(input: PrinterInput): Promise<PrinterRecord> {
+    if (!input.name || !input.uri) throw badRequest('missing_field', 'a printer needs a name and a uri');
+    this.checkFields(input);
+    if (this.find(input.name)) throw conflict('printer_exists', `a printer named "${input.name}" already exists`);
+    const rec: PrinterRecord = {
+      id: randomUUID(),
+      name: input.name,
+      uri: input.uri,
+      enabled: input.enabled ?? true,
+      errorPolicy: (input.errorPolicy as PrinterRecord['errorPolicy']) ?? 'retry-job',
+      retry: { ...this.cfg.defaultRetry, ...input.retry },
+      defaults: input.defaults ?? {},
+      createdAt: new Date().toISOString(),
+    };
+    await this.state.change((d) => d.printers.push(rec));
+    return rec;
+  }
+
+  async update(idOrName: string, input: PrinterInput): Promise<PrinterRecord> {
+    const cur = this.get(idOrName);
+    this.checkFields(input);
+    if (input.name && input.name !== cur.name && this.find(input.name)) throw conflict('printer_exists', `a printer named "${input.name}" already exists`);
+    const next: PrinterRecord = {
+      ...cur,
+      ...(input.name !== undefined && { name: input.name }),
+      ...(input.uri !== undefined && { uri: input.uri }),
+      ...(input.enabled !== undefined && { enabled: input.enabled }),
+      ...(input.errorPolicy !== undefined && { errorPolicy: input.errorPolicy as PrinterRecord['errorPolicy'] }),
+      retry: { ...cur.retry, ...input.retry },
+      defaults: input.defaults !== undefined ? input.defaults : cur.defaults,
+    };
+    await this.state.change((d) => {
+      d.printers = d.printers.map((p) => (p.id === cur.id ? next : p));
+    });
+    return next;
+  }
+
+  async setStopped(id: string, reason: string | null): Promise<void> {
+    const p = this.find(id);
+    if (!p) return;
+    if (!reason && !p.stopped) return;
+    await this.state.change((d) => {
+      d.printers = d.printers.map((x) => (x.id === id ? { ...x, stopped: reason ? { reason, at: new Date().toISOString() } : undefined } : x));
+    });
+  }
+
+  async remove(idOrName: string): Promise<PrinterRecord> {
+    const cur = this.get(idOrName);
+    await this.state.change((d) => {
+      d.printers = d.printers.filter((p) => p.id !== cur.id);
+    });
+    return cur;
+  }
+}
+
+export function assertEnum<T extends string>(value: unknown, allowed: readonly T[], code: string, field: string): T {
+  if (typeof value !== 'string' || !allowed.includes(value as T)) throw new ApiError(400, code, `${field} must be one of ${allowed.join(', ')}`);
+  return value as T;
+}

@@ -1,0 +1,327 @@
+// Delivery: one FIFO per printer, printers in parallel; owns retry, back-off, hold and order.
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Outcome, OutboundJob } from '../drivers/contract.js';
+import type { DriverRegistry } from '../drivers/registry.js';
+import { isFinal, type JobRecord } from './jobs.js';
+import type { Spool } from './spool.js';
+import type { PrinterRecord } from './state.js';
+
+export interface QueueDeps {
+  spool: Spool;
+  drivers: DriverRegistry;
+  printer(id: string): PrinterRecord | undefined;
+  setStopped(id: string, reason: string | null): Promise<void>;
+  preverifyBytes: number;
+  log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
+}
+
+export interface SendDone {
+  printerId: string;
+  ms: number;
+  outcome: Outcome['kind'];
+  bytes: number;
+}
+
+export interface QueueEvents {
+  job: [JobRecord];
+  sendDone: [SendDone];
+}
+
+/** Sorting key of a job inside its printer's FIFO. */
+const position = (j: JobRecord) => j.queuePos ?? j.seq;
+
+class PrinterQueue {
+  readonly ids: string[] = []; // queued and held-at-head jobs, in order
+  private wakeUp: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  current: { id: string; abort: AbortController } | null = null;
+  private stopped = false;
+  state: 'idle' | 'printing' | 'waiting' | 'stopped' | 'disabled' = 'idle';
+  lastError?: string;
+  readonly done: Promise<void>;
+
+  constructor(readonly printerId: string, private q: Dispatcher) {
+    this.done = this.run();
+  }
+
+  insert(job: JobRecord): void {
+    if (this.ids.includes(job.id)) return;
+    // Usually an append; a re-queue on start or a release of an older job finds its place by position.
+    let i = this.ids.length;
+    while (i > 0 && position(this.q.spool.get(this.ids[i - 1])!) > position(job)) i--;
+    this.ids.splice(i, 0, job.id);
+    this.wake();
+  }
+
+  remove(id: string): void {
+    const i = this.ids.indexOf(id);
+    if (i >= 0) this.ids.splice(i, 1);
+    this.wake();
+  }
+
+  wake(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.current?.abort.abort();
+    this.wake();
+  }
+
+  private sleep(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeUp = resolve;
+      if (ms !== undefined) this.timer = setTimeout(() => this.wake(), Math.max(0, ms));
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const printer = this.q.deps.printer(this.printerId);
+      const head = this.ids.length ? this.q.spool.get(this.ids[0]) : undefined;
+      if (!printer || !head) {
+        this.state = 'idle';
+        await this.sleep();
+        continue;
+      }
+      if (!printer.enabled || printer.stopped) {
+        this.state = printer.stopped ? 'stopped' : 'disabled';
+        await this.sleep();
+        continue;
+      }
+      const wait = head.nextAttemptAt ? Date.parse(head.nextAttemptAt) - Date.now() : 0;
+      if (wait > 0) {
+        this.state = 'waiting';
+        await this.sleep(wait);
+        continue;
+      }
+      try {
+        await this.q.deliver(this, head, printer);
+      } catch (err) {
+        // A bug or an I/O error of our own: keep the job, report it, and pause before trying again.
+        this.q.deps.log.error({ err, jobID: head.id }, 'queue error');
+        this.lastError = (err as Error).message;
+        await this.sleep(1000);
+      }
+    }
+  }
+}
+
+export class Dispatcher extends EventEmitter<QueueEvents> {
+  private queues = new Map<string, PrinterQueue>();
+  readonly spool: Spool;
+
+  constructor(readonly deps: QueueDeps) {
+    super();
+    this.spool = deps.spool;
+  }
+
+  /** Re-queues every unfinished job in its original order (called once at start). */
+  restore(): void {
+    for (const job of this.spool.live()) {
+      if (job.state === 'queued' || job.state === 'sending' || (job.state === 'held' && this.blocksQueue(job))) {
+        this.queueFor(job.printerId).insert(job);
+      }
+    }
+  }
+
+  /** A held job stays at the head of its queue unless the printer's policy lets the queue move on. */
+  private blocksQueue(job: JobRecord): boolean {
+    return this.deps.printer(job.printerId)?.errorPolicy !== 'hold-job';
+  }
+
+  private queueFor(printerId: string): PrinterQueue {
+    let q = this.queues.get(printerId);
+    if (!q) {
+      q = new PrinterQueue(printerId, this);
+      this.queues.set(printerId, q);
+    }
+    return q;
+  }
+
+  /** Puts a queued job into its printer's FIFO. */
+  enqueue(job: JobRecord): void {
+    this.queueFor(job.printerId).insert(job);
+  }
+
+  printerState(printerId: string) {
+    const q = this.queues.get(printerId);
+    return {
+      state: q?.state ?? 'idle',
+      queued: q?.ids.length ?? 0,
+      current: q?.current?.id ?? null,
+      lastError: q?.lastError ?? null,
+    };
+  }
+
+  wakePrinter(printerId: string): void {
+    this.queues.get(printerId)?.wake();
+  }
+
+  private async setJob(id: string, patch: Partial<JobRecord>, durable = true): Promise<JobRecord> {
+    const job = await this.spool.update(id, patch, { durable });
+    this.emit('job', job);
+    return job;
+  }
+
+  /** Cancels a job that has not finished; a job being sent is aborted. */
+  async cancel(id: string, reason = 'cancelled by request'): Promise<JobRecord | undefined> {
+    const job = this.spool.get(id);
+    if (!job || isFinal(job.state)) return job;
+    const q = this.queues.get(job.printerId);
+    const updated = await this.setJob(id, { state: 'cancelled', reason, nextAttemptAt: undefined });
+    if (q) {
+      if (q.current?.id === id) q.current.abort.abort();
+      q.remove(id);
+    }
+    return updated;
+  }
+
+  /** Puts a held (or failed-to-deliver) job back in line at its original place; also resumes a stopped printer. */
+  async release(id: string): Promise<JobRecord | undefined> {
+    const job = this.spool.get(id);
+    if (!job || job.state !== 'held') return job;
+    const updated = await this.setJob(id, { state: 'queued', reason: undefined, attempts: 0, nextAttemptAt: undefined });
+    const printer = this.deps.printer(job.printerId);
+    if (printer?.stopped) await this.deps.setStopped(job.printerId, null);
+    this.enqueue(updated);
+    return updated;
+  }
+
+  /** Moves a held or queued job to another printer (keeps its place in time). */
+  async move(id: string, printerId: string): Promise<JobRecord | undefined> {
+    const job = this.spool.get(id);
+    if (!job || isFinal(job.state) || job.state === 'sending') return job;
+    this.queues.get(job.printerId)?.remove(id);
+    const updated = await this.setJob(id, { printerId, state: job.state === 'held' ? 'queued' : job.state, attempts: 0, nextAttemptAt: undefined, reason: undefined });
+    if (updated.state === 'queued') this.enqueue(updated);
+    return updated;
+  }
+
+  async resumePrinter(printerId: string): Promise<void> {
+    await this.deps.setStopped(printerId, null);
+    const q = this.queueFor(printerId);
+    for (const id of q.ids) {
+      const j = this.spool.get(id);
+      if (j?.state === 'held') await this.setJob(id, { state: 'queued', attempts: 0, reason: undefined, nextAttemptAt: undefined });
+    }
+    q.wake();
+  }
+
+  async stopAll(): Promise<void> {
+    for (const q of this.queues.values()) q.stop();
+    await Promise.all([...this.queues.values()].map((q) => q.done));
+  }
+
+  /** One attempt at the head job of a printer, and what its outcome means for the queue. */
+  async deliver(q: PrinterQueue, head: JobRecord, printer: PrinterRecord): Promise<void> {
+    const driver = this.deps.drivers.forUri(new URL(printer.uri));
+    if (!driver) {
+      await this.applyOutcome(q, head, printer, { kind: 'retry', reason: `no driver for ${new URL(printer.uri).protocol} printers` });
+      return;
+    }
+    const abort = new AbortController();
+    q.current = { id: head.id, abort };
+    q.state = 'printing';
+    let sealError: Error | null = null;
+    const warnings: string[] = [];
+    try {
+      await this.setJob(head.id, { state: 'sending', attempts: head.attempts + 1 }, false);
+      if (head.size <= this.deps.preverifyBytes) {
+        // Small documents are authenticated whole before any byte leaves, so a damaged file sends nothing.
+        try {
+          await pipeline(this.spool.openDocument(head.id), new Writable({ write: (_c, _e, cb) => cb() }));
+        } catch (err) {
+          sealError = err as Error;
+        }
+      }
+      let outcome: Outcome;
+      if (sealError) {
+        outcome = { kind: 'fail', reason: `document cannot be opened: ${sealError.message}` };
+      } else {
+        const job: OutboundJob = {
+          id: head.id,
+          title: head.title,
+          user: head.user,
+          contentType: head.contentType,
+          size: head.size,
+          options: head.options,
+          uri: new URL(printer.uri),
+          open: () => {
+            const s = this.spool.openDocument(head.id);
+            s.on('error', (e) => {
+              if ((e as NodeJS.ErrnoException).code === 'seal_broken') sealError = e;
+            });
+            return s;
+          },
+          warn: (m) => {
+            if (!warnings.includes(m)) warnings.push(m);
+          },
+        };
+        const started = Date.now();
+        try {
+          outcome = await driver.send(job, abort.signal);
+        } catch (err) {
+          outcome = { kind: 'retry', reason: `driver error: ${(err as Error).message}` };
+        }
+        this.emit('sendDone', { printerId: printer.id, ms: Date.now() - started, outcome: outcome.kind, bytes: head.size });
+        if (sealError) outcome = { kind: 'fail', reason: `document cannot be opened: ${(sealError as Error).message}` };
+      }
+      const now = this.spool.get(head.id)!;
+      if (now.state === 'cancelled') return; // cancelled while sending: the outcome no longer matters
+      const merged = [...new Set([...now.warnings, ...warnings])];
+      if (merged.length !== now.warnings.length) await this.setJob(head.id, { warnings: merged }, false);
+      await this.applyOutcome(q, this.spool.get(head.id)!, printer, outcome);
+    } finally {
+      q.current = null;
+    }
+  }
+
+  private async applyOutcome(q: PrinterQueue, job: JobRecord, printer: PrinterRecord, outcome: Outcome): Promise<void> {
+    const log = this.deps.log;
+    switch (outcome.kind) {
+      case 'sent':
+      case 'confirmed':
+        q.lastError = undefined;
+        q.remove(job.id);
+        await this.setJob(job.id, { state: outcome.kind, reason: outcome.detail, nextAttemptAt: undefined });
+        log.info({ jobID: job.id, printer: printer.name, outcome: outcome.kind }, 'job delivered');
+        return;
+      case 'fail':
+        q.lastError = outcome.reason;
+        q.remove(job.id);
+        await this.setJob(job.id, { state: 'failed', reason: outcome.reason, nextAttemptAt: undefined });
+        log.warn({ jobID: job.id, printer: printer.name, reason: outcome.reason }, 'job failed');
+        return;
+      case 'retry': {
+        q.lastError = outcome.reason;
+        const attempts = job.attempts;
+        const r = printer.retry;
+        if (attempts < r.limit && job.state !== 'held') {
+          const delay = Math.min(r.baseMs * 2 ** (attempts - 1), r.maxMs);
+          await this.setJob(job.id, { state: 'queued', reason: `attempt ${attempts} failed: ${outcome.reason}; next try in ${Math.round(delay / 1000)} s`, nextAttemptAt: new Date(Date.now() + delay).toISOString() }, false);
+          log.warn({ jobID: job.id, printer: printer.name, attempts, delayMs: delay, reason: outcome.reason }, 'delivery will be retried');
+          return;
+        }
+        const reason = `held after ${attempts} attempts: ${outcome.reason}`;
+        log.warn({ jobID: job.id, printer: printer.name, policy: printer.errorPolicy, reason }, 'job held');
+        if (printer.errorPolicy === 'hold-job') {
+          q.remove(job.id);
+          await this.setJob(job.id, { state: 'held', reason, nextAttemptAt: undefined });
+        } else if (printer.errorPolicy === 'stop-printer') {
+          await this.setJob(job.id, { state: 'held', reason, nextAttemptAt: undefined });
+          await this.deps.setStopped(printer.id, reason);
+        } else {
+          await this.setJob(job.id, { state: 'held', reason, nextAttemptAt: new Date(Date.now() + r.heldRetryMs).toISOString() });
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,177 @@
+// Sealed stream format: NaCl secretbox chunks with counter nonces and a final-chunk flag (see README "Spool").
+import { Transform, type TransformCallback } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import nacl from 'tweetnacl';
+
+export const MAGIC = Buffer.from('PBXSEAL1'); // 8 bytes
+export const HEADER_BYTES = MAGIC.length + 16; // magic + 16-byte nonce prefix
+export const CHUNK_BYTES = 64 * 1024;
+const MAC_BYTES = 16;
+const LEN_BYTES = 4;
+const FINAL = 0x80; // top bit of the counter's first byte marks the last chunk; it is inside the nonce, so authenticated
+
+export class SealError extends Error {
+  code = 'seal_broken';
+}
+
+/** One secretbox implementation; every one gives the same bytes. */
+export interface SecretBox {
+  name: string;
+  seal(plain: Uint8Array, nonce: Uint8Array, key: Uint8Array): Buffer;
+  open(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Buffer | null;
+}
+
+export const tweetnaclBox: SecretBox = {
+  name: 'tweetnacl',
+  seal: (plain, nonce, key) => Buffer.from(nacl.secretbox(plain, nonce, key)),
+  open(box, nonce, key) {
+    const out = nacl.secretbox.open(box, nonce, key);
+    return out ? Buffer.from(out.buffer, out.byteOffset, out.byteLength) : null;
+  },
+};
+
+function loadSodium(): SecretBox | null {
+  try {
+    const sodium = createRequire(import.meta.url)('sodium-native');
+    return {
+      name: 'sodium-native',
+      seal(plain, nonce, key) {
+        const out = Buffer.allocUnsafe(plain.length + MAC_BYTES);
+        sodium.crypto_secretbox_easy(out, plain, nonce, key);
+        return out;
+      },
+      open(box, nonce, key) {
+        if (box.length < MAC_BYTES) return null;
+        const out = Buffer.allocUnsafe(box.length - MAC_BYTES);
+        return sodium.crypto_secretbox_open_easy(out, box, nonce, key) ? out : null;
+      },
+    };
+  } catch {
+    return null; // not installed or no prebuilt binary for this machine: tweetnacl is always there
+  }
+}
+
+export const sodiumBox = loadSodium();
+export const defaultBox: SecretBox = process.env.PRINTBOX_CRYPTO === 'tweetnacl' ? tweetnaclBox : (sodiumBox ?? tweetnaclBox);
+
+function chunkNonce(prefix: Buffer, counter: number, final: boolean): Buffer {
+  const nonce = Buffer.alloc(24);
+  prefix.copy(nonce, 0);
+  nonce.writeBigUInt64BE(BigInt(counter), 16);
+  if (final) nonce[16] |= FINAL;
+  return nonce;
+}
+
+/** Plaintext in, sealed stream out. Holds at most one chunk in memory. */
+export class SealStream extends Transform {
+  private prefix = randomBytes(16);
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private counter = 0;
+  private headerSent = false;
+
+  constructor(private key: Uint8Array, private box: SecretBox = defaultBox) {
+    super();
+  }
+
+  override _transform(data: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (!this.headerSent) {
+      this.push(Buffer.concat([MAGIC, this.prefix]));
+      this.headerSent = true;
+    }
+    let offset = 0;
+    while (offset < data.length) {
+      // A full chunk is only sealed once more data proves it is not the last one.
+      if (this.pendingBytes === CHUNK_BYTES) this.emitChunk(false);
+      const take = Math.min(CHUNK_BYTES - this.pendingBytes, data.length - offset);
+      this.pending.push(data.subarray(offset, offset + take));
+      this.pendingBytes += take;
+      offset += take;
+    }
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (!this.headerSent) this.push(Buffer.concat([MAGIC, this.prefix]));
+    this.emitChunk(true);
+    done();
+  }
+
+  private emitChunk(final: boolean): void {
+    const plain = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    const sealed = this.box.seal(plain, chunkNonce(this.prefix, this.counter++, final), this.key);
+    const len = Buffer.allocUnsafe(LEN_BYTES);
+    len.writeUInt32BE(sealed.length);
+    this.push(len);
+    this.push(sealed);
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+}
+
+/** Sealed stream in, verified plaintext out. Emits only bytes whose MAC checked; truncation, reordering and tampering fail. */
+export class OpenStream extends Transform {
+  private buf: Buffer = Buffer.alloc(0);
+  private prefix: Buffer | null = null;
+  private counter = 0;
+  private finished = false;
+
+  constructor(private key: Uint8Array, private box: SecretBox = defaultBox) {
+    super();
+  }
+
+  override _transform(data: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
+    try {
+      this.drain();
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (!this.finished || this.buf.length) return done(new SealError('sealed document is truncated: the final chunk is missing'));
+    done();
+  }
+
+  private drain(): void {
+    if (!this.prefix) {
+      if (this.buf.length < HEADER_BYTES) return;
+      if (!this.buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new SealError('not a sealed printbox document (bad magic)');
+      this.prefix = Buffer.from(this.buf.subarray(MAGIC.length, HEADER_BYTES));
+      this.buf = this.buf.subarray(HEADER_BYTES);
+    }
+    while (this.buf.length >= LEN_BYTES) {
+      if (this.finished) throw new SealError('sealed document has data after its final chunk');
+      const len = this.buf.readUInt32BE(0);
+      if (len < MAC_BYTES || len > CHUNK_BYTES + MAC_BYTES) throw new SealError('sealed document has a corrupt chunk length');
+      if (this.buf.length < LEN_BYTES + len) return;
+      const sealed = this.buf.subarray(LEN_BYTES, LEN_BYTES + len);
+      this.buf = this.buf.subarray(LEN_BYTES + len);
+      // Try as a middle chunk, then as the final one: the flag lives in the authenticated nonce.
+      let plain = this.box.open(sealed, chunkNonce(this.prefix, this.counter, false), this.key);
+      if (!plain) {
+        plain = this.box.open(sealed, chunkNonce(this.prefix, this.counter, true), this.key);
+        if (!plain) throw new SealError(`sealed document failed authentication at chunk ${this.counter} (tampered or wrong key)`);
+        this.finished = true;
+      }
+      this.counter++;
+      if (plain.length) this.push(plain);
+    }
+  }
+}
+
+/** Seals one small record (journal lines): random 24-byte nonce + box. */
+export function sealRecord(plain: Buffer, key: Uint8Array, box: SecretBox = defaultBox): Buffer {
+  const nonce = randomBytes(24);
+  return Buffer.concat([nonce, box.seal(plain, nonce, key)]);
+}
+
+export function openRecord(sealed: Buffer, key: Uint8Array, box: SecretBox = defaultBox): Buffer {
+  if (sealed.length < 24 + MAC_BYTES) throw new SealError('sealed record too short');
+  const plain = box.open(sealed.subarray(24), sealed.subarray(0, 24), key);
+  if (!plain) throw new SealError('sealed record failed authentication');
+  return plain;
+}

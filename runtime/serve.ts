@@ -1,0 +1,51 @@
+// Runs the appliance: opens the data dir, serves HTTPS and the admin socket, prints the first admin token once.
+import fs from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { Appliance } from './appliance.js';
+import type { Config } from './config.js';
+import { buildServer } from './server.js';
+import { loadOrCreateIdentity, type TlsIdentity } from './tls.js';
+
+export interface Running {
+  app: Appliance;
+  https: FastifyInstance;
+  local: FastifyInstance;
+  tls: TlsIdentity;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void; firstToken?: (token: string) => void } = {}): Promise<Running> {
+  const app = new Appliance(cfg);
+  await app.open({ startQueues: true });
+  const tls = await loadOrCreateIdentity(cfg.dataDir);
+  if (app.tokens.count() === 0) {
+    const { token } = await app.tokens.create('first-admin', 'admin');
+    (hooks.firstToken ?? ((t) => process.stdout.write(`\nprintbox: first admin API token (shown once, keep it safe):\n${t}\n\n`)))(token);
+  }
+  const https = await buildServer(app, { mode: 'https', tls });
+  const local = await buildServer(app, { mode: 'local' });
+  await https.listen({ port: cfg.port, host: cfg.host });
+  const sock = app.adminSocketPath();
+  await fs.rm(sock, { force: true });
+  await local.listen({ path: sock });
+  await fs.chmod(sock, 0o600);
+  const addr = https.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
+  app.log.info({ port, host: cfg.host, dataDir: cfg.dataDir, fingerprint: tls.fingerprint, crypto: (await import('./seal.js')).defaultBox.name }, 'printbox listening (HTTPS)');
+  let stopping: Promise<void> | null = null;
+  const running: Running = {
+    app,
+    https,
+    local,
+    tls,
+    port,
+    stop: () =>
+      (stopping ??= (async () => {
+        await Promise.allSettled([https.close(), local.close()]);
+        await app.close();
+      })()),
+  };
+  hooks.onReady?.(running);
+  return running;
+}

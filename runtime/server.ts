@@ -1,0 +1,257 @@
+// HTTP API v1: one set of routes, served over HTTPS (tokens) and over the local admin socket (file permissions).
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import { ApiError, notFound } from './errors.js';
+import { JOB_STATES, jobView, type JobState } from './jobs.js';
+import { readUpload } from './intake.js';
+import { ERROR_POLICIES } from './state.js';
+import { VERSION, type Appliance } from './appliance.js';
+import type { TlsIdentity } from './tls.js';
+
+export interface Principal {
+  id: string;
+  name: string;
+  scope: 'submit' | 'admin';
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal;
+  }
+}
+
+const PUBLIC = new Set(['/v1/health', '/v1/openapi.json']);
+
+const errorSchema = {
+  type: 'object',
+  properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } },
+};
+const idParam = { type: 'object', properties: { id: { type: 'string', maxLength: 128 } }, required: ['id'] };
+const printerBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string' },
+    uri: { type: 'string' },
+    enabled: { type: 'boolean' },
+    errorPolicy: { type: 'string', enum: [...ERROR_POLICIES] },
+    retry: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { limit: { type: 'integer', minimum: 0 }, baseMs: { type: 'integer', minimum: 0 }, maxMs: { type: 'integer', minimum: 0 }, heldRetryMs: { type: 'integer', minimum: 0 } },
+    },
+    defaults: { type: 'object' },
+  },
+};
+
+function credentials(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (!h) return undefined;
+  const [kind, value] = h.split(' ', 2);
+  if (/^bearer$/i.test(kind)) return value?.trim();
+  if (/^basic$/i.test(kind) && value) {
+    // Vasion clients send the token as the Basic password (any user name).
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    return i >= 0 ? decoded.slice(i + 1) : decoded;
+  }
+  return undefined;
+}
+
+export function requireAdmin(req: FastifyRequest): void {
+  if (req.principal.scope !== 'admin') throw new ApiError(403, 'forbidden', 'this needs an admin token');
+}
+
+/** The owner filter for job reads: submit tokens see their own jobs only. */
+const ownerOf = (req: FastifyRequest) => (req.principal.scope === 'admin' ? undefined : req.principal.id);
+
+export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local'; tls?: TlsIdentity }): Promise<FastifyInstance> {
+  const server = Fastify({
+    loggerInstance: app.log.child({ api: opts.mode }),
+    ...(opts.mode === 'https' ? { https: { key: opts.tls!.key, cert: opts.tls!.cert } } : {}),
+    bodyLimit: 1024 * 1024,
+    keepAliveTimeout: 30000,
+    requestTimeout: 0, // big uploads on slow links; idle sockets are still closed by the connection timeout
+    connectionTimeout: 120000,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  }) as unknown as FastifyInstance;
+
+  await server.register(swagger, {
+    openapi: {
+      info: { title: 'printbox API', version: VERSION, description: 'Print jobs over HTTPS, sealed at rest, delivered in order.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, basic: { type: 'http', scheme: 'basic' } } },
+      security: [{ bearer: [] }, { basic: [] }],
+    },
+  });
+  await server.register(multipart, {
+    limits: { fileSize: app.cfg.maxDocumentBytes + 1, files: 2, fields: 40, fieldSize: 64 * 1024, parts: 50, headerPairs: 50, fieldNameSize: 100 },
+  });
+
+  server.decorateRequest('principal', null as unknown as Principal);
+  server.addHook('onRequest', async (req) => {
+    if (opts.mode === 'local') {
+      req.principal = { id: 'local', name: 'local admin socket', scope: 'admin' };
+      return;
+    }
+    if (PUBLIC.has(req.routeOptions.url ?? '')) return;
+    const token = credentials(req);
+    if (!token) throw new ApiError(401, 'unauthorized', 'send an API token: "Authorization: Bearer <token>"');
+    const rec = app.tokens.verify(token);
+    if (!rec) throw new ApiError(401, 'unauthorized', 'the API token is not valid (wrong or revoked)');
+    req.principal = { id: rec.id, name: rec.name, scope: rec.scope };
+  });
+
+  server.setErrorHandler((err: any, req, reply) => {
+    if (err instanceof ApiError) {
+      return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...err.details } });
+    }
+    if (err.validation) return reply.status(400).send({ error: { code: 'bad_request', message: `${err.validationContext ?? 'request'} ${err.message}` } });
+    if (err.statusCode && err.statusCode < 500) {
+      const code = err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type' : err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'body_too_large' : 'bad_request';
+      return reply.status(err.statusCode).send({ error: { code, message: err.message } });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.status(500).send({ error: { code: 'internal', message: 'internal error; see the appliance log' } });
+  });
+  server.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+
+  // ---- health & description
+  server.get('/v1/health', { schema: { tags: ['system'], summary: 'Liveness and readiness (no auth)', security: [] } }, async () => ({ status: 'ok', ready: true, version: VERSION, uptimeSeconds: Math.round((Date.now() - app.startedAt) / 1000) }));
+  server.get('/v1/openapi.json', { schema: { hide: true } }, async () => server.swagger());
+
+  // ---- jobs
+  server.post('/v1/jobs', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Submit a print job (multipart/form-data: a "file" part plus fields or a "metadata" JSON part)',
+      consumes: ['multipart/form-data'],
+      response: { 201: { type: 'object', additionalProperties: true }, 200: { type: 'object', additionalProperties: true }, '4xx': errorSchema, 507: errorSchema },
+    },
+  }, async (req, reply) => {
+    await app.checkDiskSpace();
+    const { job: valid, received, head } = await readUpload(app, req);
+    const { job, created } = await app.acceptJob(valid, received, head, req.principal.id);
+    return reply.status(created ? 201 : 200).send(jobView(job));
+  });
+
+  server.get('/v1/jobs/:id', { schema: { tags: ['jobs'], params: idParam } }, async (req) => jobView(app.job((req.params as { id: string }).id, ownerOf(req))));
+
+  server.get('/v1/jobs', {
+    schema: {
+      tags: ['jobs'],
+      querystring: {
+        type: 'object',
+        properties: { printer: { type: 'string' }, state: { type: 'string', enum: [...JOB_STATES] }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, cursor: { type: 'integer', minimum: 0 } },
+      },
+    },
+  }, async (req) => {
+    const q = req.query as { printer?: string; state?: JobState; limit: number; cursor?: number };
+    const printerId = q.printer ? app.printers.get(q.printer).id : undefined;
+    const owner = ownerOf(req);
+    const out = [];
+    let next: number | null = null;
+    for (const j of app.spool.all()) {
+      if (q.cursor !== undefined && j.seq <= q.cursor) continue;
+      if ((owner && j.owner !== owner) || (printerId && j.printerId !== printerId) || (q.state && j.state !== q.state)) continue;
+      if (out.length === q.limit) {
+        next = out[out.length - 1].seq;
+        break;
+      }
+      out.push(j);
+    }
+    return { jobs: out.map(jobView), nextCursor: next };
+  });
+
+  server.delete('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'Cancel a job (removes its sealed document)', params: idParam } }, async (req) => jobView(await app.cancelJob((req.params as { id: string }).id, ownerOf(req))));
+
+  server.post('/v1/jobs/:id/release', { schema: { tags: ['jobs'], summary: 'Put a held job back in line', params: idParam } }, async (req) => {
+    requireAdmin(req);
+    const job = app.job((req.params as { id: string }).id);
+    if (job.state !== 'held') throw new ApiError(409, 'job_not_held', `job ${job.id} is ${job.state}, not held`);
+    return jobView((await app.queue.release(job.id))!);
+  });
+
+  server.post('/v1/jobs/:id/move', {
+    schema: { tags: ['jobs'], summary: 'Move an unfinished job to another printer', params: idParam, body: { type: 'object', required: ['printer'], properties: { printer: { type: 'string' } } } },
+  }, async (req) => {
+    requireAdmin(req);
+    const job = app.job((req.params as { id: string }).id);
+    const target = app.printers.get((req.body as { printer: string }).printer);
+    if (!['held', 'queued'].includes(job.state)) throw new ApiError(409, 'job_not_movable', `job ${job.id} is ${job.state}; only held or queued jobs move`);
+    return jobView((await app.queue.move(job.id, target.id))!);
+  });
+
+  // ---- printers
+  const printerView = (p: ReturnType<typeof app.printers.get>) => ({ ...p, queue: app.queue.printerState(p.id) });
+  server.get('/v1/printers', { schema: { tags: ['printers'] } }, async () => ({ printers: app.printers.list().map(printerView) }));
+  server.get('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam } }, async (req) => printerView(app.printers.get((req.params as { id: string }).id)));
+  server.post('/v1/printers', { schema: { tags: ['printers'], body: { ...printerBody, required: ['name', 'uri'] } } }, async (req, reply) => {
+    requireAdmin(req);
+    return reply.status(201).send(printerView(await app.printers.add(req.body as never)));
+  });
+  server.patch('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam, body: printerBody } }, async (req) => {
+    requireAdmin(req);
+    const p = await app.printers.update((req.params as { id: string }).id, req.body as never);
+    if (p.enabled && !p.stopped) app.queue.wakePrinter(p.id);
+    return printerView(p);
+  });
+  server.post('/v1/printers/:id/resume', { schema: { tags: ['printers'], summary: 'Resume a stopped printer; its held head job goes first', params: idParam } }, async (req) => {
+    requireAdmin(req);
+    const p = app.printers.get((req.params as { id: string }).id);
+    await app.queue.resumePrinter(p.id);
+    return printerView(app.printers.get(p.id));
+  });
+  server.delete('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam } }, async (req) => {
+    requireAdmin(req);
+    const p = app.printers.get((req.params as { id: string }).id);
+    const waiting = app.spool.live().filter((j) => j.printerId === p.id).length;
+    if (waiting) throw new ApiError(409, 'printer_has_jobs', `printer "${p.name}" still has ${waiting} unfinished jobs; cancel or move them first`);
+    return app.printers.remove(p.id);
+  });
+  server.get('/v1/printers/:id/status', { schema: { tags: ['printers'], summary: 'Ask the printer itself (driver probe)', params: idParam } }, async (req) => {
+    const p = app.printers.get((req.params as { id: string }).id);
+    const driver = app.drivers.forUri(new URL(p.uri));
+    if (!driver?.probe) throw new ApiError(501, 'probe_unsupported', `the ${new URL(p.uri).protocol.slice(0, -1)} driver cannot ask the printer for its state`);
+    return { printer: p.id, ...(await driver.probe(new URL(p.uri), AbortSignal.timeout(10000))) };
+  });
+  server.get('/v1/drivers', { schema: { tags: ['printers'], summary: 'Drivers and the URI parameters each accepts' } }, async () => ({
+    drivers: app.drivers.all().map((d) => d.schema),
+    problems: app.drivers.problems,
+  }));
+
+  // ---- tokens
+  server.get('/v1/tokens', { schema: { tags: ['tokens'] } }, async (req) => {
+    requireAdmin(req);
+    return { tokens: app.tokens.list().map(({ hash: _h, ...t }) => t) };
+  });
+  server.post('/v1/tokens', {
+    schema: { tags: ['tokens'], body: { type: 'object', properties: { name: { type: 'string', minLength: 1, maxLength: 64 }, scope: { type: 'string', enum: ['submit', 'admin'] } } } },
+  }, async (req, reply) => {
+    requireAdmin(req);
+    const b = (req.body ?? {}) as { name?: string; scope?: 'submit' | 'admin' };
+    const { token, record } = await app.tokens.create(b.name ?? 'token', b.scope ?? 'submit');
+    const { hash: _h, ...view } = record;
+    return reply.status(201).send({ ...view, token });
+  });
+  server.delete('/v1/tokens/:id', { schema: { tags: ['tokens'], params: idParam } }, async (req) => {
+    requireAdmin(req);
+    const id = (req.params as { id: string }).id;
+    const rec = await app.tokens.revoke(id);
+    if (!rec) throw notFound('token', id);
+    const { hash: _h, ...view } = rec;
+    return view;
+  });
+
+  // ---- appliance
+  server.get('/v1/status', { schema: { tags: ['system'] } }, async (req) => {
+    requireAdmin(req);
+    return app.status();
+  });
+  server.get('/v1/settings/callback-secret', { schema: { tags: ['system'], summary: 'The HMAC secret that signs statusURL callbacks' } }, async (req) => {
+    requireAdmin(req);
+    return { algorithm: 'HMAC-SHA256 over "<x-printbox-timestamp>.<body>"', header: 'x-printbox-signature', secret: app.callbackSecret.toString('hex') };
+  });
+
+  return server;
+}

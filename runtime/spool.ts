@@ -1,0 +1,223 @@
+// The spool: one sealed file per document plus the job journal; the only place job state lives.
+import fs from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { createHmac, randomUUID } from 'node:crypto';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Journal } from './journal.js';
+import { OpenStream, SealStream } from './seal.js';
+import { fsyncDir } from './fsutil.js';
+import { isFinal, type JobRecord } from './jobs.js';
+
+export class SpoolError extends Error {
+  constructor(public code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface Received {
+  tmp: string;
+  size: number;
+  digest: string;
+}
+
+/** Writes to a file handle chunk by chunk; fsync is done by the caller once the stream ends. */
+class FileSink extends Writable {
+  constructor(private fh: fs.FileHandle) {
+    super({ highWaterMark: 256 * 1024 });
+  }
+  override _writev(chunks: { chunk: Buffer }[], done: (e?: Error | null) => void): void {
+    this.fh.writev(chunks.map((c) => c.chunk)).then(() => done(), done);
+  }
+  override _write(chunk: Buffer, _e: BufferEncoding, done: (e?: Error | null) => void): void {
+    this.fh.write(chunk).then(() => done(), done);
+  }
+}
+
+export interface SpoolOptions {
+  dataDir: string;
+  key: Uint8Array;
+  historyLimit: number; // finished jobs kept in memory and in the journal
+}
+
+/**
+ * Layout under <data>/spool: `docs/<jobID>.sealed` (one sealed document per job), `tmp/` (uploads in
+ * progress, removed at start), `journal.log` (encrypted job records, one per line, last one wins).
+ */
+export class Spool {
+  readonly docsDir: string;
+  readonly tmpDir: string;
+  readonly journal: Journal;
+  private jobs = new Map<string, JobRecord>();
+  private finished: string[] = []; // ids of finished jobs, oldest first (history window)
+  private finishedHead = 0;
+  private nextSeq = 1;
+  private digestKey: Buffer;
+  private compactAt = 4 * 1024 * 1024;
+  private compacting = false;
+
+  constructor(private opts: SpoolOptions) {
+    const root = path.join(opts.dataDir, 'spool');
+    this.docsDir = path.join(root, 'docs');
+    this.tmpDir = path.join(root, 'tmp');
+    this.journal = new Journal(path.join(root, 'journal.log'), opts.key);
+    this.digestKey = createHmac('sha256', Buffer.from(opts.key)).update('printbox document digest').digest();
+  }
+
+  /** Loads the journal, removes half-written uploads and documents no record owns. */
+  async open(): Promise<void> {
+    await fs.mkdir(this.docsDir, { recursive: true, mode: 0o700 });
+    await fs.mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
+    await this.journal.load((rec: JobRecord | { deleted: string }) => {
+      if ('deleted' in rec) this.jobs.delete(rec.deleted);
+      else this.jobs.set(rec.id, rec);
+    });
+    const byFinish = [...this.jobs.values()].filter((j) => isFinal(j.state)).sort((a, b) => a.seq - b.seq);
+    this.finished = byFinish.map((j) => j.id);
+    this.trimHistory();
+    for (const j of this.jobs.values()) this.nextSeq = Math.max(this.nextSeq, j.seq + 1);
+    for (const f of await fs.readdir(this.tmpDir)) await fs.rm(path.join(this.tmpDir, f), { force: true });
+    for (const f of await fs.readdir(this.docsDir)) {
+      const id = f.replace(/\.sealed$/, '');
+      const job = this.jobs.get(id);
+      if (!job || !job.hasDocument) await fs.rm(path.join(this.docsDir, f), { force: true });
+    }
+    await this.journal.open();
+    this.compactAt = Math.max(4 * 1024 * 1024, this.journal.bytes * 2);
+  }
+
+  async close(): Promise<void> {
+    await this.journal.close();
+  }
+
+  /** Seals an upload into tmp/ and fsyncs it. Throws SpoolError('document_too_large') past maxBytes. */
+  async receive(source: Readable, maxBytes: number): Promise<Received> {
+    const tmp = path.join(this.tmpDir, `${randomUUID()}.part`);
+    const fh = await fs.open(tmp, 'w', 0o600);
+    const hmac = createHmac('sha256', this.digestKey);
+    let size = 0;
+    try {
+      const meter = async function* (src: AsyncIterable<Buffer>) {
+        for await (const chunk of src) {
+          size += chunk.length;
+          if (size > maxBytes) throw new SpoolError('document_too_large', `document is larger than the limit of ${maxBytes} bytes`);
+          hmac.update(chunk);
+          yield chunk;
+        }
+      };
+      await pipeline(source, meter, new SealStream(this.opts.key), new FileSink(fh));
+      await fh.sync();
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await fs.rm(tmp, { force: true });
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new SpoolError('insufficient_storage', 'the appliance disk is full; the document was not accepted');
+      throw err;
+    }
+    await fh.close();
+    return { tmp, size, digest: hmac.digest('hex') };
+  }
+
+  async discard(r: Received): Promise<void> {
+    await fs.rm(r.tmp, { force: true });
+  }
+
+  metaDigest(meta: object): string {
+    return createHmac('sha256', this.digestKey).update(JSON.stringify(meta)).digest('hex');
+  }
+
+  docPath(id: string): string {
+    return path.join(this.docsDir, `${id}.sealed`);
+  }
+
+  /** Makes an upload a job: rename into docs/, then a durable journal record (one fsync shared by concurrent accepts). */
+  async accept(fields: Omit<JobRecord, 'seq' | 'hasDocument' | 'size' | 'digest'>, r: Received): Promise<JobRecord> {
+    const job: JobRecord = { ...fields, seq: this.nextSeq++, size: r.size, digest: r.digest, hasDocument: true };
+    await fs.rename(r.tmp, this.docPath(job.id));
+    this.jobs.set(job.id, job);
+    try {
+      await this.journal.append(job, { durable: true, dirs: [this.docsDir] });
+    } catch (err) {
+      this.jobs.delete(job.id);
+      await fs.rm(this.docPath(job.id), { force: true });
+      throw err;
+    }
+    return job;
+  }
+
+  get(id: string): JobRecord | undefined {
+    return this.jobs.get(id);
+  }
+
+  /** All known jobs (live and recent history) in acceptance order. */
+  all(): JobRecord[] {
+    return [...this.jobs.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  live(): JobRecord[] {
+    return this.all().filter((j) => !isFinal(j.state));
+  }
+
+  openDocument(id: string): Readable {
+    const src = createReadStream(this.docPath(id), { highWaterMark: 256 * 1024 });
+    const open = new OpenStream(this.opts.key);
+    src.on('error', (e) => open.destroy(e));
+    return src.pipe(open);
+  }
+
+  /** Updates a job's record. Final states drop the sealed document unless `keepDocument`. */
+  async update(id: string, patch: Partial<JobRecord>, opts: { durable?: boolean; keepDocument?: boolean } = {}): Promise<JobRecord> {
+    const prev = this.jobs.get(id);
+    if (!prev) throw new SpoolError('job_not_found', `no job ${id}`);
+    const job: JobRecord = { ...prev, ...patch, updatedAt: new Date().toISOString() };
+    const becameFinal = isFinal(job.state) && !isFinal(prev.state);
+    if (becameFinal) job.finishedAt = job.updatedAt;
+    const dropDoc = isFinal(job.state) && job.hasDocument && !opts.keepDocument;
+    if (dropDoc) job.hasDocument = false;
+    this.jobs.set(id, job);
+    await this.journal.append(job, { durable: opts.durable ?? true });
+    if (dropDoc) await fs.rm(this.docPath(id), { force: true });
+    if (becameFinal) this.retire(id);
+    return job;
+  }
+
+  async dropDocument(id: string): Promise<void> {
+    const job = this.jobs.get(id);
+    if (!job?.hasDocument) return;
+    await this.update(id, { hasDocument: false }, { keepDocument: true });
+    await fs.rm(this.docPath(id), { force: true });
+    await fsyncDir(this.docsDir);
+  }
+
+  /** Keeps the history window at historyLimit finished jobs; compacts the journal when it has doubled. */
+  private retire(id: string): void {
+    this.finished.push(id);
+    this.trimHistory();
+    if (this.journal.bytes > this.compactAt && !this.compacting) {
+      this.compacting = true;
+      void this.journal
+        .compact(this.jobs.values())
+        .catch(() => {}) // a failed compaction leaves the old journal in place; the next retire tries again
+        .finally(() => {
+          this.compacting = false;
+          this.compactAt = Math.max(4 * 1024 * 1024, this.journal.bytes * 2);
+        });
+    }
+  }
+
+  private trimHistory(): void {
+    while (this.finished.length - this.finishedHead > this.opts.historyLimit) {
+      const old = this.finished[this.finishedHead++];
+      const j = this.jobs.get(old);
+      if (j && isFinal(j.state) && !j.hasDocument) this.jobs.delete(old);
+    }
+    if (this.finishedHead > 1024 && this.finishedHead > this.finished.length / 2) {
+      this.finished = this.finished.slice(this.finishedHead);
+      this.finishedHead = 0;
+    }
+  }
+
+  stats() {
+    return { jobs: this.jobs.size, journalBytes: this.journal.bytes };
+  }
+}

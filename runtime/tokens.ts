@@ -1,0 +1,53 @@
+// API tokens: random bearer secrets shown once, stored only as SHA-256 hashes, checked in constant time.
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { State, TokenRecord } from './state.js';
+
+export type Scope = TokenRecord['scope'];
+
+const hash = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export class Tokens {
+  private byHash = new Map<string, TokenRecord>();
+
+  constructor(private state: State) {
+    for (const t of state.data.tokens) this.byHash.set(t.hash, t);
+  }
+
+  async create(name: string, scope: Scope): Promise<{ token: string; record: TokenRecord }> {
+    const token = `pbx_${randomBytes(32).toString('base64url')}`;
+    const record: TokenRecord = { id: randomUUID(), name, scope, hash: hash(token), createdAt: new Date().toISOString() };
+    await this.state.change((d) => d.tokens.push(record));
+    this.byHash.set(record.hash, record);
+    return { token, record };
+  }
+
+  /** The token's record, or undefined. Tokens are 256-bit random, so the hash lookup leaks nothing useful. */
+  verify(token: string): TokenRecord | undefined {
+    const h = hash(token);
+    const rec = this.byHash.get(h);
+    if (!rec) return undefined;
+    return timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(h, 'hex')) ? rec : undefined;
+  }
+
+  list(): TokenRecord[] {
+    return this.state.data.tokens;
+  }
+
+  /** Revokes by id, name or a unique id prefix. */
+  async revoke(idOrName: string): Promise<TokenRecord | undefined> {
+    const all = this.state.data.tokens;
+    const exact = all.filter((t) => t.id === idOrName || t.name === idOrName);
+    const matches = exact.length ? exact : all.filter((t) => idOrName.length >= 6 && t.id.startsWith(idOrName));
+    if (matches.length !== 1) return undefined;
+    const rec = matches[0];
+    await this.state.change((d) => {
+      d.tokens = d.tokens.filter((t) => t.id !== rec.id);
+    });
+    this.byHash.delete(rec.hash);
+    return rec;
+  }
+
+  count(): number {
+    return this.byHash.size;
+  }
+}
