@@ -1,0 +1,213 @@
+// RAW / AppSocket / JetDirect driver (raw://host:9100): streams the document over one TCP connection, in a PJL ticket where the type allows.
+import net from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import type { Driver, DriverFactory, OutboundJob, Outcome, PrinterStatus } from './contract.js';
+import { buildJobTicket, canCarryPjl, isRepeatable, PjlReader, unticketedWarnings, type JobTicket, type UStatus } from './pjl.js';
+import { hostPort, readParams } from './uri.js';
+
+const PARAMS = [
+  { name: 'connectTimeout', type: 'integer', default: 10000, description: 'Milliseconds to wait for the printer to accept the connection' },
+  { name: 'closeTimeout', type: 'integer', default: 30000, description: 'Milliseconds to wait, after the last byte, for the printer to close the connection' },
+  { name: 'pjl', type: 'boolean', default: true, description: 'Wrap PDF, PostScript and PCL jobs in a PJL job ticket (name, copies, duplex, colour, tray, paper, orientation); turn off for printers that print PJL as text' },
+  { name: 'confirm', type: 'enum', values: ['none', 'pjl'], default: 'none', description: 'pjl: ask the printer for PJL job status and report the job as confirmed when the printer says it finished printing it' },
+  { name: 'confirmTimeout', type: 'integer', default: 60000, description: "Milliseconds to wait, after the last byte, for the printer's PJL job-end status before reporting the job as sent only" },
+] as const satisfies Driver['schema']['params'];
+
+/** Network errors that mean "try again later" rather than "this job is bad". */
+const TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+
+export function connect(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port });
+    const timer = setTimeout(() => fail(Object.assign(new Error(`no connection to ${host}:${port} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    const onAbort = () => fail(Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' }));
+    signal.addEventListener('abort', onAbort, { once: true });
+    function fail(err: Error) {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      sock.destroy();
+      reject(err);
+    }
+    sock.once('error', fail);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      sock.removeListener('error', fail);
+      sock.setNoDelay(true);
+      resolve(sock);
+    });
+  });
+}
+
+/**
+ * Resolves when the peer closes its side (or the socket closes), rejects after `ms`.
+ * A reset while waiting rejects too: a printer that resets had unread bytes, so the job may be incomplete.
+ */
+export function peerClosed(sock: net.Socket, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (sock.destroyed || sock.readableEnded) return resolve();
+    const timer = setTimeout(() => finish(Object.assign(new Error(`printer did not close the connection within ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+    // A cancelled job must free its printer now, not after the close timeout.
+    const onAbort = () => finish(Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' }));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const finish = (err?: Error) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      sock.removeListener('end', onClose);
+      sock.removeListener('close', onClose);
+      sock.removeListener('error', finish);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onClose = () => finish();
+    sock.once('end', onClose);
+    sock.once('close', onClose);
+    sock.once('error', finish);
+    sock.resume(); // drain anything the printer says (status bytes) so 'end' can arrive
+  });
+}
+
+export function networkOutcome(err: unknown, what: string): Outcome {
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'seal_broken') return { kind: 'fail', reason: e.message };
+  if (e?.code === 'ABORT_ERR') return { kind: 'retry', reason: 'cancelled while sending' };
+  if (e?.code && TRANSIENT.has(e.code)) return { kind: 'retry', reason: `${what}: ${e.message}` };
+  return { kind: 'retry', reason: `${what}: ${e?.message ?? String(err)}` };
+}
+
+/** What goes on the wire for one job: an optional PJL ticket around the document, sent `times` times. */
+interface WirePlan {
+  ticket?: JobTicket;
+  times: number;
+  warnings: string[];
+}
+
+function planJob(job: OutboundJob, usePjl: boolean, confirm: boolean): WirePlan {
+  if (usePjl && canCarryPjl(job.contentType)) {
+    const { warnings, ...ticket } = buildJobTicket(job, confirm);
+    return { ticket, times: 1, warnings };
+  }
+  const why = canCarryPjl(job.contentType) ? 'the PJL job ticket is turned off for this printer (pjl=false)' : `a ${job.contentType} document has no job ticket on a raw connection`;
+  const warnings = unticketedWarnings(job.contentType, job.options, why);
+  if (confirm) warnings.push(`confirm=pjl needs a PJL job ticket; this ${job.contentType} job can only be reported as sent`);
+  // Labels, receipts and text stay valid when repeated, so copies are carried by sending the document n times.
+  const times = isRepeatable(job.contentType) ? Math.max(1, job.options.copies) : 1;
+  return { times, warnings };
+}
+
+/** `onBroken` runs before a document error reaches the socket, so the printer sees a reset and not a clean end. */
+async function* wireBytes(job: OutboundJob, plan: WirePlan, onBroken: () => void): AsyncGenerator<Buffer> {
+  if (plan.ticket) yield plan.ticket.header;
+  try {
+    for (let i = 0; i < plan.times; i++) yield* job.open();
+  } catch (err) {
+    onBroken();
+    throw err;
+  }
+  if (plan.ticket) yield plan.ticket.trailer;
+}
+
+/**
+ * Listens to the back channel from the first byte on (the START status arrives while we still send)
+ * and settles when the printer reports END for our job name, closes, resets, or the time runs out.
+ */
+function watchJobEnd(sock: net.Socket, name: string) {
+  let ended: UStatus | undefined;
+  let notify: (() => void) | undefined;
+  const reader = new PjlReader((s) => {
+    if (s.category === 'JOB' && s.fields.NAME === name && s.event && s.event !== 'START') {
+      ended = s;
+      notify?.();
+    }
+  });
+  sock.on('data', (c: Buffer) => reader.push(c));
+
+  function outcomeOf(s: UStatus): Outcome {
+    const pages = s.fields.PAGES ? `, ${s.fields.PAGES} page(s)` : '';
+    if (s.event === 'END') return { kind: 'confirmed', detail: `printer reported job "${name}" ended (PJL USTATUS JOB END${pages})` };
+    // CANCELED and friends: the printer got the job but did not print it all; never report that as confirmed.
+    return { kind: 'sent', detail: `printer reported job "${name}" ${s.event}${pages}` };
+  }
+
+  return {
+    wait(ms: number, signal: AbortSignal): Promise<Outcome> {
+      if (ended) return Promise.resolve(outcomeOf(ended));
+      if (sock.readableEnded || sock.destroyed) return Promise.resolve({ kind: 'sent', detail: 'printer closed the connection without reporting the job ended' });
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => done({ kind: 'sent', detail: `no PJL job status from the printer within ${ms} ms` }), ms);
+        const onEnd = () => done({ kind: 'sent', detail: 'printer closed the connection without reporting the job ended' });
+        const onError = (err: Error) => done(networkOutcome(err, 'printer reset the connection before reporting the job ended'));
+        const onAbort = () => done({ kind: 'sent', detail: 'stopped waiting for the printer to confirm the job' });
+        function done(o: Outcome) {
+          clearTimeout(timer);
+          notify = undefined;
+          sock.removeListener('end', onEnd);
+          sock.removeListener('close', onEnd);
+          sock.removeListener('error', onError);
+          signal.removeEventListener('abort', onAbort);
+          resolve(o);
+        }
+        notify = () => done(outcomeOf(ended!));
+        sock.once('end', onEnd);
+        sock.once('close', onEnd);
+        sock.once('error', onError);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+  };
+}
+
+export const createRawDriver: DriverFactory = () => {
+  const driver: Driver = {
+    scheme: 'raw',
+    schema: { scheme: 'raw', title: 'RAW / AppSocket (port 9100)', uriTemplate: 'raw://host:9100', params: [...PARAMS] },
+
+    async send(job: OutboundJob, signal: AbortSignal): Promise<Outcome> {
+      let p: Record<string, string | number | boolean>, host: string, port: number;
+      try {
+        p = readParams(job.uri, [...PARAMS]);
+        ({ host, port } = hostPort(job.uri, 9100));
+      } catch (err) {
+        return { kind: 'fail', reason: (err as Error).message };
+      }
+      const plan = planJob(job, p.pjl as boolean, p.confirm === 'pjl');
+      for (const w of plan.warnings) job.warn(w);
+
+      let sock: net.Socket;
+      try {
+        sock = await connect(host, port, p.connectTimeout as number, signal);
+      } catch (err) {
+        return networkOutcome(err, `cannot connect to ${host}:${port}`);
+      }
+      const watch = p.confirm === 'pjl' && plan.ticket ? watchJobEnd(sock, plan.ticket.name) : undefined;
+      // pipeline would close a failed or cancelled socket gracefully (FIN), which a printer takes as a
+      // complete job; a reset makes it throw the partial job away.
+      const reset = () => sock.resetAndDestroy();
+      try {
+        signal.addEventListener('abort', reset, { once: true });
+        // pipeline ends the socket (half-close) after the last byte; the back channel stays readable.
+        await pipeline(wireBytes(job, plan, reset), sock, { signal }).finally(() => signal.removeEventListener('abort', reset));
+        if (watch) return await watch.wait(p.confirmTimeout as number, signal);
+        await peerClosed(sock, p.closeTimeout as number, signal);
+        return { kind: 'sent' };
+      } catch (err) {
+        sock.resetAndDestroy(); // a broken or unfinished document must not look like a complete one to the printer
+        return networkOutcome(err, `sending to ${host}:${port} failed`);
+      } finally {
+        sock.destroy();
+      }
+    },
+
+    async probe(uri: URL, signal = AbortSignal.timeout(5000)): Promise<PrinterStatus> {
+      const { host, port } = hostPort(uri, 9100);
+      try {
+        const sock = await connect(host, port, 5000, signal);
+        sock.destroy();
+        return { reachable: true, state: 'idle' };
+      } catch (err) {
+        return { reachable: false, detail: (err as Error).message };
+      }
+    },
+  };
+  return driver;
+};

@@ -1,0 +1,180 @@
+// RAW driver against a real TCP sink on loopback: exact bytes on the wire, PJL tickets, and retry on a bad connection.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { Driver } from '../drivers/contract.js';
+import { UEL } from '../drivers/pjl.js';
+import { createRawDriver } from '../drivers/raw.js';
+import { testJob } from './peers/outbound-job.js';
+import { startSink, type Sink } from './peers/tcp-sink.js';
+
+const ctx = { store: { get: () => undefined, set: async () => {} }, log: { info() {}, warn() {}, debug() {} } };
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const never = () => new AbortController().signal;
+
+describe('raw driver', () => {
+  let sink: Sink;
+  let driver: Driver;
+  const sinks: Sink[] = [];
+  before(async () => {
+    sink = await startSink();
+    sinks.push(sink);
+    driver = createRawDriver(ctx);
+  });
+  after(async () => {
+    for (const s of sinks) await s.close();
+  });
+
+  test('a PDF arrives inside a PJL job ticket, ticket and document byte-exact', async () => {
+    const doc = Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(1024 * 1024 + 17)]);
+    const job = testJob(`raw://127.0.0.1:${sink.port}`, doc, {
+      id: 'j-42',
+      title: 'Quarterly "report"\n2024',
+      contentType: 'pdf',
+      options: { copies: 2, duplex: 'long-edge', color: false, tray: 'tray-2', media: 'iso_a4_210x297mm', orientation: 'landscape' },
+    });
+    const before = sink.jobs.length;
+    const out = await driver.send(job, never());
+    assert.deepEqual(out, { kind: 'sent' });
+    const [, got] = await sink.waitForJobs(before + 1, 5000).then((j) => [null, j[before]] as const);
+    const name = 'Quarterly report 2024 [j-42]';
+    const header =
+      `${UEL}@PJL\r\n@PJL JOB NAME="${name}"\r\n@PJL SET QTY=2\r\n@PJL SET DUPLEX=ON\r\n@PJL SET BINDING=LONGEDGE\r\n` +
+      `@PJL SET RENDERMODE=GRAYSCALE\r\n@PJL SET MEDIASOURCE=TRAY2\r\n@PJL SET PAPER=A4\r\n@PJL SET ORIENTATION=LANDSCAPE\r\n@PJL ENTER LANGUAGE=PDF\r\n`;
+    const trailer = `${UEL}@PJL\r\n@PJL EOJ NAME="${name}"\r\n${UEL}`;
+    const expected = Buffer.concat([Buffer.from(header, 'latin1'), doc, Buffer.from(trailer, 'latin1')]);
+    assert.equal(got.size, expected.length);
+    assert.equal(got.sha256, sha(expected));
+    assert.deepEqual(job.warnings, []);
+  });
+
+  test('PostScript and PCL enter their own PJL language', async () => {
+    for (const [type, lang] of [['postscript', 'POSTSCRIPT'], ['pcl', 'PCL']] as const) {
+      const doc = Buffer.from(type === 'pcl' ? '\x1bEhello\x0c\x1bE' : '%!PS\nshowpage\n', 'latin1');
+      const n = sink.jobs.length;
+      assert.equal((await driver.send(testJob(`raw://127.0.0.1:${sink.port}`, doc, { contentType: type }), never())).kind, 'sent');
+      const got = (await sink.waitForJobs(n + 1, 5000))[n].data!.toString('latin1');
+      assert.ok(got.includes(`@PJL ENTER LANGUAGE=${lang}\r\n${doc.toString('latin1')}${UEL}`), got);
+    }
+  });
+
+  test('ZPL, ESC/POS, text and raw go out unwrapped and byte-identical', async () => {
+    for (const type of ['zpl', 'escpos', 'text', 'raw', 'pwg-raster'] as const) {
+      const doc = randomBytes(200_000);
+      const n = sink.jobs.length;
+      const job = testJob(`raw://127.0.0.1:${sink.port}`, doc, { contentType: type });
+      assert.equal((await driver.send(job, never())).kind, 'sent');
+      const got = (await sink.waitForJobs(n + 1, 5000))[n];
+      assert.equal(got.sha256, sha(doc), type);
+      assert.deepEqual(job.warnings, []);
+    }
+  });
+
+  test('options a ZPL label cannot carry are warned about; copies repeat the label', async () => {
+    const label = Buffer.from('^XA^FO50,50^A0N,40,40^FDhello^FS^XZ');
+    const n = sink.jobs.length;
+    const job = testJob(`raw://127.0.0.1:${sink.port}`, label, { contentType: 'zpl', options: { copies: 3, duplex: 'long-edge', media: 'A4', pageRanges: '1-2' } });
+    assert.equal((await driver.send(job, never())).kind, 'sent');
+    const got = (await sink.waitForJobs(n + 1, 5000))[n];
+    assert.equal(got.data!.toString(), label.toString().repeat(3));
+    assert.equal(job.opens, 3);
+    assert.equal(job.warnings.length, 3);
+    assert.match(job.warnings.join('\n'), /duplex=long-edge not carried/);
+    assert.match(job.warnings.join('\n'), /media "A4" not carried/);
+    assert.match(job.warnings.join('\n'), /pageRanges "1-2" not carried/);
+  });
+
+  test('copies of a raw document are sent once, with a warning', async () => {
+    const doc = randomBytes(5000);
+    const n = sink.jobs.length;
+    const job = testJob(`raw://127.0.0.1:${sink.port}`, doc, { contentType: 'raw', options: { copies: 2 } });
+    assert.equal((await driver.send(job, never())).kind, 'sent');
+    assert.equal((await sink.waitForJobs(n + 1, 5000))[n].sha256, sha(doc));
+    assert.deepEqual(job.warnings, ['copies=2 not carried by a raw document without a job ticket; sent once']);
+  });
+
+  test('pjl=false sends a PDF bare and says which options were dropped', async () => {
+    const doc = Buffer.from('%PDF-1.4\n%%EOF\n');
+    const n = sink.jobs.length;
+    const job = testJob(`raw://127.0.0.1:${sink.port}?pjl=false`, doc, { contentType: 'pdf', options: { copies: 1, duplex: 'short-edge' } });
+    assert.equal((await driver.send(job, never())).kind, 'sent');
+    assert.equal((await sink.waitForJobs(n + 1, 5000))[n].sha256, sha(doc));
+    assert.deepEqual(job.warnings, ['duplex=short-edge not carried: the PJL job ticket is turned off for this printer (pjl=false)']);
+  });
+
+  test('a refused connection is a retry; the same job goes through once the printer listens', async () => {
+    const s = await startSink({ behaviour: 'refuse' });
+    sinks.push(s);
+    const doc = randomBytes(10_000);
+    const job = testJob(`raw://127.0.0.1:${s.port}`, doc, { contentType: 'raw' });
+    const out = await driver.send(job, never());
+    assert.equal(out.kind, 'retry');
+    assert.match((out as { reason: string }).reason, /ECONNREFUSED/);
+    await s.setBehaviour('normal');
+    assert.equal((await driver.send(job, never())).kind, 'sent');
+    assert.equal((await s.waitForJobs(1, 5000))[0].sha256, sha(doc));
+  });
+
+  test('a printer that resets mid-job is a retry, and nothing counts as printed', async () => {
+    const s = await startSink({ behaviour: 'reset', resetAfter: 64 * 1024 });
+    sinks.push(s);
+    const job = testJob(`raw://127.0.0.1:${s.port}`, randomBytes(8 * 1024 * 1024), { contentType: 'pdf' });
+    const out = await driver.send(job, never());
+    assert.equal(out.kind, 'retry', JSON.stringify(out));
+    assert.equal(s.connections(), 1);
+    assert.equal(s.jobs.length, 0);
+  });
+
+  test('a reset after the last byte was written (small job) is still a retry, never a crash', async () => {
+    const s = await startSink({ behaviour: 'reset', resetAfter: 10 });
+    sinks.push(s);
+    const out = await driver.send(testJob(`raw://127.0.0.1:${s.port}`, randomBytes(2000)), never());
+    assert.equal(out.kind, 'retry', JSON.stringify(out));
+    assert.equal(s.jobs.length, 0);
+  });
+
+  test('a stalled printer that never closes is a retry after closeTimeout', async () => {
+    const s = await startSink({ behaviour: 'stall' });
+    sinks.push(s);
+    const t0 = Date.now();
+    const out = await driver.send(testJob(`raw://127.0.0.1:${s.port}?closeTimeout=300`, randomBytes(1000)), never());
+    assert.equal(out.kind, 'retry');
+    assert.match((out as { reason: string }).reason, /did not close the connection within 300 ms/);
+    assert.ok(Date.now() - t0 < 3000);
+  });
+
+  test('a damaged sealed document fails the job and the printer sees a reset, not a complete job', async () => {
+    const n = sink.jobs.length;
+    const conns = sink.connections();
+    const resets = sink.resets();
+    const out = await driver.send(testJob(`raw://127.0.0.1:${sink.port}`, randomBytes(1024 * 1024), { contentType: 'pcl', failAfter: 256 * 1024 }), never());
+    assert.equal(out.kind, 'fail');
+    assert.match((out as { reason: string }).reason, /damaged/);
+    const t0 = Date.now();
+    while (sink.resets() === resets && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(sink.connections(), conns + 1);
+    assert.equal(sink.resets(), resets + 1);
+    assert.equal(sink.jobs.length, n);
+  });
+
+  test('cancelling while sending is a retry', async () => {
+    const s = await startSink({ behaviour: 'stall' });
+    sinks.push(s);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    const out = await driver.send(testJob(`raw://127.0.0.1:${s.port}`, randomBytes(32 * 1024 * 1024)), ac.signal);
+    assert.equal(out.kind, 'retry');
+  });
+
+  test('a bad URI parameter fails with its message', async () => {
+    const out = await driver.send(testJob(`raw://127.0.0.1:${sink.port}?confirm=maybe`, Buffer.from('x')), never());
+    assert.equal(out.kind, 'fail');
+    assert.match((out as { reason: string }).reason, /confirm must be one of none, pjl/);
+  });
+
+  test('the schema declares pjl, confirm and confirmTimeout', () => {
+    const names = driver.schema.params.map((p) => p.name);
+    assert.deepEqual(names, ['connectTimeout', 'closeTimeout', 'pjl', 'confirm', 'confirmTimeout']);
+    assert.deepEqual(driver.schema.params.find((p) => p.name === 'confirm')?.values, ['none', 'pjl']);
+  });
+});
