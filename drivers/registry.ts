@@ -1,10 +1,13 @@
 // Maps a printer URI's scheme to its driver; built-ins plus plug-ins loaded from the config.
 import type { Driver, DriverContext, DriverFactory } from './contract.js';
 import { createRawDriver } from './raw.js';
+import { createIppDriver } from './ipp.js';
 
 export const BUILTIN_DRIVERS: Record<string, DriverFactory> = {
   raw: createRawDriver,
   socket: createRawDriver, // CUPS spells RAW as socket://
+  ipp: createIppDriver,
+  ipps: createIppDriver,
 };
 
 export class DriverRegistry {
