@@ -1,0 +1,202 @@
+// The box's vital signs (CPU, memory, temperature, disk, network, versions), refreshed in the background, read instantly.
+import fs from 'node:fs';
+import os from 'node:os';
+import si from 'systeminformation';
+
+export interface HealthSnapshot {
+  /** True until the first background refresh has completed, or when the last one is overdue (3 × refreshMs). */
+  stale: boolean;
+  /** When the slow probes last completed (ISO), null before the first refresh. */
+  takenAt: string | null;
+  cpu: { model: string; cores: number; physicalCores: number | null; speedGHz: number | null; loadPercent: number | null };
+  loadAverage: [number, number, number];
+  memory: { totalBytes: number; availableBytes: number; usedBytes: number; freeBytes: number };
+  /** CPU/SoC temperature in °C; null where there is no sensor (most VMs). */
+  temperatureC: number | null;
+  /** The filesystem holding the data dir; null until measured. */
+  disk: { dir: string; totalBytes: number; freeBytes: number; availableBytes: number } | null;
+  network: { name: string; mac: string; up: boolean | null; speedMbps: number | null; addresses: { address: string; family: 'IPv4' | 'IPv6'; cidr: string | null; internal: boolean }[] }[];
+  uptimeSeconds: number;
+  processUptimeSeconds: number;
+  versions: { node: string; os: string; kernel: string; printbox: string };
+  /** Probes that failed or timed out in the last refresh; their fields keep the previous values. */
+  problems: { probe: string; code: 'probe_failed' | 'probe_timeout'; message: string }[];
+}
+
+export interface HealthOptions {
+  dataDir: string;
+  version: string;
+  /** Background refresh interval. */
+  refreshMs?: number;
+  /** A probe slower than this is abandoned for this round (systeminformation shells out on some platforms). */
+  probeTimeoutMs?: number;
+  /** Replace probes (tests, unusual platforms). */
+  probes?: Partial<Probes>;
+}
+
+type Probes = {
+  cpu: () => Promise<Pick<HealthSnapshot['cpu'], 'model' | 'physicalCores' | 'speedGHz'>>;
+  load: () => Promise<number | null>;
+  memory: () => Promise<HealthSnapshot['memory']>;
+  temperature: () => Promise<number | null>;
+  interfaces: () => Promise<Map<string, { up: boolean | null; speedMbps: number | null }>>;
+  os: () => Promise<{ os: string; kernel: string }>;
+  disk: (dir: string) => Promise<NonNullable<HealthSnapshot['disk']>>;
+};
+
+/** Bytes an unprivileged writer may still use on the filesystem holding `dir` (statfs: cheap and exact). */
+export async function freeBytes(dir: string): Promise<number> {
+  const s = await fs.promises.statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+export function freeBytesSync(dir: string): number {
+  const s = fs.statfsSync(dir);
+  return s.bavail * s.bsize;
+}
+
+async function diskOf(dir: string): Promise<NonNullable<HealthSnapshot['disk']>> {
+  const s = await fs.promises.statfs(dir);
+  return { dir, totalBytes: s.blocks * s.bsize, freeBytes: s.bfree * s.bsize, availableBytes: s.bavail * s.bsize };
+}
+
+const realProbes: Probes = {
+  async cpu() {
+    const c = await si.cpu();
+    return { model: [c.manufacturer, c.brand].filter(Boolean).join(' '), physicalCores: c.physicalCores || null, speedGHz: c.speed || null };
+  },
+  async load() {
+    const l = await si.currentLoad();
+    return Number.isFinite(l.currentLoad) ? Math.round(l.currentLoad * 10) / 10 : null;
+  },
+  async memory() {
+    const m = await si.mem();
+    return { totalBytes: m.total, availableBytes: m.available, usedBytes: m.total - m.available, freeBytes: m.free };
+  },
+  async temperature() {
+    const t = await si.cpuTemperature();
+    const v = t.main ?? t.max ?? null;
+    return typeof v === 'number' && Number.isFinite(v) && v > -50 && v < 200 ? v : null;
+  },
+  async interfaces() {
+    const list = await si.networkInterfaces();
+    const arr = Array.isArray(list) ? list : [list];
+    return new Map(arr.map((i) => [i.iface, { up: i.operstate === 'up' ? true : i.operstate === 'down' ? false : null, speedMbps: i.speed ?? null }]));
+  },
+  async os() {
+    const o = await si.osInfo();
+    return { os: [o.distro, o.release, o.codename && `(${o.codename})`].filter(Boolean).join(' '), kernel: o.kernel };
+  },
+  disk: diskOf,
+};
+
+export class SystemHealth {
+  private readonly opts: Required<Omit<HealthOptions, 'probes'>>;
+  private readonly probes: Probes;
+  private slow: Omit<HealthSnapshot, 'stale' | 'loadAverage' | 'network' | 'uptimeSeconds' | 'processUptimeSeconds'> & {
+    linkState: Map<string, { up: boolean | null; speedMbps: number | null }>;
+  };
+  private lastRefresh = 0;
+  private running?: Promise<void>;
+  private timer?: NodeJS.Timeout;
+
+  constructor(options: HealthOptions) {
+    this.opts = { refreshMs: 10_000, probeTimeoutMs: 5000, ...options };
+    this.probes = { ...realProbes, ...options.probes };
+    // What the os module knows costs nothing: the first snapshot has sane values, marked stale.
+    const cpus = os.cpus();
+    this.slow = {
+      takenAt: null,
+      cpu: { model: cpus[0]?.model?.trim() ?? 'unknown', cores: os.availableParallelism(), physicalCores: null, speedGHz: null, loadPercent: null },
+      memory: { totalBytes: os.totalmem(), availableBytes: os.freemem(), usedBytes: os.totalmem() - os.freemem(), freeBytes: os.freemem() },
+      temperatureC: null,
+      disk: null,
+      versions: { node: process.version, os: `${os.type()} ${os.release()}`, kernel: os.release(), printbox: options.version },
+      problems: [],
+      linkState: new Map(),
+    };
+  }
+
+  /** Starts the background refresh (first one at once). */
+  start(): this {
+    if (this.timer) return this;
+    void this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.opts.refreshMs);
+    this.timer.unref();
+    return this;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  get refreshing(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** Never waits: the last values, plus the always-cheap ones (load average, addresses, uptime) read now. */
+  snapshot(): HealthSnapshot {
+    const { linkState, ...slow } = this.slow;
+    const la = os.loadavg();
+    return {
+      ...slow,
+      stale: this.lastRefresh === 0 || Date.now() - this.lastRefresh > 3 * this.opts.refreshMs,
+      loadAverage: [la[0], la[1], la[2]],
+      network: Object.entries(os.networkInterfaces()).map(([name, addrs]) => ({
+        name,
+        mac: addrs?.[0]?.mac ?? '',
+        up: linkState.get(name)?.up ?? null,
+        speedMbps: linkState.get(name)?.speedMbps ?? null,
+        addresses: (addrs ?? []).map((a) => ({ address: a.address, family: a.family, cidr: a.cidr, internal: a.internal })),
+      })),
+      uptimeSeconds: Math.round(os.uptime()),
+      processUptimeSeconds: Math.round(process.uptime()),
+    };
+  }
+
+  /** Runs the slow probes once; concurrent callers share the running refresh. */
+  refresh(): Promise<void> {
+    this.running ??= this.collect().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async collect(): Promise<void> {
+    const problems: HealthSnapshot['problems'] = [];
+    const settle = <T>(probe: string, work: () => Promise<T>): Promise<T | undefined> =>
+      this.bounded(probe, Promise.resolve().then(work)).catch((e: HealthSnapshot['problems'][number]) => (problems.push(e), undefined));
+    const p = this.probes;
+    const [cpu, load, memory, temperature, links, osv, disk] = await Promise.all([
+      settle('cpu', p.cpu),
+      settle('load', p.load),
+      settle('memory', p.memory),
+      settle('temperature', p.temperature),
+      settle('interfaces', p.interfaces),
+      settle('os', p.os),
+      settle('disk', () => p.disk(this.opts.dataDir)),
+    ]);
+    const s = this.slow;
+    this.slow = {
+      ...s,
+      takenAt: new Date().toISOString(),
+      cpu: { ...s.cpu, ...(cpu && { model: cpu.model || s.cpu.model, physicalCores: cpu.physicalCores, speedGHz: cpu.speedGHz }), loadPercent: load !== undefined ? load : s.cpu.loadPercent },
+      memory: memory ?? s.memory,
+      temperatureC: temperature !== undefined ? temperature : s.temperatureC,
+      linkState: links ?? s.linkState,
+      versions: osv ? { ...s.versions, ...osv } : s.versions,
+      disk: disk ?? s.disk,
+      problems,
+    };
+    this.lastRefresh = Date.now();
+  }
+
+  private bounded<T>(probe: string, work: Promise<T>): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject({ probe, code: 'probe_timeout', message: `${probe} probe took longer than ${this.opts.probeTimeoutMs} ms` }), this.opts.probeTimeoutMs);
+      work.then(
+        (v) => (clearTimeout(t), resolve(v)),
+        (e) => (clearTimeout(t), reject({ probe, code: 'probe_failed', message: (e as Error)?.message ?? String(e) })),
+      );
+    });
+  }
+}

@@ -1,0 +1,89 @@
+// System health: snapshot() answers at once from the cache, even mid-refresh or with a hung probe; values are sane.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import { SystemHealth, freeBytes, freeBytesSync } from '../runtime/health.js';
+
+function timed<T>(f: () => T): { value: T; ms: number } {
+  const t = process.hrtime.bigint();
+  const value = f();
+  return { value, ms: Number(process.hrtime.bigint() - t) / 1e6 };
+}
+
+test('the first snapshot comes at once, marked stale, with what the os module knows; after the first refresh it is complete and fresh', async () => {
+  const health = new SystemHealth({ dataDir: os.tmpdir(), version: '9.8.7', refreshMs: 60_000 });
+  const refreshing = health.refresh(); // the real systeminformation probes (CPU load alone measures for ~0.5 s)
+  const samples: number[] = [];
+  let first = health.snapshot();
+  while (health.refreshing) {
+    const s = timed(() => health.snapshot());
+    samples.push(s.ms);
+    first = first.takenAt ? first : s.value;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await refreshing;
+  assert.ok(samples.length >= 3, `took several snapshots while the refresh ran (${samples.length})`);
+  assert.ok(Math.max(...samples) < 5, `every snapshot under 5 ms while refreshing (max ${Math.max(...samples).toFixed(2)} ms)`);
+  assert.equal(first.stale, true);
+  assert.equal(first.takenAt, null);
+  assert.ok(first.memory.totalBytes > 0, 'memory known before the first refresh');
+  assert.equal(first.disk, null, 'disk not measured yet');
+
+  const s = health.snapshot();
+  assert.equal(s.stale, false);
+  assert.deepEqual(s.problems, []);
+  assert.ok(s.takenAt);
+  assert.ok(s.memory.totalBytes > 0 && s.memory.availableBytes > 0 && s.memory.availableBytes <= s.memory.totalBytes);
+  assert.ok(s.disk && s.disk.freeBytes > 0 && s.disk.totalBytes >= s.disk.freeBytes, 'disk of /tmp measured');
+  assert.ok(s.cpu.cores >= 1 && s.cpu.model.length > 0);
+  assert.ok(s.cpu.loadPercent !== null && s.cpu.loadPercent >= 0 && s.cpu.loadPercent <= 100, `load ${s.cpu.loadPercent}`);
+  assert.equal(s.loadAverage.length, 3);
+  assert.ok(s.temperatureC === null || (s.temperatureC > -50 && s.temperatureC < 200));
+  const lo = s.network.find((n) => n.name === 'lo');
+  assert.ok(lo?.addresses.some((a) => a.address === '127.0.0.1' && a.internal), 'lo with 127.0.0.1');
+  assert.ok(s.uptimeSeconds > 0);
+  assert.deepEqual([s.versions.node, s.versions.printbox], [process.version, '9.8.7']);
+  assert.match(s.versions.os, /\S/);
+});
+
+test('a hung probe is abandoned after probeTimeoutMs: the others refresh, the problem is reported with a code, snapshot never waits', async () => {
+  let release!: () => void;
+  const hung = new Promise<number | null>((r) => (release = () => r(null)));
+  const health = new SystemHealth({ dataDir: os.tmpdir(), version: '1', refreshMs: 60_000, probeTimeoutMs: 300, probes: { temperature: () => hung } });
+  const t0 = Date.now();
+  const refreshing = health.refresh();
+  assert.ok(timed(() => health.snapshot()).ms < 5);
+  await refreshing;
+  release();
+  assert.ok(Date.now() - t0 < 3000, 'refresh bounded by the probe timeout');
+  const s = health.snapshot();
+  assert.deepEqual(s.problems.map((p) => [p.probe, p.code]), [['temperature', 'probe_timeout']]);
+  assert.ok(s.disk && s.disk.freeBytes > 0, 'other probes still refreshed');
+  assert.equal(s.stale, false);
+});
+
+test('freeBytes reads statfs of the data dir: matches the kernel figures, and a missing dir fails with ENOENT', async () => {
+  const free = await freeBytes(os.tmpdir());
+  const st = fs.statfsSync(os.tmpdir());
+  assert.ok(free > 0);
+  assert.ok(Math.abs(free - st.bavail * st.bsize) < 64 * 1024 * 1024, 'same as statfs within concurrent writes');
+  assert.ok(freeBytesSync(os.tmpdir()) > 0);
+  const { ms } = timed(() => freeBytesSync(os.tmpdir()));
+  assert.ok(ms < 5, `statfs is cheap (${ms.toFixed(2)} ms)`);
+  await assert.rejects(freeBytes('/nonexistent/printbox-data'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+});
+
+test('start() refreshes in the background on its interval and stop() ends it', async () => {
+  const health = new SystemHealth({ dataDir: os.tmpdir(), version: '1', refreshMs: 200 }).start();
+  try {
+    const until = Date.now() + 5000;
+    while (health.snapshot().stale && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const a = health.snapshot().takenAt;
+    assert.ok(a, 'first background refresh done');
+    while (health.snapshot().takenAt === a && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    assert.notEqual(health.snapshot().takenAt, a, 'refreshed again on its own');
+  } finally {
+    health.stop();
+  }
+});
