@@ -126,16 +126,37 @@ function addField(meta: Meta, name: string, value: unknown): void {
   // Unknown fields are ignored, as Vasion's API does, so clients can send extra metadata.
 }
 
+/** Past an error, the rest of the body is read and thrown away up to this much, so the client can read our reply. */
+const DRAIN_LIMIT = 64 * 1024 * 1024;
+
+async function drain(stream: AsyncIterable<Buffer>, budget: { left: number }): Promise<void> {
+  for await (const chunk of stream) {
+    budget.left -= chunk.length;
+    if (budget.left < 0) throw new Error('drain limit reached');
+  }
+}
+
 /** Reads the whole multipart request. Returns the validated job and the sealed upload. */
 export async function readUpload(app: Appliance, req: FastifyRequest): Promise<{ job: ValidJob; received: Received; head: Buffer }> {
   if (!req.isMultipart()) throw new ApiError(415, 'not_multipart', 'post the job as multipart/form-data with a "file" part');
   const meta: Meta = {};
   let received: Received | undefined;
   let head = Buffer.alloc(0);
+  let failure: unknown;
+  const budget = { left: DRAIN_LIMIT };
   try {
     for await (const part of req.parts()) {
-      if (part.type === 'file') {
-        const file = part as MultipartFile;
+      const file = part.type === 'file' ? (part as MultipartFile) : undefined;
+      if (failure) {
+        // Already failed: keep reading so the client finishes sending and sees the JSON error.
+        if (file) await drain(file.file, budget);
+        continue;
+      }
+      try {
+        if (!file) {
+          addField(meta, part.fieldname, (part as MultipartValue).value);
+          continue;
+        }
         if (file.fieldname === 'metadata') {
           addField(meta, 'metadata', (await file.toBuffer()).toString('utf8'));
           continue;
@@ -152,15 +173,17 @@ export async function readUpload(app: Appliance, req: FastifyRequest): Promise<{
         };
         received = await app.spool.receive(tap(file.file) as never, app.cfg.maxDocumentBytes);
         if (file.file.truncated) throw new ApiError(413, 'document_too_large', `document is larger than the limit of ${app.cfg.maxDocumentBytes} bytes`);
-      } else {
-        addField(meta, part.fieldname, (part as MultipartValue).value);
+      } catch (err) {
+        failure = err;
+        if (file && !file.file.readableEnded) await drain(file.file, budget);
       }
     }
+    if (failure) throw failure;
     if (!received) throw badRequest('missing_file', 'the request has no "file" part');
     return { job: validateMeta(app, meta), received, head };
   } catch (err) {
     if (received) await app.spool.discard(received);
-    throw mapUploadError(err);
+    throw mapUploadError(failure ?? err);
   }
 }
 

@@ -72,6 +72,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     ...(opts.mode === 'https' ? { https: { key: opts.tls!.key, cert: opts.tls!.cert } } : {}),
     bodyLimit: 1024 * 1024,
     keepAliveTimeout: 30000,
+    forceCloseConnections: true, // a stopping appliance must not wait for idle keep-alive clients
     requestTimeout: 0, // big uploads on slow links; idle sockets are still closed by the connection timeout
     connectionTimeout: 120000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
@@ -103,6 +104,8 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   });
 
   server.setErrorHandler((err: any, req, reply) => {
+    // A failed upload may leave part of its body unread: never reuse that connection.
+    if (req.method === 'POST' && req.isMultipart?.()) reply.header('connection', 'close');
     if (err instanceof ApiError) {
       return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...err.details } });
     }
