@@ -18,6 +18,10 @@ import { ApiError, notFound } from './errors.js';
 import { sameJob, sniff, type ValidJob } from './intake.js';
 import type { Received } from './spool.js';
 import { DataDirLock } from './lock.js';
+import { Metrics } from './metrics.js';
+import { loadPlugin } from '../drivers/plugins.js';
+import type { PrinterDiscovery } from './discovery/browser.js';
+import type { SystemHealth } from './health.js';
 
 export const VERSION = '0.1.0';
 
@@ -35,6 +39,10 @@ export class Appliance {
   private uploading = new Set<string>();
   private diskCheck = { at: 0, free: Infinity };
   readonly startedAt = Date.now();
+  readonly metrics = new Metrics();
+  discovery?: PrinterDiscovery;
+  health?: SystemHealth;
+  batchCounts?: () => Record<string, number>;
 
   constructor(readonly cfg: Config, log?: Logger) {
     this.log = log ?? pino({ level: cfg.logLevel, redact: ['req.headers.authorization', 'headers.authorization'] });
@@ -66,6 +74,7 @@ export class Appliance {
     const key = await loadSpoolKey(this.cfg.dataDir);
     this.callbackSecret = await loadCallbackSecret(this.cfg.dataDir);
     for (const [scheme, factory] of Object.entries(BUILTIN_DRIVERS)) this.drivers.register(scheme, factory);
+    await this.loadPlugins();
     this.tokens = new Tokens(this.state);
     this.spool = new Spool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit });
     await this.spool.open();
@@ -79,10 +88,34 @@ export class Appliance {
       log: this.log,
     });
     this.queue.on('job', (job) => this.onJobChange(job));
+    this.queue.on('sendDone', (e) => this.metrics.onSend(e));
     if (opts.startQueues) this.queue.restore();
   }
 
+  /** Plug-in drivers named in the config; a broken one is reported on GET /v1/drivers, never a crash. */
+  private async loadPlugins(): Promise<void> {
+    for (const spec of this.cfg.plugins) {
+      try {
+        const { scheme, factory } = await loadPlugin(spec, this.cfg.configDir);
+        this.drivers.register(scheme, factory);
+        this.log.info({ plugin: spec, scheme }, 'plug-in driver loaded');
+      } catch (err) {
+        this.drivers.problems.push({ source: spec, error: (err as Error).message });
+        this.log.warn({ plugin: spec, err: (err as Error).message }, 'plug-in driver not loaded');
+      }
+    }
+  }
+
+  private closers: (() => Promise<void>)[] = [];
+
+  onClose(fn: () => Promise<void>): void {
+    this.closers.push(fn);
+  }
+
   async close(): Promise<void> {
+    await this.discovery?.stop();
+    for (const fn of this.closers.reverse()) await fn().catch((err) => this.log.warn({ err: (err as Error).message }, 'error while stopping'));
+    this.health?.stop();
     await this.queue?.stopAll();
     await this.callbacks?.drain();
     await this.spool?.close();
@@ -145,6 +178,8 @@ export class Appliance {
         r,
       );
       this.queue.enqueue(job);
+      this.metrics.jobsAccepted++;
+      this.metrics.bytesIn += job.size;
       return { job, created: true };
     } finally {
       this.uploading.delete(id);

@@ -15,9 +15,12 @@ export interface Config {
   plugins: string[];
   defaultRetry: { limit: number; baseMs: number; maxMs: number; heldRetryMs: number };
   preverifyBytes: number; // documents up to this size are fully authenticated before the first byte is sent
+  mdns: boolean; // browse for printers and announce the appliance (multicast on the LAN)
+  metricsOpen: boolean; // serve /metrics without a token (bind the API to a trusted address if you set this)
+  configDir: string; // plug-in paths in the config are relative to this
 }
 
-export const DEFAULTS: Omit<Config, 'dataDir' | 'name'> = {
+export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   host: '::',
   port: 31990, // Vasion's on-prem API Print Service port: existing integrations switch by changing the host only
   maxDocumentBytes: 1024 * 1024 * 1024,
@@ -27,6 +30,8 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name'> = {
   plugins: [],
   defaultRetry: { limit: 8, baseMs: 1000, maxMs: 60000, heldRetryMs: 300000 },
   preverifyBytes: 16 * 1024 * 1024,
+  mdns: true,
+  metricsOpen: false,
 };
 
 function defaultDataDir(): string {
@@ -49,12 +54,14 @@ export function loadConfig(overrides: Partial<Config> = {}): Config {
     maxDocumentBytes: num(process.env.PRINTBOX_MAX_DOCUMENT_BYTES),
     minFreeBytes: num(process.env.PRINTBOX_MIN_FREE_BYTES),
     logLevel: process.env.PRINTBOX_LOG_LEVEL,
+    mdns: process.env.PRINTBOX_MDNS === undefined ? undefined : !['0', 'false', 'off'].includes(process.env.PRINTBOX_MDNS),
   };
   const clean = (o: Partial<Config>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
   const cfg = {
     ...DEFAULTS,
     dataDir: defaultDataDir(),
     name: os.hostname(),
+    configDir: file ? path.dirname(path.resolve(file)) : process.cwd(),
     ...clean(fromFile),
     ...clean(env),
     ...clean(overrides),

@@ -1,7 +1,7 @@
 // Runs the appliance: opens the data dir, serves HTTPS and the admin socket, prints the first admin token once.
 import fs from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
-import { Appliance } from './appliance.js';
+import { Appliance, VERSION } from './appliance.js';
 import type { Config } from './config.js';
 import { buildServer } from './server.js';
 import { loadOrCreateIdentity, type TlsIdentity } from './tls.js';
@@ -13,6 +13,32 @@ export interface Running {
   tls: TlsIdentity;
   port: number;
   stop(): Promise<void>;
+}
+
+/** Health probes always; mDNS browsing and the appliance's announcement unless config "mdns" is false. */
+async function startLan(app: Appliance, cfg: Config, tls: TlsIdentity, port: number): Promise<void> {
+  const { SystemHealth } = await import('./health.js');
+  app.health = new SystemHealth({ dataDir: cfg.dataDir, version: VERSION });
+  app.health.start();
+  if (!cfg.mdns) return;
+  try {
+    const { openMdns } = await import('./discovery/mdns.js');
+    const { PrinterDiscovery } = await import('./discovery/browser.js');
+    const { announce, certificateFingerprint } = await import('./discovery/announce.js');
+    const mdns = await openMdns();
+    app.discovery = new PrinterDiscovery({ mdns, schemes: app.drivers.schemes(), log: app.log });
+    await app.discovery.start();
+    for (const d of app.drivers.all()) if (d.discover) void app.discovery.addSource(() => d.discover!(), { name: d.scheme, everyMs: 30000 });
+    const published = await announce({ name: `printbox ${app.state.data.settings.name}`, port, fingerprint: certificateFingerprint(tls.cert), version: VERSION, mdns });
+    app.onClose(async () => {
+      await published.stop();
+      await mdns.close();
+    });
+    app.log.info({ host: published.host }, 'announced on mDNS');
+  } catch (err) {
+    // No multicast here (or port 5353 unusable): the appliance still serves; discovery reports itself off.
+    app.log.warn({ err: (err as Error).message }, 'mDNS discovery and announcement are not available');
+  }
 }
 
 export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void; firstToken?: (token: string) => void } = {}): Promise<Running> {
@@ -46,6 +72,7 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
         await app.close();
       })()),
   };
+  await startLan(app, cfg, tls, port);
   hooks.onReady?.(running);
   return running;
 }

@@ -8,6 +8,7 @@ import { readUpload } from './intake.js';
 import { ERROR_POLICIES } from './state.js';
 import { VERSION, type Appliance } from './appliance.js';
 import type { TlsIdentity } from './tls.js';
+import { registerLanRoutes } from './lan-routes.js';
 
 export interface Principal {
   id: string;
@@ -22,6 +23,7 @@ declare module 'fastify' {
 }
 
 const PUBLIC = new Set(['/v1/health', '/v1/openapi.json']);
+const METRICS = '/metrics';
 
 const errorSchema = {
   type: 'object',
@@ -95,7 +97,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
       req.principal = { id: 'local', name: 'local admin socket', scope: 'admin' };
       return;
     }
-    if (PUBLIC.has(req.routeOptions.url ?? '')) return;
+    if (PUBLIC.has(req.routeOptions.url ?? '') || (app.cfg.metricsOpen && req.routeOptions.url === METRICS)) return;
     const token = credentials(req);
     if (!token) throw new ApiError(401, 'unauthorized', 'send an API token: "Authorization: Bearer <token>"');
     const rec = app.tokens.verify(token);
@@ -256,5 +258,6 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     return { algorithm: 'HMAC-SHA256 over "<x-printbox-timestamp>.<body>"', header: 'x-printbox-signature', secret: app.callbackSecret.toString('hex') };
   });
 
+  registerLanRoutes(server, app);
   return server;
 }

@@ -22,7 +22,8 @@ export interface TestAppliance {
 export async function startAppliance(overrides: Partial<Config> = {}): Promise<TestAppliance> {
   const dataDir = overrides.dataDir ?? (await tempDir());
   let token = '';
-  const running = await serve(loadConfig({ host: '127.0.0.1', port: 0, minFreeBytes: 0, logLevel: 'silent', ...overrides, dataDir }), { firstToken: (t) => (token = t) });
+  // mdns off: tests never multicast on the machine's real interfaces (namespace tests turn it on).
+  const running = await serve(loadConfig({ host: '127.0.0.1', port: 0, minFreeBytes: 0, logLevel: 'silent', mdns: false, ...overrides, dataDir }), { firstToken: (t) => (token = t) });
   const api = new Api(`https://127.0.0.1:${running.port}`, running.tls.cert, token);
   return {
     running,
@@ -57,7 +58,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 /** `printbox serve` as its own process (what kill -9 tests need). Resolves once HTTPS answers. */
 export async function spawnAppliance(dataDir: string, port: number, env: Record<string, string> = {}): Promise<ChildAppliance> {
   const proc = spawn(process.execPath, [path.join(ROOT, 'bin/printbox.mjs'), 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
-    env: { ...process.env, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_LOG_LEVEL: 'info', PRINTBOX_MDNS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -1,0 +1,60 @@
+// System health, Prometheus metrics and test pages through the real server.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startSink, type Sink } from './peers/tcp-sink.js';
+import { addRawPrinter, startAppliance, until, type TestAppliance } from './helpers/appliance.js';
+
+let box: TestAppliance;
+let sink: Sink;
+before(async () => {
+  box = await startAppliance();
+  sink = await startSink();
+  await addRawPrinter(box.api, 'lab', sink.port);
+});
+after(async () => {
+  await box.stop();
+  await sink.close();
+});
+
+test('GET /v1/system answers at once with the box health and the data dir free space', async () => {
+  await box.api.request('GET', '/v1/health'); // the connection's TLS handshake is not what we measure
+  const t = Date.now();
+  const r = await box.api.request('GET', '/v1/system');
+  assert.equal(r.status, 200, r.text);
+  assert.ok(Date.now() - t < 200, `served from the cache (${Date.now() - t} ms)`);
+  assert.ok(r.json.memory.totalBytes > 0 || r.json.stale, 'memory is known once the first probe ran');
+  assert.ok(r.json.network.some((n: any) => n.name === 'lo') || r.json.stale);
+  assert.equal(typeof r.json.appliance.version, 'string');
+  const submit = (await box.api.json('POST', '/v1/tokens', { name: 'app', scope: 'submit' })).json.token;
+  assert.equal((await box.api.request('GET', '/v1/system', { token: submit })).status, 403);
+});
+
+test('a test page goes to the printer in a language it takes', async () => {
+  const r = await box.api.request('POST', '/v1/printers/lab/test');
+  assert.equal(r.status, 201, r.text);
+  const [job] = await sink.waitForJobs(1, 10000);
+  const text = job.data!.toString('latin1');
+  assert.ok(text.includes('\x1b%-12345X') || text.includes('%!PS') || text.includes('\x1bE'), 'a PJL/PCL/PostScript page for a port-9100 printer');
+  await until('the test page job to be sent', async () => (await box.api.request('GET', `/v1/jobs/${r.json.jobID}`)).json.state === 'sent');
+});
+
+test('/metrics reports jobs, bytes, queues and send durations, and needs a token', async () => {
+  await box.api.postJob({ printer: 'lab' }, Buffer.alloc(1234, 1));
+  await sink.waitForJobs(2, 10000);
+  const m = await until('metrics with 2 sends', async () => {
+    const r = await box.api.request('GET', '/metrics');
+    return /printbox_send_duration_seconds_count\{printer="lab"\} 2/.test(r.text) ? r.text : null;
+  });
+  assert.match(m, /printbox_jobs_accepted_total 2/);
+  assert.match(m, /printbox_bytes_in_total \d+/);
+  assert.match(m, /printbox_queue_depth\{printer="lab"\} 0/);
+  assert.match(m, /printbox_printer_up\{printer="lab"\} 1/);
+  assert.match(m, /printbox_jobs\{state="sent"\} 2/);
+  assert.equal((await box.api.request('GET', '/metrics', { token: null })).status, 401);
+});
+
+test('discovery routes say plainly when discovery is off', async () => {
+  const r = await box.api.request('GET', '/v1/discovered');
+  assert.equal(r.status, 503);
+  assert.equal(r.json.error.code, 'discovery_off');
+});

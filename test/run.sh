@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (what `npm test` and CI run). Node 20's test runner does not expand globs: the shell does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PRINTBOX_MDNS=0 # no multicast on real interfaces from tests; namespace tests enable it inside their namespaces
+shopt -s nullglob
+files=(test/*.test.ts)
+exec node --import tsx --test --test-concurrency="${PRINTBOX_TEST_CONCURRENCY:-2}" --test-timeout=600000 "${files[@]}"
