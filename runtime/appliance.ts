@@ -19,6 +19,7 @@ import { sameJob, sniff, type ValidJob } from './intake.js';
 import type { Received } from './spool.js';
 import { DataDirLock } from './lock.js';
 import { Metrics } from './metrics.js';
+import { Batches } from './batches.js';
 import { loadPlugin } from '../drivers/plugins.js';
 import type { PrinterDiscovery } from './discovery/browser.js';
 import type { SystemHealth } from './health.js';
@@ -35,6 +36,7 @@ export class Appliance {
   tokens!: Tokens;
   callbacks!: StatusCallbacks;
   callbackSecret!: Buffer;
+  batches!: Batches;
   private lock: DataDirLock;
   private uploading = new Set<string>();
   private diskCheck = { at: 0, free: Infinity };
@@ -86,7 +88,13 @@ export class Appliance {
       setStopped: (id, reason) => this.printers.setStopped(id, reason),
       preverifyBytes: this.cfg.preverifyBytes,
       log: this.log,
+      holdsPrinter: (b, p) => this.batches.holdsPrinter(b, p),
+      batchJobDone: (b) => this.batches.settle(b),
+      batchStartedOn: (p) => this.batches.startedOn(p),
     });
+    this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log);
+    await this.batches.open();
+    this.batchCounts = () => this.batches.counts();
     this.queue.on('job', (job) => this.onJobChange(job));
     this.queue.on('sendDone', (e) => this.metrics.onSend(e));
     if (opts.startQueues) this.queue.restore();
@@ -117,6 +125,7 @@ export class Appliance {
     for (const fn of this.closers.reverse()) await fn().catch((err) => this.log.warn({ err: (err as Error).message }, 'error while stopping'));
     this.health?.stop();
     await this.queue?.stopAll();
+    await this.batches?.close();
     await this.callbacks?.drain();
     await this.spool?.close();
     await this.lock.release();
@@ -148,7 +157,14 @@ export class Appliance {
   /** Makes a sealed upload a job. Idempotent for the same jobID with the same content. */
   async acceptJob(v: ValidJob, r: Received, head: Buffer, owner: string): Promise<{ job: JobRecord; created: boolean }> {
     const id = v.jobID ?? randomUUID();
-    const meta = { printerId: v.printerId, title: v.title, user: v.user, contentType: v.contentType, options: v.options, statusURL: v.statusURL, batchID: v.batchID };
+    let admission;
+    try {
+      admission = this.batches.admit(v.jobID, v.batchID);
+    } catch (err) {
+      await this.spool.discard(r);
+      throw err;
+    }
+    const meta = { printerId: v.printerId, title: v.title, user: v.user, contentType: v.contentType, options: v.options, statusURL: v.statusURL, batchID: admission.batch?.batchID ?? v.batchID };
     const metaDigest = this.spool.metaDigest(meta);
     const existing = this.spool.get(id);
     if (existing) {
@@ -169,7 +185,8 @@ export class Appliance {
           contentType: v.contentType ?? sniff(head),
           owner,
           metaDigest,
-          state: 'queued',
+          state: admission.state,
+          reason: admission.reason,
           warnings: [],
           attempts: 0,
           createdAt: now,
@@ -177,7 +194,8 @@ export class Appliance {
         },
         r,
       );
-      this.queue.enqueue(job);
+      if (job.state === 'queued') this.queue.enqueue(job);
+      else await this.batches.arrived(job);
       this.metrics.jobsAccepted++;
       this.metrics.bytesIn += job.size;
       return { job, created: true };
@@ -196,7 +214,10 @@ export class Appliance {
   async cancelJob(id: string, owner?: string): Promise<JobRecord> {
     const job = this.job(id, owner);
     if (isFinal(job.state)) throw new ApiError(409, 'job_finished', `job ${id} is already ${job.state}`);
-    return (await this.queue.cancel(job.id))!;
+    const cancelled = (await this.queue.cancel(job.id))!;
+    await this.spool.dropDocument(job.id);
+    if (job.batchID) await this.batches.settle(job.batchID);
+    return this.spool.get(job.id) ?? cancelled;
   }
 
   status() {

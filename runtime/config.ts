@@ -18,6 +18,7 @@ export interface Config {
   mdns: boolean; // browse for printers and announce the appliance (multicast on the LAN)
   metricsOpen: boolean; // serve /metrics without a token (bind the API to a trusted address if you set this)
   configDir: string; // plug-in paths in the config are relative to this
+  batches: { openTimeoutMs: number; missingTimeoutMs: number; retentionMs: number };
 }
 
 export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
@@ -32,6 +33,8 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   preverifyBytes: 16 * 1024 * 1024,
   mdns: true,
   metricsOpen: false,
+  // An open batch expires after 1 h; after close, a missing job is waited for 15 min; documents kept 24 h for replay.
+  batches: { openTimeoutMs: 3600000, missingTimeoutMs: 900000, retentionMs: 86400000 },
 };
 
 function defaultDataDir(): string {

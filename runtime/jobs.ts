@@ -29,6 +29,7 @@ export interface JobRecord {
   finishedAt?: string;
   hasDocument: boolean;
   queuePos?: number; // place in the printer's FIFO when it differs from seq (batch release)
+  replayOf?: string; // the job this one reprints (batch replay)
 }
 
 export function isFinal(state: JobState): boolean {
@@ -55,5 +56,6 @@ export function jobView(j: JobRecord) {
     createdAt: j.createdAt,
     updatedAt: j.updatedAt,
     finishedAt: j.finishedAt,
+    replayOf: j.replayOf,
   };
 }

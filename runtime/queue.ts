@@ -13,6 +13,10 @@ export interface QueueDeps {
   drivers: DriverRegistry;
   printer(id: string): PrinterRecord | undefined;
   setStopped(id: string, reason: string | null): Promise<void>;
+  /** Batches: must this printer keep printing only this batch? */
+  holdsPrinter?(batchID: string, printerId: string): boolean;
+  batchJobDone?(batchID: string): Promise<void>;
+  batchStartedOn?(printerId: string): string | undefined;
   preverifyBytes: number;
   log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
@@ -37,6 +41,8 @@ class PrinterQueue {
   private wakeUp: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   current: { id: string; abort: AbortController } | null = null;
+  /** While a batch's part on this printer runs, only its jobs go (contiguity): other jobs wait behind it. */
+  lock: string | null = null;
   private stopped = false;
   state: 'idle' | 'printing' | 'waiting' | 'stopped' | 'disabled' = 'idle';
   lastError?: string;
@@ -82,10 +88,22 @@ class PrinterQueue {
     });
   }
 
+  private pickHead(): JobRecord | undefined {
+    if (this.lock && !this.q.deps.holdsPrinter?.(this.lock, this.printerId)) this.lock = null;
+    if (this.lock) {
+      for (const id of this.ids) {
+        const j = this.q.spool.get(id);
+        if (j?.batchID === this.lock) return j;
+      }
+      return undefined; // the batch's next job has not arrived yet: nothing else may go in between
+    }
+    return this.ids.length ? this.q.spool.get(this.ids[0]) : undefined;
+  }
+
   private async run(): Promise<void> {
     while (!this.stopped) {
       const printer = this.q.deps.printer(this.printerId);
-      const head = this.ids.length ? this.q.spool.get(this.ids[0]) : undefined;
+      const head = this.pickHead();
       if (!printer || !head) {
         this.state = 'idle';
         await this.sleep();
@@ -130,11 +148,12 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         this.queueFor(job.printerId).insert(job);
       }
     }
+    for (const [printerId, q] of this.queues) q.lock = this.deps.batchStartedOn?.(printerId) ?? null;
   }
 
   /** A held job stays at the head of its queue unless the printer's policy lets the queue move on. */
   private blocksQueue(job: JobRecord): boolean {
-    return this.deps.printer(job.printerId)?.errorPolicy !== 'hold-job';
+    return !!job.batchID || this.deps.printer(job.printerId)?.errorPolicy !== 'hold-job';
   }
 
   private queueFor(printerId: string): PrinterQueue {
@@ -165,10 +184,21 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     this.queues.get(printerId)?.wake();
   }
 
+  wakeAll(): void {
+    for (const q of this.queues.values()) q.wake();
+  }
+
   private async setJob(id: string, patch: Partial<JobRecord>, durable = true): Promise<JobRecord> {
     const job = await this.spool.update(id, patch, { durable });
     this.emit('job', job);
     return job;
+  }
+
+  /** Delivery's own transitions apply only while the job is still where delivery left it: a cancel always wins. */
+  private async deliveryUpdate(id: string, patch: Partial<JobRecord>, durable = true): Promise<JobRecord | null> {
+    const cur = this.spool.get(id);
+    if (!cur || cur.state !== 'sending') return null;
+    return this.setJob(id, patch, durable);
   }
 
   /** Cancels a job that has not finished; a job being sent is aborted. */
@@ -223,17 +253,17 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
   /** One attempt at the head job of a printer, and what its outcome means for the queue. */
   async deliver(q: PrinterQueue, head: JobRecord, printer: PrinterRecord): Promise<void> {
     const driver = this.deps.drivers.forUri(new URL(printer.uri));
-    if (!driver) {
-      await this.applyOutcome(q, head, printer, { kind: 'retry', reason: `no driver for ${new URL(printer.uri).protocol} printers` });
-      return;
-    }
+    if (head.batchID) q.lock = head.batchID;
     const abort = new AbortController();
     q.current = { id: head.id, abort };
     q.state = 'printing';
     let sealError: Error | null = null;
     const warnings: string[] = [];
     try {
-      await this.setJob(head.id, { state: 'sending', attempts: head.attempts + 1 }, false);
+      const fresh = this.spool.get(head.id);
+      if (!fresh || (fresh.state !== 'queued' && fresh.state !== 'held')) return; // cancelled or moved meanwhile
+      await this.setJob(head.id, { state: 'sending', attempts: fresh.attempts + 1 }, false);
+      if (abort.signal.aborted) return;
       if (head.size <= this.deps.preverifyBytes) {
         // Small documents are authenticated whole before any byte leaves, so a damaged file sends nothing.
         try {
@@ -243,7 +273,9 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         }
       }
       let outcome: Outcome;
-      if (sealError) {
+      if (!driver) {
+        outcome = { kind: 'retry', reason: `no driver for ${new URL(printer.uri).protocol} printers (a plug-in that did not load?)` };
+      } else if (sealError) {
         outcome = { kind: 'fail', reason: `document cannot be opened: ${sealError.message}` };
       } else {
         const job: OutboundJob = {
@@ -267,7 +299,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         };
         const started = Date.now();
         try {
-          outcome = await driver.send(job, abort.signal);
+          outcome = await driver!.send(job, abort.signal);
         } catch (err) {
           outcome = { kind: 'retry', reason: `driver error: ${(err as Error).message}` };
         }
@@ -275,10 +307,11 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         if (sealError) outcome = { kind: 'fail', reason: `document cannot be opened: ${(sealError as Error).message}` };
       }
       const now = this.spool.get(head.id)!;
-      if (now.state === 'cancelled') return; // cancelled while sending: the outcome no longer matters
+      if (now.state !== 'sending') return; // cancelled or moved while sending: the outcome no longer matters
       const merged = [...new Set([...now.warnings, ...warnings])];
-      if (merged.length !== now.warnings.length) await this.setJob(head.id, { warnings: merged }, false);
+      if (merged.length !== now.warnings.length) await this.deliveryUpdate(head.id, { warnings: merged }, false);
       await this.applyOutcome(q, this.spool.get(head.id)!, printer, outcome);
+      if (head.batchID) await this.deps.batchJobDone?.(head.batchID);
     } finally {
       q.current = null;
     }
@@ -286,40 +319,42 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
 
   private async applyOutcome(q: PrinterQueue, job: JobRecord, printer: PrinterRecord, outcome: Outcome): Promise<void> {
     const log = this.deps.log;
+    if (job.state !== 'sending') return;
     switch (outcome.kind) {
       case 'sent':
       case 'confirmed':
         q.lastError = undefined;
         q.remove(job.id);
-        await this.setJob(job.id, { state: outcome.kind, reason: outcome.detail, nextAttemptAt: undefined });
+        await this.deliveryUpdate(job.id, { state: outcome.kind, reason: outcome.detail, nextAttemptAt: undefined });
         log.info({ jobID: job.id, printer: printer.name, outcome: outcome.kind }, 'job delivered');
         return;
       case 'fail':
         q.lastError = outcome.reason;
         q.remove(job.id);
-        await this.setJob(job.id, { state: 'failed', reason: outcome.reason, nextAttemptAt: undefined });
+        await this.deliveryUpdate(job.id, { state: 'failed', reason: outcome.reason, nextAttemptAt: undefined });
         log.warn({ jobID: job.id, printer: printer.name, reason: outcome.reason }, 'job failed');
         return;
       case 'retry': {
         q.lastError = outcome.reason;
         const attempts = job.attempts;
         const r = printer.retry;
-        if (attempts < r.limit && job.state !== 'held') {
+        if (attempts < r.limit) {
           const delay = Math.min(r.baseMs * 2 ** (attempts - 1), r.maxMs);
-          await this.setJob(job.id, { state: 'queued', reason: `attempt ${attempts} failed: ${outcome.reason}; next try in ${Math.round(delay / 1000)} s`, nextAttemptAt: new Date(Date.now() + delay).toISOString() }, false);
+          await this.deliveryUpdate(job.id, { state: 'queued', reason: `attempt ${attempts} failed: ${outcome.reason}; next try in ${Math.round(delay / 1000)} s`, nextAttemptAt: new Date(Date.now() + delay).toISOString() }, false);
           log.warn({ jobID: job.id, printer: printer.name, attempts, delayMs: delay, reason: outcome.reason }, 'delivery will be retried');
           return;
         }
         const reason = `held after ${attempts} attempts: ${outcome.reason}`;
         log.warn({ jobID: job.id, printer: printer.name, policy: printer.errorPolicy, reason }, 'job held');
-        if (printer.errorPolicy === 'hold-job') {
+        // A batch never lets the queue move past one of its jobs: that would break its order.
+        if (printer.errorPolicy === 'hold-job' && !job.batchID) {
           q.remove(job.id);
-          await this.setJob(job.id, { state: 'held', reason, nextAttemptAt: undefined });
+          await this.deliveryUpdate(job.id, { state: 'held', reason, nextAttemptAt: undefined });
         } else if (printer.errorPolicy === 'stop-printer') {
-          await this.setJob(job.id, { state: 'held', reason, nextAttemptAt: undefined });
+          await this.deliveryUpdate(job.id, { state: 'held', reason, nextAttemptAt: undefined });
           await this.deps.setStopped(printer.id, reason);
         } else {
-          await this.setJob(job.id, { state: 'held', reason, nextAttemptAt: new Date(Date.now() + r.heldRetryMs).toISOString() });
+          await this.deliveryUpdate(job.id, { state: 'held', reason, nextAttemptAt: new Date(Date.now() + r.heldRetryMs).toISOString() });
         }
       }
     }

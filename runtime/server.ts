@@ -9,6 +9,7 @@ import { ERROR_POLICIES } from './state.js';
 import { VERSION, type Appliance } from './appliance.js';
 import type { TlsIdentity } from './tls.js';
 import { registerLanRoutes } from './lan-routes.js';
+import { registerBatchRoutes } from './batch-routes.js';
 
 export interface Principal {
   id: string;
@@ -259,5 +260,6 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   });
 
   registerLanRoutes(server, app);
+  registerBatchRoutes(server, app);
   return server;
 }

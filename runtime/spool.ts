@@ -145,6 +145,19 @@ export class Spool {
     return job;
   }
 
+  /** The next position in acceptance order (batch release places its jobs with it). */
+  allocSeq(): number {
+    return this.nextSeq++;
+  }
+
+  /** Records a job whose sealed document is already in docs/ (a replay's hard link). */
+  async adopt(rec: JobRecord): Promise<JobRecord> {
+    const job: JobRecord = { ...rec, seq: this.nextSeq++, hasDocument: true };
+    this.jobs.set(job.id, job);
+    await this.journal.append(job, { durable: true, dirs: [this.docsDir] });
+    return job;
+  }
+
   get(id: string): JobRecord | undefined {
     return this.jobs.get(id);
   }
@@ -172,7 +185,8 @@ export class Spool {
     const job: JobRecord = { ...prev, ...patch, updatedAt: new Date().toISOString() };
     const becameFinal = isFinal(job.state) && !isFinal(prev.state);
     if (becameFinal) job.finishedAt = job.updatedAt;
-    const dropDoc = isFinal(job.state) && job.hasDocument && !opts.keepDocument;
+    // Batch members keep their sealed document for replay until the batch's retention time passes.
+    const dropDoc = isFinal(job.state) && job.hasDocument && !opts.keepDocument && !job.batchID;
     if (dropDoc) job.hasDocument = false;
     this.jobs.set(id, job);
     await this.journal.append(job, { durable: opts.durable ?? true });

@@ -23,7 +23,7 @@ after(async () => {
 });
 
 async function spoolFiles() {
-  return (await filesUnder(`${box.dataDir}/spool`)).filter((f) => !f.endsWith('journal.log'));
+  return (await filesUnder(`${box.dataDir}/spool`)).filter((f) => !f.endsWith('.log'));
 }
 
 async function expectError(send: () => Promise<{ status: number; json: any; text: string }>, status: number, code: string, message?: RegExp) {
@@ -98,7 +98,7 @@ test('free space below the floor is 507 before anything is written', async () =>
     assert.equal(r.status, 507);
     assert.equal(r.json.error.code, 'insufficient_storage');
     assert.match(r.json.error.message, /below its floor/);
-    assert.deepEqual((await filesUnder(`${low.dataDir}/spool`)).filter((f) => !f.endsWith('journal.log')), []);
+    assert.deepEqual((await filesUnder(`${low.dataDir}/spool`)).filter((f) => !f.endsWith('.log')), []);
   } finally {
     await low.stop();
   }

@@ -43,7 +43,7 @@ test('/metrics reports jobs, bytes, queues and send durations, and needs a token
   await sink.waitForJobs(2, 10000);
   const m = await until('metrics with 2 sends', async () => {
     const r = await box.api.request('GET', '/metrics');
-    return /printbox_send_duration_seconds_count\{printer="lab"\} 2/.test(r.text) ? r.text : null;
+    return /printbox_send_duration_seconds_count\{printer="lab"\} 2/.test(r.text) ? r.text : "";
   });
   assert.match(m, /printbox_jobs_accepted_total 2/);
   assert.match(m, /printbox_bytes_in_total \d+/);

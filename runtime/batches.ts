@@ -1,0 +1,305 @@
+// Ordered batches (Vasion semantics): held until close, released in listed order, contiguous per printer, replayable.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Journal } from './journal.js';
+import { ApiError, conflict, notFound } from './errors.js';
+import { isFinal, type JobRecord } from './jobs.js';
+import type { Spool } from './spool.js';
+import type { Dispatcher } from './queue.js';
+import type { StatusCallbacks } from './callbacks.js';
+
+export const BATCH_STATES = ['open', 'expired', 'printing', 'done', 'failed', 'cancelled'] as const;
+export type BatchState = (typeof BATCH_STATES)[number];
+
+export interface BatchRecord {
+  batchID: string;
+  name: string;
+  jobIDs: string[];
+  requireAllJobs: boolean;
+  statusURL?: string;
+  owner: string;
+  state: BatchState;
+  released: number; // how many of jobIDs (in order) have been handed to the queue
+  skipped: string[]; // missing at close and not there when the timeout passed
+  createdAt: string;
+  expiresAt: string; // an open batch not closed by then expires (its jobs are held)
+  closedAt?: string;
+  missingDeadline?: string; // after close: missing jobs are skipped at this time
+  finishedAt?: string;
+  retainUntil?: string; // sealed documents kept for replay until then
+  documentsDeleted?: boolean;
+  replays: { at: string; fromJobID: string; jobIDs: string[] }[];
+  notified?: boolean;
+}
+
+export interface BatchOptions {
+  openTimeoutMs: number;
+  missingTimeoutMs: number;
+  retentionMs: number;
+}
+
+export interface OpenBatch {
+  batchID: string;
+  jobIDs: string[];
+  requireAllJobs?: boolean;
+  name?: string;
+  statusURL?: string;
+}
+
+const FINISHED: ReadonlySet<BatchState> = new Set(['done', 'failed', 'cancelled']);
+
+export class Batches {
+  private batches = new Map<string, BatchRecord>();
+  private byJob = new Map<string, string>(); // jobID → batchID (original members only)
+  private journal: Journal;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(dataDir: string, key: Uint8Array, private spool: Spool, private queue: Dispatcher, private callbacks: StatusCallbacks, private opts: BatchOptions, private log: { warn(o: object, m?: string): void; info(o: object, m?: string): void }) {
+    this.journal = new Journal(path.join(dataDir, 'spool', 'batches.log'), key);
+  }
+
+  async open(): Promise<void> {
+    await this.journal.load((b: BatchRecord) => this.index(b));
+    await this.journal.open();
+    if (this.batches.size && this.journal.bytes > 1024 * 1024) await this.journal.compact(this.batches.values());
+    this.timer = setInterval(() => void this.tick().catch((err) => this.log.warn({ err: (err as Error).message }, 'batch timer')), 1000);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.journal.close();
+  }
+
+  private index(b: BatchRecord): void {
+    this.batches.set(b.batchID, b);
+    for (const id of b.jobIDs) this.byJob.set(id, b.batchID);
+  }
+
+  private async save(b: BatchRecord): Promise<void> {
+    this.index(b);
+    await this.journal.append(b);
+  }
+
+  get(batchID: string): BatchRecord {
+    const b = this.batches.get(batchID);
+    if (!b) throw notFound('batch', batchID);
+    return b;
+  }
+
+  list(): BatchRecord[] {
+    return [...this.batches.values()];
+  }
+
+  counts(): Record<string, number> {
+    const c: Record<string, number> = {};
+    for (const b of this.batches.values()) c[b.state] = (c[b.state] ?? 0) + 1;
+    return c;
+  }
+
+  /** Batch Open. Same batchID with the same body: the same batch; with another body: 409. */
+  async create(req: OpenBatch, owner: string): Promise<{ batch: BatchRecord; created: boolean }> {
+    const existing = this.batches.get(req.batchID);
+    const same = (b: BatchRecord) => b.name === (req.name ?? '') && b.requireAllJobs === (req.requireAllJobs ?? false) && (b.statusURL ?? null) === (req.statusURL ?? null) && b.jobIDs.join() === req.jobIDs.map((j) => j.toLowerCase()).join();
+    if (existing) {
+      if (same(existing)) return { batch: existing, created: false };
+      throw conflict('batch_conflict', `batch "${req.batchID}" already exists with a different body`);
+    }
+    const ids = req.jobIDs.map((j) => j.toLowerCase());
+    if (new Set(ids).size !== ids.length) throw new ApiError(400, 'duplicate_job_ids', 'jobIDs lists the same job more than once');
+    for (const id of ids) {
+      const other = this.byJob.get(id);
+      if (other) throw conflict('job_in_other_batch', `job ${id} is already listed in batch "${other}"`);
+      if (this.spool.get(id)) throw conflict('job_exists', `job ${id} was already submitted outside a batch; a batch lists jobs not yet posted`);
+    }
+    const now = new Date();
+    const batch: BatchRecord = {
+      batchID: req.batchID,
+      name: req.name ?? '',
+      jobIDs: ids,
+      requireAllJobs: req.requireAllJobs ?? false,
+      statusURL: req.statusURL,
+      owner,
+      state: 'open',
+      released: 0,
+      skipped: [],
+      createdAt: now.toISOString(),
+      expiresAt: new Date(now.getTime() + this.opts.openTimeoutMs).toISOString(),
+      replays: [],
+    };
+    await this.save(batch);
+    return { batch, created: true };
+  }
+
+  /** Which batch (if any) a job being posted belongs to, and the state it starts in. Throws the client's mistakes. */
+  admit(jobID: string | undefined, batchID: string | undefined): { batch?: BatchRecord; state: JobRecord['state']; reason?: string } {
+    const listedIn = jobID ? this.byJob.get(jobID) : undefined;
+    if (batchID) {
+      const b = this.batches.get(batchID);
+      if (!b) throw notFound('batch', batchID);
+      if (!jobID) throw new ApiError(400, 'job_id_required', 'a job that names a batch needs the jobID the batch lists');
+      if (listedIn !== batchID) throw conflict('job_not_in_batch', `batch "${batchID}" does not list job ${jobID}`);
+    }
+    if (!listedIn) return { state: 'queued' };
+    const b = this.batches.get(listedIn)!;
+    if (FINISHED.has(b.state)) throw conflict('batch_finished', `batch "${b.batchID}" is ${b.state}; it takes no more jobs`);
+    if (b.skipped.includes(jobID!)) throw conflict('batch_job_skipped', `job ${jobID} arrived after batch "${b.batchID}" stopped waiting for it; it was skipped`);
+    if (b.state === 'expired') return { batch: b, state: 'waiting-for-batch', reason: `batch "${b.batchID}" expired before it was closed; release or cancel it` };
+    return { batch: b, state: 'waiting-for-batch' };
+  }
+
+  /** A member job was accepted: it may fill a gap in a closed batch. */
+  async arrived(job: JobRecord): Promise<void> {
+    const b = job.batchID ? this.batches.get(job.batchID) : undefined;
+    if (b?.state === 'printing') await this.release(b);
+  }
+
+  missing(b: BatchRecord): string[] {
+    return b.jobIDs.filter((id) => !this.spool.get(id) && !b.skipped.includes(id));
+  }
+
+  /** Batch Close: with requireAllJobs and jobs missing, 409 and the batch stays open. */
+  async closeBatch(batchID: string): Promise<BatchRecord> {
+    const b = this.get(batchID);
+    if (b.state === 'printing' || FINISHED.has(b.state)) throw conflict('batch_not_open', `batch "${batchID}" is already ${b.state}`);
+    const missing = this.missing(b);
+    if (b.requireAllJobs && missing.length) throw conflict('batch_incomplete', `batch "${batchID}" requires all jobs; ${missing.length} missing`, { missing });
+    const now = Date.now();
+    const next: BatchRecord = { ...b, state: 'printing', closedAt: new Date(now).toISOString(), missingDeadline: new Date(now + this.opts.missingTimeoutMs).toISOString() };
+    await this.save(next);
+    await this.release(next);
+    return this.get(batchID);
+  }
+
+  /** Hands jobs to the queue in listed order, stopping at the first one that has not arrived. */
+  private async release(b: BatchRecord): Promise<void> {
+    let released = b.released;
+    while (released < b.jobIDs.length) {
+      const id = b.jobIDs[released];
+      if (b.skipped.includes(id)) {
+        released++;
+        continue;
+      }
+      const job = this.spool.get(id);
+      if (!job) break; // a gap: everything behind it waits
+      if (job.state === 'waiting-for-batch') {
+        const queued = await this.spool.update(id, { state: 'queued', reason: undefined, queuePos: this.spool.allocSeq() });
+        this.queue.enqueue(queued);
+        this.queue.emit('job', queued);
+      }
+      released++;
+    }
+    if (released !== b.released) await this.save({ ...this.get(b.batchID), released });
+    await this.settle(b.batchID);
+    this.queue.wakeAll();
+  }
+
+  /** True while a printer must keep printing this batch only: it has unfinished members there, or a gap may still fill. */
+  holdsPrinter(batchID: string, printerId: string): boolean {
+    const b = this.batches.get(batchID);
+    if (!b || FINISHED.has(b.state)) return false;
+    if (b.state === 'printing' && b.released < b.jobIDs.length) return true;
+    return this.members(b).some((j) => j.printerId === printerId && !isFinal(j.state));
+  }
+
+  private members(b: BatchRecord): JobRecord[] {
+    const ids = [...b.jobIDs, ...b.replays.flatMap((r) => r.jobIDs)];
+    return ids.map((id) => this.spool.get(id)).filter((j): j is JobRecord => !!j);
+  }
+
+  /** The batch whose part on this printer has begun and not ended (re-established after a restart). */
+  startedOn(printerId: string): string | undefined {
+    for (const b of this.batches.values()) {
+      if (b.state !== 'printing') continue;
+      const here = this.members(b).filter((j) => j.printerId === printerId);
+      if (here.some((j) => isFinal(j.state)) && this.holdsPrinter(b.batchID, printerId)) return b.batchID;
+    }
+    return undefined;
+  }
+
+  /** After a member finishes: is the whole batch done? */
+  async settle(batchID: string): Promise<void> {
+    const b = this.batches.get(batchID);
+    if (!b || b.state !== 'printing' || b.released < b.jobIDs.length) return;
+    const members = this.members(b);
+    if (members.some((j) => !isFinal(j.state))) return;
+    const ok = members.every((j) => j.state === 'sent' || j.state === 'confirmed') && b.skipped.length === 0;
+    const now = Date.now();
+    const done: BatchRecord = { ...b, state: ok ? 'done' : 'failed', finishedAt: new Date(now).toISOString(), retainUntil: new Date(now + this.opts.retentionMs).toISOString() };
+    await this.save(done);
+    this.notify(done);
+    this.queue.wakeAll();
+  }
+
+  private notify(b: BatchRecord): void {
+    if (!b.statusURL || b.notified) return;
+    const failed = this.members(b).filter((j) => j.state === 'failed' || j.state === 'cancelled').map((j) => j.id);
+    const message = b.state === 'done' ? `batch printed: ${b.jobIDs.length} jobs in order` : `batch ${b.state}: ${[b.skipped.length && `skipped ${b.skipped.join(', ')}`, failed.length && `failed ${failed.join(', ')}`].filter(Boolean).join('; ')}`;
+    this.callbacks.send(b.statusURL, { batchID: b.batchID, status: b.state === 'done' ? 'success' : 'fail', message });
+    void this.save({ ...this.get(b.batchID), notified: true });
+  }
+
+  /** DELETE: cancels every member not yet printed. */
+  async cancel(batchID: string): Promise<BatchRecord> {
+    const b = this.get(batchID);
+    if (FINISHED.has(b.state)) throw conflict('batch_finished', `batch "${batchID}" is already ${b.state}`);
+    await this.save({ ...b, state: 'cancelled', finishedAt: new Date().toISOString(), retainUntil: new Date(Date.now() + this.opts.retentionMs).toISOString() });
+    for (const j of this.members(b)) if (!isFinal(j.state)) await this.queue.cancel(j.id, `batch "${batchID}" was cancelled`);
+    for (const j of this.members(b)) await this.spool.dropDocument(j.id);
+    this.notify(this.get(batchID));
+    return this.get(batchID);
+  }
+
+  /** Prints the batch again, whole or from one job on, in the same order, as new jobs sharing the sealed documents. */
+  async replay(batchID: string, fromJobID?: string): Promise<BatchRecord> {
+    const b = this.get(batchID);
+    if (b.state !== 'done' && b.state !== 'failed') throw conflict('batch_not_finished', `batch "${batchID}" is ${b.state}; only a finished batch can be replayed`);
+    if (b.documentsDeleted) throw new ApiError(410, 'batch_documents_expired', `the documents of batch "${batchID}" were deleted after the retention time; it cannot be replayed`);
+    const start = fromJobID ? b.jobIDs.indexOf(fromJobID.toLowerCase()) : 0;
+    if (start < 0) throw notFound('batch_job', fromJobID!);
+    const sources = b.jobIDs.slice(start).filter((id) => !b.skipped.includes(id)).map((id) => this.spool.get(id)).filter((j): j is JobRecord => !!j && j.hasDocument);
+    const ids: string[] = [];
+    await this.save({ ...b, state: 'printing' });
+    for (const src of sources) {
+      const id = randomUUID();
+      await fs.link(this.spool.docPath(src.id), this.spool.docPath(id));
+      const now = new Date().toISOString();
+      const job = await this.spool.adopt({ ...src, id, seq: 0, state: 'queued', reason: undefined, warnings: [], attempts: 0, nextAttemptAt: undefined, createdAt: now, updatedAt: now, finishedAt: undefined, replayOf: src.id, statusURL: undefined });
+      this.queue.enqueue(job);
+      ids.push(id);
+    }
+    const next: BatchRecord = { ...this.get(batchID), state: 'printing', notified: false, finishedAt: undefined, replays: [...b.replays, { at: new Date().toISOString(), fromJobID: sources[0]?.id ?? '', jobIDs: ids }] };
+    await this.save(next);
+    await this.settle(batchID);
+    return this.get(batchID);
+  }
+
+  /** Expiry of open batches, skipping of missing jobs, deletion of documents past retention. */
+  async tick(now = Date.now()): Promise<void> {
+    for (const b of [...this.batches.values()]) {
+      if (b.state === 'open' && Date.parse(b.expiresAt) <= now) {
+        await this.save({ ...b, state: 'expired' });
+        for (const j of this.members(b)) if (j.state === 'waiting-for-batch') this.queue.emit('job', await this.spool.update(j.id, { reason: `batch "${b.batchID}" expired before it was closed; release or cancel it` }));
+        this.log.warn({ batchID: b.batchID }, 'batch expired before it was closed');
+      } else if (b.state === 'printing' && b.missingDeadline && Date.parse(b.missingDeadline) <= now && this.missing(b).length) {
+        const skipped = [...b.skipped, ...this.missing(b)];
+        this.log.warn({ batchID: b.batchID, skipped }, 'batch stopped waiting for missing jobs');
+        await this.save({ ...b, skipped });
+        await this.release(this.get(b.batchID));
+      } else if (b.retainUntil && !b.documentsDeleted && Date.parse(b.retainUntil) <= now) {
+        for (const j of this.members(b)) await this.spool.dropDocument(j.id);
+        await this.save({ ...b, documentsDeleted: true });
+      }
+    }
+  }
+
+  view(b: BatchRecord) {
+    const jobs = b.jobIDs.map((id) => {
+      const j = this.spool.get(id);
+      return { jobID: id, state: j?.state ?? (b.skipped.includes(id) ? 'skipped' : 'missing'), printer: j?.printerId, reason: j?.reason };
+    });
+    const { notified: _n, owner: _o, ...rest } = b;
+    return { ...rest, jobs, missing: this.missing(b), replays: b.replays.map((r) => ({ ...r, jobs: r.jobIDs.map((id) => ({ jobID: id, state: this.spool.get(id)?.state ?? 'unknown' })) })) };
+  }
+}
