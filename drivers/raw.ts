@@ -18,6 +18,7 @@ const TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUN
 
 export function connect(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' }));
     const sock = net.connect({ host, port });
     const timer = setTimeout(() => fail(Object.assign(new Error(`no connection to ${host}:${port} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
     const onAbort = () => fail(Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' }));
@@ -182,7 +183,10 @@ export const createRawDriver: DriverFactory = () => {
       const watch = p.confirm === 'pjl' && plan.ticket ? watchJobEnd(sock, plan.ticket.name) : undefined;
       // pipeline would close a failed or cancelled socket gracefully (FIN), which a printer takes as a
       // complete job; a reset makes it throw the partial job away.
-      const reset = () => sock.resetAndDestroy();
+      // Reset only while the connection is still open both ways: a reset after the peer closed hangs Node 20 at exit.
+      const reset = () => {
+        if (!sock.destroyed && !sock.readableEnded) sock.resetAndDestroy();
+      };
       try {
         signal.addEventListener('abort', reset, { once: true });
         // pipeline ends the socket (half-close) after the last byte; the back channel stays readable.
@@ -191,7 +195,7 @@ export const createRawDriver: DriverFactory = () => {
         await peerClosed(sock, p.closeTimeout as number, signal);
         return { kind: 'sent' };
       } catch (err) {
-        sock.resetAndDestroy(); // a broken or unfinished document must not look like a complete one to the printer
+        reset(); // a broken or unfinished document must not look like a complete one to the printer
         return networkOutcome(err, `sending to ${host}:${port} failed`);
       } finally {
         sock.destroy();

@@ -2,11 +2,15 @@
 import type { Driver, DriverContext, DriverFactory } from './contract.js';
 import { createRawDriver } from './raw.js';
 import { createIppDriver } from './ipp.js';
+import { createLprDriver } from './lpr.js';
+import { createSerialDriver } from './serial.js';
 
 export const BUILTIN_DRIVERS: Record<string, DriverFactory> = {
   raw: createRawDriver,
   socket: createRawDriver, // CUPS spells RAW as socket://
   ipp: createIppDriver,
+  lpr: createLprDriver,
+  serial: createSerialDriver,
   ipps: createIppDriver,
 };
 
