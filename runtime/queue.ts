@@ -89,6 +89,11 @@ class PrinterQueue {
   }
 
   private pickHead(): JobRecord | undefined {
+    // A job cancelled or moved while we awaited is dropped here, so the loop never spins on it.
+    for (let i = this.ids.length - 1; i >= 0; i--) {
+      const st = this.q.spool.get(this.ids[i])?.state;
+      if (st !== 'queued' && st !== 'held' && st !== 'sending') this.ids.splice(i, 1);
+    }
     if (this.lock && !this.q.deps.holdsPrinter?.(this.lock, this.printerId)) this.lock = null;
     if (this.lock) {
       for (const id of this.ids) {
@@ -122,6 +127,7 @@ class PrinterQueue {
       }
       try {
         await this.q.deliver(this, head, printer);
+        await new Promise((r) => setImmediate(r)); // let I/O run between attempts, whatever happened
       } catch (err) {
         // A bug or an I/O error of our own: keep the job, report it, and pause before trying again.
         this.q.deps.log.error({ err, jobID: head.id }, 'queue error');
