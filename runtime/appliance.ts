@@ -97,7 +97,7 @@ export class Appliance {
     this.batchCounts = () => this.batches.counts();
     this.queue.on('job', (job) => this.onJobChange(job));
     this.queue.on('sendDone', (e) => this.metrics.onSend(e));
-    if (opts.startQueues) this.queue.restore();
+    if (opts.startQueues) await this.queue.restore();
   }
 
   /** Plug-in drivers named in the config; a broken one is reported on GET /v1/drivers, never a crash. */

@@ -279,8 +279,8 @@ export class Batches {
   async tick(now = Date.now()): Promise<void> {
     for (const b of [...this.batches.values()]) {
       if (b.state === 'open' && Date.parse(b.expiresAt) <= now) {
-        await this.save({ ...b, state: 'expired' });
         for (const j of this.members(b)) if (j.state === 'waiting-for-batch') this.queue.emit('job', await this.spool.update(j.id, { reason: `batch "${b.batchID}" expired before it was closed; release or cancel it` }));
+        await this.save({ ...this.get(b.batchID), state: 'expired' });
         this.log.warn({ batchID: b.batchID }, 'batch expired before it was closed');
       } else if (b.state === 'printing' && b.missingDeadline && Date.parse(b.missingDeadline) <= now && this.missing(b).length) {
         const skipped = [...b.skipped, ...this.missing(b)];

@@ -148,8 +148,14 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
   }
 
   /** Re-queues every unfinished job in its original order (called once at start). */
-  restore(): void {
+  async restore(): Promise<void> {
     for (const job of this.spool.live()) {
+      if (job.state === 'sending') {
+        // In flight when the process died: it goes again, first in its printer's line.
+        const again = await this.spool.update(job.id, { state: 'queued', reason: 'interrupted by a restart while sending; sent again' });
+        this.queueFor(again.printerId).insert(again);
+        continue;
+      }
       if (job.state === 'queued' || job.state === 'sending' || (job.state === 'held' && this.blocksQueue(job))) {
         this.queueFor(job.printerId).insert(job);
       }

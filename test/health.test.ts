@@ -50,7 +50,16 @@ test('the first snapshot comes at once, marked stale, with what the os module kn
 test('a hung probe is abandoned after probeTimeoutMs: the others refresh, the problem is reported with a code, snapshot never waits', async () => {
   let release!: () => void;
   const hung = new Promise<number | null>((r) => (release = () => r(null)));
-  const health = new SystemHealth({ dataDir: os.tmpdir(), version: '1', refreshMs: 60_000, probeTimeoutMs: 300, probes: { temperature: () => hung } });
+  const health = new SystemHealth({ dataDir: os.tmpdir(), version: '1', refreshMs: 60_000, probeTimeoutMs: 300, probes: {
+      temperature: () => hung,
+      // The other probes answer at once, so only the hung one can time out, however loaded the machine is.
+      cpu: async () => ({ model: 'test cpu', physicalCores: 2, speedGHz: 1 }),
+      load: async () => 10,
+      memory: async () => ({ totalBytes: 1024, availableBytes: 512, usedBytes: 512, freeBytes: 512 }),
+      interfaces: async () => new Map(),
+      os: async () => ({ os: 'test os', kernel: '6' }),
+    },
+  });
   const t0 = Date.now();
   const refreshing = health.refresh();
   assert.ok(timed(() => health.snapshot()).ms < 5);
