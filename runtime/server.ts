@@ -10,6 +10,7 @@ import { VERSION, type Appliance } from './appliance.js';
 import type { TlsIdentity } from './tls.js';
 import { registerLanRoutes } from './lan-routes.js';
 import { registerBatchRoutes } from './batch-routes.js';
+import { isPublicWebRoute, principalFromSession, registerWeb } from './web.js';
 
 export interface Principal {
   id: string;
@@ -98,9 +99,16 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
       req.principal = { id: 'local', name: 'local admin socket', scope: 'admin' };
       return;
     }
-    if (PUBLIC.has(req.routeOptions.url ?? '') || (app.cfg.metricsOpen && req.routeOptions.url === METRICS)) return;
+    if (PUBLIC.has(req.routeOptions.url ?? '') || isPublicWebRoute(req) || (app.cfg.metricsOpen && req.routeOptions.url === METRICS)) return;
     const token = credentials(req);
-    if (!token) throw new ApiError(401, 'unauthorized', 'send an API token: "Authorization: Bearer <token>"');
+    if (!token) {
+      const session = req.headers.authorization ? undefined : principalFromSession(req, app);
+      if (session) {
+        req.principal = session;
+        return;
+      }
+      throw new ApiError(401, 'unauthorized', 'send an API token: "Authorization: Bearer <token>"');
+    }
     const rec = app.tokens.verify(token);
     if (!rec) throw new ApiError(401, 'unauthorized', 'the API token is not valid (wrong or revoked)');
     req.principal = { id: rec.id, name: rec.name, scope: rec.scope };
@@ -261,5 +269,6 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
 
   registerLanRoutes(server, app);
   registerBatchRoutes(server, app);
+  if (opts.mode === 'https') await registerWeb(server, app, { tls: opts.tls! });
   return server;
 }

@@ -1,0 +1,106 @@
+// Shapes of the API's answers, as the page uses them (the API's OpenAPI document is the full truth).
+export type JobState = 'received' | 'waiting-for-batch' | 'queued' | 'sending' | 'sent' | 'confirmed' | 'held' | 'failed' | 'cancelled';
+
+export interface Job {
+  jobID: string;
+  state: JobState;
+  printer: string;
+  title: string;
+  user: string;
+  contentType: string;
+  size: number;
+  batchID?: string;
+  reason?: string;
+  warnings: string[];
+  attempts: number;
+  nextAttemptAt?: string;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+export interface JobDefaults {
+  copies?: number;
+  color?: boolean;
+  duplex?: 'none' | 'long-edge' | 'short-edge';
+  media?: string;
+  orientation?: string;
+  tray?: string;
+  contentType?: string;
+}
+
+export interface Printer {
+  id: string;
+  name: string;
+  uri: string;
+  enabled: boolean;
+  errorPolicy: 'retry-job' | 'hold-job' | 'stop-printer';
+  retry: { limit: number; baseMs: number; maxMs: number; heldRetryMs: number };
+  defaults: JobDefaults;
+  stopped?: { reason: string; at: string };
+  queue: { state: 'idle' | 'printing' | 'waiting' | 'stopped' | 'disabled'; queued: number; current: string | null; lastError: string | null };
+}
+
+export interface UriParam {
+  name: string;
+  type: 'string' | 'integer' | 'boolean' | 'enum';
+  values?: string[];
+  default?: string | number | boolean;
+  description: string;
+}
+
+export interface DriverSchema {
+  scheme: string;
+  title: string;
+  uriTemplate: string;
+  params: UriParam[];
+}
+
+export interface Discovered {
+  id: string;
+  name: string;
+  model: string | null;
+  host: string | null;
+  addresses: string[];
+  preferred: { uri: string; driver: string } | null;
+  state: 'present' | 'gone';
+  note: string | null;
+}
+
+export interface Token {
+  id: string;
+  name: string;
+  scope: 'submit' | 'admin';
+  createdAt: string;
+  lastUsedAt?: string;
+}
+
+export interface SetupInfo {
+  needsSetup: boolean;
+  name: string;
+  fingerprint: string;
+  names: string[];
+}
+
+export interface Batch {
+  batchID: string;
+  name: string;
+  state: 'open' | 'expired' | 'printing' | 'done' | 'failed' | 'cancelled';
+  jobIDs: string[];
+  jobs: { jobID: string; state: string; printer?: string; reason?: string }[];
+  createdAt: string;
+  replays: { at: string; fromJobID: string }[];
+  documentsDeleted?: boolean;
+}
+
+export interface Certificate {
+  names: string[];
+  fingerprint: string;
+  subject: string;
+  issuer: string;
+  validFrom: string;
+  validTo: string;
+  selfSigned: boolean;
+  custom: boolean;
+  warnings?: string[];
+}
