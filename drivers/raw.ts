@@ -183,9 +183,10 @@ export const createRawDriver: DriverFactory = () => {
       const watch = p.confirm === 'pjl' && plan.ticket ? watchJobEnd(sock, plan.ticket.name) : undefined;
       // pipeline would close a failed or cancelled socket gracefully (FIN), which a printer takes as a
       // complete job; a reset makes it throw the partial job away.
-      // Reset only while the connection is still open both ways: a reset after the peer closed hangs Node 20 at exit.
+      // Reset only while the connection is open both ways: once our FIN is out the printer has the whole job,
+      // and a reset on a half-closed socket makes Node 20 spin at exit.
       const reset = () => {
-        if (!sock.destroyed && !sock.readableEnded) sock.resetAndDestroy();
+        if (!sock.destroyed && !sock.readableEnded && !sock.writableEnded) sock.resetAndDestroy();
       };
       try {
         signal.addEventListener('abort', reset, { once: true });
