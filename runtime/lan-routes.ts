@@ -52,7 +52,7 @@ export function registerLanRoutes(server: FastifyInstance, app: Appliance): void
       throw new ApiError(409, (err as { code?: string }).code ?? 'printer_not_adoptable', (err as Error).message);
     }
     const body = (req.body ?? {}) as { name?: string; uri?: string };
-    const printer = await app.printers.add({ name: body.name ?? adoption.name, uri: body.uri ?? adoption.uri });
+    const printer = await app.printers.add({ name: body.name ?? app.printers.nameFrom(adoption.name), uri: body.uri ?? adoption.uri });
     return reply.status(201).send(printer);
   });
 

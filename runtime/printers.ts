@@ -64,6 +64,14 @@ export class Printers {
     }
   }
 
+  /** A valid, unused printer name made from what a printer calls itself ("HP LaserJet M404 (Ward 3)" → "HP-LaserJet-M404-Ward-3"). */
+  nameFrom(advertised: string): string {
+    const base = advertised.replace(/[^A-Za-z0-9_.-]+/g, '-').replace(/^[^A-Za-z0-9]+|-+$/g, '').slice(0, 60) || 'printer';
+    let name = base;
+    for (let i = 2; this.find(name); i++) name = `${base}-${i}`;
+    return name;
+  }
+
   async add(input: PrinterInput): Promise<PrinterRecord> {
     if (!input.name || !input.uri) throw badRequest('missing_field', 'a printer needs a name and a uri');
     this.checkFields(input);

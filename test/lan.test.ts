@@ -58,3 +58,35 @@ test('discovery routes say plainly when discovery is off', async () => {
   assert.equal(r.status, 503);
   assert.equal(r.json.error.code, 'discovery_off');
 });
+
+test('plug-in drivers named in the config load, print, and a broken one is reported on GET /v1/drivers instead of crashing', async () => {
+  const { ROOT } = await import('./peers/netns.js');
+  const fs = await import('node:fs/promises');
+  const folder = await fs.mkdtemp('/tmp/pbx-plugin-out-');
+  const withPlugins = await startAppliance({ plugins: ['./drivers/file.ts', './no/such/plugin.js'], configDir: ROOT });
+  try {
+    const d = (await withPlugins.api.request('GET', '/v1/drivers')).json;
+    assert.ok(d.drivers.some((x: any) => x.scheme === 'file'), 'the file:// plug-in is loaded');
+    assert.equal(d.problems.length, 1);
+    assert.match(d.problems[0].source, /no\/such\/plugin/);
+    const p = await withPlugins.api.json('POST', '/v1/printers', { name: 'folder', uri: `file://${folder}` });
+    assert.equal(p.status, 201, p.text);
+    const r = await withPlugins.api.postJob({ printer: 'folder', contentType: 'text' }, Buffer.from('hello from a plug-in'));
+    await until('the document in the folder', async () => (await fs.readdir(folder)).length === 1, 10000);
+    const [file] = await fs.readdir(folder);
+    assert.ok(file.startsWith(r.json.jobID));
+    assert.equal(await fs.readFile(`${folder}/${file}`, 'utf8'), 'hello from a plug-in');
+  } finally {
+    await withPlugins.stop();
+    await fs.rm(folder, { recursive: true, force: true });
+  }
+});
+
+test('GET /v1/printers/:id/status asks the printer through its driver', async () => {
+  const up = await box.api.request('GET', '/v1/printers/lab/status');
+  assert.equal(up.status, 200, up.text);
+  assert.equal(up.json.reachable, true);
+  await addRawPrinter(box.api, 'nowhere', 9); // port 9 (discard) is closed on loopback
+  const down = await box.api.request('GET', '/v1/printers/nowhere/status');
+  assert.equal(down.json.reachable, false);
+});
