@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // Entry point of the `printbox` command: loads the TypeScript sources through tsx.
-import { register } from 'tsx/esm/api';
+// fsyncs of concurrent uploads, journal writes and delivery reads share libuv's pool (4 threads by
+// default); more threads let the kernel merge concurrent fsyncs. Must be set before the pool starts.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+const { register } = await import('tsx/esm/api');
 
 register();
 const { main } = await import('../runtime/cli.ts');

@@ -1,6 +1,6 @@
 // Delivery: one FIFO per printer, printers in parallel; owns retry, back-off, hold and order.
 import { EventEmitter } from 'node:events';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Outcome, OutboundJob } from '../drivers/contract.js';
 import type { DriverRegistry } from '../drivers/registry.js';
@@ -156,7 +156,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         this.queueFor(again.printerId).insert(again);
         continue;
       }
-      if (job.state === 'queued' || job.state === 'sending' || (job.state === 'held' && this.blocksQueue(job))) {
+      if (job.state === 'queued' || (job.state === 'held' && this.blocksQueue(job))) {
         this.queueFor(job.printerId).insert(job);
       }
     }
@@ -274,12 +274,18 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     try {
       const fresh = this.spool.get(head.id);
       if (!fresh || (fresh.state !== 'queued' && fresh.state !== 'held')) return; // cancelled or moved meanwhile
-      await this.setJob(head.id, { state: 'sending', attempts: fresh.attempts + 1 }, false);
+      // 'sending' need not be durable (a crash re-sends the job anyway): don't wait for the journal.
+      const sending = this.spool.updateNow(head.id, { state: 'sending', attempts: fresh.attempts + 1 });
+      this.emit('job', sending);
       if (abort.signal.aborted) return;
+      let verified: Buffer[] | null = null;
       if (head.size <= this.deps.preverifyBytes) {
-        // Small documents are authenticated whole before any byte leaves, so a damaged file sends nothing.
+        // Small documents are authenticated whole before any byte leaves, so a damaged file sends nothing;
+        // the verified plaintext (at most preverifyBytes) is what gets sent, so it is decrypted once.
         try {
-          await pipeline(this.spool.openDocument(head.id), new Writable({ write: (_c, _e, cb) => cb() }));
+          const chunks: Buffer[] = [];
+          await pipeline(this.spool.openDocument(head.id), new Writable({ write: (c, _e, cb) => (chunks.push(c), cb()) }));
+          verified = chunks;
         } catch (err) {
           sealError = err as Error;
         }
@@ -299,6 +305,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
           options: head.options,
           uri: new URL(printer.uri),
           open: () => {
+            if (verified) return Readable.from(verified);
             const s = this.spool.openDocument(head.id);
             s.on('error', (e) => {
               if ((e as NodeJS.ErrnoException).code === 'seal_broken') sealError = e;

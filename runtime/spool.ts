@@ -6,7 +6,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Journal } from './journal.js';
-import { OpenStream, SealStream } from './seal.js';
+import { CHUNK_BYTES, HEADER_BYTES, OpenStream, SealStream } from './seal.js';
 import { fsyncDir } from './fsutil.js';
 import { isFinal, type JobRecord } from './jobs.js';
 
@@ -172,7 +172,10 @@ export class Spool {
   }
 
   openDocument(id: string): Readable {
-    const src = createReadStream(this.docPath(id), { highWaterMark: 256 * 1024 });
+    // Read buffers sized to the sealed file: a 2 KiB job must not allocate 256 KiB twice per delivery.
+    const size = this.jobs.get(id)?.size ?? CHUNK_BYTES;
+    const sealedSize = HEADER_BYTES + size + 20 * (Math.ceil(size / CHUNK_BYTES) + 1);
+    const src = createReadStream(this.docPath(id), { highWaterMark: Math.min(256 * 1024, Math.max(1024, sealedSize)) });
     const open = new OpenStream(this.opts.key);
     src.on('error', (e) => open.destroy(e));
     return src.pipe(open);
@@ -192,6 +195,16 @@ export class Spool {
     await this.journal.append(job, { durable: opts.durable ?? true });
     if (dropDoc) await fs.rm(this.docPath(id), { force: true });
     if (becameFinal) this.retire(id);
+    return job;
+  }
+
+  /** Changes a job in memory at once and journals it without waiting (for states a crash may lose). */
+  updateNow(id: string, patch: Partial<JobRecord>): JobRecord {
+    const prev = this.jobs.get(id);
+    if (!prev) throw new SpoolError('job_not_found', `no job ${id}`);
+    const job: JobRecord = { ...prev, ...patch, updatedAt: new Date().toISOString() };
+    this.jobs.set(id, job);
+    this.journal.append(job, { durable: false }).catch(() => {}); // a lost line means only a re-send after a crash
     return job;
   }
 
