@@ -1,0 +1,291 @@
+// The processes a benchmark runs against: a lean RAW sink that times arrivals, printbox as a child process, a private cupsd.
+import net from 'node:net';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const ROOT = path.resolve(import.meta.dirname, '..');
+/** The checkout whose printbox is measured (BENCH_PRINTBOX_ROOT: compare a patched copy against this one). */
+const SERVER_ROOT = path.resolve(process.env.BENCH_PRINTBOX_ROOT ?? ROOT);
+
+/* ------------------------------------------------------------------ documents */
+
+/** Every benchmark document starts with this stamp, so the sink can tell which job a connection carries. */
+export const STAMP = 'PBXBENCH';
+const STAMP_LEN = STAMP.length + 10 + 1;
+
+export function stamp(index: number): Buffer {
+  return Buffer.from(`${STAMP}${String(index).padStart(10, '0')}\n`);
+}
+
+/** A small document of `size` bytes: the stamp, then printable filler (no PJL/PDF magic, so it goes out as raw). */
+export function smallDoc(index: number, size: number): Buffer {
+  const b = Buffer.alloc(size, 0x2e);
+  stamp(index).copy(b);
+  return b;
+}
+
+/** A large document as a stream of 1 MiB chunks (the same filler), the stamp first. */
+export async function* largeDoc(index: number, size: number, chunk = 1024 * 1024): AsyncGenerator<Buffer> {
+  const block = Buffer.alloc(chunk, 0x2e);
+  let left = size;
+  let first = true;
+  while (left > 0) {
+    const n = Math.min(chunk, left);
+    if (first) {
+      const b = Buffer.from(block.subarray(0, n));
+      stamp(index).copy(b);
+      first = false;
+      yield b;
+    } else yield n === chunk ? block : block.subarray(0, n);
+    left -= n;
+  }
+}
+
+/* ------------------------------------------------------------------ sink */
+
+export interface Arrival {
+  index: number; // -1 when the connection carried no stamp
+  firstAt: number; // performance.now() of the first byte
+  lastAt: number; // of the last byte
+  bytes: number;
+}
+
+/**
+ * A RAW (9100) printer that only counts: it keeps no bytes, answers nothing, and closes its side when the
+ * client half-closes (what the raw driver and CUPS's socket backend wait for). Times are performance.now()
+ * of this process, the same clock the clients stamp their submits with.
+ */
+export async function startBenchSink() {
+  const arrivals = new Map<number, Arrival>();
+  let count = 0;
+  let bytes = 0;
+  const waiters = new Set<() => void>();
+  const open = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+    open.add(sock);
+    sock.on('close', () => open.delete(sock));
+    sock.on('error', () => {});
+    const a: Arrival = { index: -1, firstAt: 0, lastAt: 0, bytes: 0 };
+    let head: Buffer | null = Buffer.alloc(0);
+    sock.on('data', (c: Buffer) => {
+      const now = performance.now();
+      if (!a.bytes) a.firstAt = now;
+      a.lastAt = now;
+      a.bytes += c.length;
+      if (head) {
+        head = Buffer.concat([head, c.subarray(0, 512)]);
+        const at = head.indexOf(STAMP);
+        if (at >= 0 && head.length >= at + STAMP_LEN) {
+          a.index = Number(head.subarray(at + STAMP.length, at + STAMP_LEN - 1).toString());
+          head = null;
+        } else if (head.length >= 512) head = null;
+      }
+    });
+    sock.on('end', () => {
+      sock.end();
+      count++;
+      bytes += a.bytes;
+      arrivals.set(a.index, a);
+      for (const w of waiters) w();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+
+  function waitFor(done: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!done()) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`sink: ${what()} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
+  }
+
+  return {
+    port,
+    arrivals,
+    count: () => count,
+    bytes: () => bytes,
+    reset() {
+      arrivals.clear();
+      count = 0;
+      bytes = 0;
+    },
+    waitIndex: (i: number, timeoutMs: number) => waitFor(() => arrivals.has(i), timeoutMs, () => `job ${i} did not arrive`).then(() => arrivals.get(i)!),
+    waitCount: (n: number, timeoutMs: number) => waitFor(() => count >= n, timeoutMs, () => `only ${count} of ${n} jobs arrived`),
+    async close() {
+      for (const s of open) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+export type BenchSink = Awaited<ReturnType<typeof startBenchSink>>;
+
+/* ------------------------------------------------------------------ processes */
+
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+async function waitForPort(port: number, timeoutMs: number, proc: ChildProcess, what: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (proc.exitCode !== null) throw new Error(`${what} exited with code ${proc.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
+}
+
+export function stopProcess(p: ChildProcess | undefined, timeoutMs = 10000): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      resolve();
+    }, timeoutMs);
+    p.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    p.kill('SIGTERM');
+  });
+}
+
+export interface PrintboxProcess {
+  pid: number;
+  port: number;
+  base: string;
+  ca: string;
+  token: string;
+  dataDir: string;
+  /** ms from spawn to "printbox listening" (includes loading the journal). */
+  startMs: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `printbox serve` as its own process (so its CPU and memory are its own), logging at its default level
+ * to a file next to the data dir, as it would to journald. `config` goes into a config file (historyLimit…).
+ */
+export async function startPrintbox(dataDir: string, config: Record<string, unknown> = {}, timeoutMs = 180000): Promise<PrintboxProcess> {
+  const port = await freePort();
+  const logFile = `${dataDir}.log`;
+  const configFile = `${dataDir}.config.json`;
+  await fs.writeFile(configFile, JSON.stringify(config));
+  const log = await fs.open(logFile, 'w');
+  const started = performance.now();
+  const prof = process.argv.find((a) => a.startsWith('--server-prof='))?.slice(14);
+  const nodeArgs = prof ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(prof)}`] : [];
+  // BENCH_SERVER_NODE_ARGS="--trace-gc" and the like, for digging into a result.
+  nodeArgs.push(...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean));
+  const proc = spawn(process.execPath, [...nodeArgs, path.join(SERVER_ROOT, 'bin/printbox.mjs'), 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
+    cwd: SERVER_ROOT,
+    stdio: ['ignore', log.fd, log.fd],
+    env: { ...process.env, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_MDNS: '0', PRINTBOX_CONFIG: configFile, PRINTBOX_INSTALLED: '' },
+  });
+  await log.close();
+  const until = Date.now() + timeoutMs;
+  let text = '';
+  while (!text.includes('printbox listening')) {
+    if (proc.exitCode !== null) throw new Error(`printbox exited with code ${proc.exitCode}: ${text.slice(-2000)}`);
+    if (Date.now() > until) {
+      await stopProcess(proc);
+      throw new Error(`printbox did not start within ${timeoutMs} ms: ${text.slice(-2000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    text = await fs.readFile(logFile, 'utf8');
+  }
+  const startMs = performance.now() - started;
+  const m = text.match(/first admin API token[^\n]*\n(\S+)/);
+  if (!m) throw new Error('printbox printed no first admin token');
+  const ca = await fs.readFile(path.join(dataDir, 'tls/cert.pem'), 'utf8');
+  return { pid: proc.pid!, port, base: `https://127.0.0.1:${port}`, ca, token: m[1], dataDir, startMs, stop: () => stopProcess(proc) };
+}
+
+export interface CupsProcess {
+  pid: number;
+  port: number;
+  queueUri: string;
+  stop(): Promise<void>;
+}
+
+/** A private cupsd (own config, spool, state, logs, port; LogLevel warn) with a raw queue `sink` → socket://127.0.0.1:sinkPort. */
+export async function startCups(dir: string, sinkPort: number): Promise<CupsProcess> {
+  for (const d of ['spool/tmp', 'cache', 'state', 'log']) await fs.mkdir(path.join(dir, d), { recursive: true });
+  // Backends run as user lp and open the spooled file themselves: every directory above the spool must be searchable.
+  for (let d = dir; d !== path.dirname(d) && d.startsWith(path.dirname(dir)); d = path.dirname(d)) await fs.chmod(d, 0o755);
+  const port = await freePort();
+  const conf = [
+    `Listen 127.0.0.1:${port}`,
+    'LogLevel warn',
+    'Browsing No',
+    'WebInterface No',
+    // The default limit of 500 stored jobs refuses Print-Job (client-error-not-possible) once jobs queue faster than they print.
+    'MaxJobs 0',
+    '<Location />',
+    '  Order allow,deny',
+    '  Allow all',
+    '</Location>',
+    '<Location /admin>',
+    '  Order allow,deny',
+    '  Allow all',
+    '</Location>',
+    '<Policy default>',
+    '  <Limit All>',
+    '    Order deny,allow',
+    '  </Limit>',
+    '</Policy>',
+    '',
+  ];
+  const files = [
+    `ServerRoot ${dir}`,
+    `RequestRoot ${dir}/spool`,
+    `TempDir ${dir}/spool/tmp`,
+    `CacheDir ${dir}/cache`,
+    `StateDir ${dir}/state`,
+    `ErrorLog ${dir}/log/error_log`,
+    `AccessLog ${dir}/log/access_log`,
+    `PageLog ${dir}/log/page_log`,
+    'SystemGroup root',
+    '',
+  ];
+  await fs.writeFile(path.join(dir, 'cupsd.conf'), conf.join('\n'));
+  await fs.writeFile(path.join(dir, 'cups-files.conf'), files.join('\n'));
+  const proc = spawn('cupsd', ['-f', '-c', path.join(dir, 'cupsd.conf'), '-s', path.join(dir, 'cups-files.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (c: Buffer) => (err += c));
+  try {
+    await waitForPort(port, 15000, proc, 'cupsd');
+    // The trailing slash matters: CUPS refuses "socket://host:port?x" but takes "socket://host:port/?x".
+    await run('lpadmin', ['-h', `127.0.0.1:${port}`, '-p', 'sink', '-E', '-v', `socket://127.0.0.1:${sinkPort}/?snmp=false`, '-m', 'raw'], { timeout: 15000 }).catch((e) => {
+      // lpadmin warns that raw queues are deprecated and may exit non-zero for it while the queue is created.
+      if (!/deprecated/i.test(String(e.stderr))) throw e;
+    });
+    await run('lpstat', ['-h', `127.0.0.1:${port}`, '-p', 'sink'], { timeout: 15000 });
+  } catch (e) {
+    await stopProcess(proc);
+    throw new Error(`cupsd setup failed: ${(e as Error).message} ${err}`);
+  }
+  return { pid: proc.pid!, port, queueUri: `ipp://127.0.0.1:${port}/printers/sink`, stop: () => stopProcess(proc) };
+}

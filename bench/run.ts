@@ -1,0 +1,437 @@
+// printbox benchmarks: the spine (issue 2), printbox versus CUPS (issue 8), and accept latency against history size.
+//
+//   npx tsx bench/run.ts            full run (≈ 10 min on 2 cores): writes bench/results.md
+//   npx tsx bench/run.ts --quick    ≈ 1 min: smaller counts, 100 MiB instead of 1 GiB, history 0/100k: bench/results-quick.md
+//   --only=A,B,C                    run some sections only
+//   --server-prof=DIR               run each printbox under `node --cpu-prof`, profiles in DIR (open in Chrome DevTools)
+//
+// Every figure is printed beside a baseline measured in the same run, because a shared 2-core machine is noisy.
+// Needs root (a private cupsd) and the Debian packages cups, cups-client (lp, lpadmin, lpstat).
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { execFileSync } from 'node:child_process';
+import { ROOT, startBenchSink, startPrintbox, startCups, smallDoc, largeDoc, type BenchSink, type PrintboxProcess, type CupsProcess } from './peers.js';
+import { printboxClient, submitPrintbox, ippClient, submitLp, runPool } from './clients.js';
+import { seedHistory } from './history.js';
+import { phaseMeter, percentile, progress, renderTable, fmtMs, fmtRate, fmtMB, ratio, MiB, rss, type Row } from './measure.js';
+
+const quick = process.argv.includes('--quick');
+const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'A,B,C').toUpperCase().split(',');
+
+const P = quick
+  ? { warm: 100, small: 1000, clients: 32, seq: 150, large: 100 * MiB, fsyncs: 200, bSmall: 300, bClients: 8, bSeq: 100, bLarge: 100 * MiB, bLargeReps: 1, lp: 40, history: [0, 100_000], cSamples: 300, cLoad: 600 }
+  : { warm: 300, small: 10000, clients: 32, seq: 500, large: 1024 * MiB, fsyncs: 1000, bSmall: 1500, bClients: 8, bSeq: 300, bLarge: 100 * MiB, bLargeReps: 2, lp: 100, history: [0, 100_000, 1_000_000], cSamples: 1000, cLoad: 2000 };
+const SMALL = 2048;
+
+const rows: Row[] = [];
+const notes: string[] = [];
+let nextIndex = 1; // every document carries a unique stamp so the sink can map a connection to its job
+
+/* ------------------------------------------------------------------ systems under test */
+
+interface System {
+  name: string;
+  pid: number;
+  submit(doc: Buffer | AsyncIterable<Buffer>): Promise<void>;
+}
+
+const ms = (a: number[], p: number) => percentile(a, p);
+const p50p99 = (a: number[]) => `${fmtMs(ms(a, 50))} / ${fmtMs(ms(a, 99))}`;
+const mbps = (bytes: number, msTaken: number) => bytes / MiB / (msTaken / 1000);
+
+/** `n` small jobs from `clients` concurrent clients: accept rate, delivery rate, per-job latencies, server usage. */
+async function loadRun(sys: System, sink: BenchSink, n: number, clients: number) {
+  sink.reset();
+  const base = nextIndex;
+  nextIndex += n;
+  const t0 = new Array<number>(n);
+  const t1 = new Array<number>(n);
+  const meter = phaseMeter(sys.pid);
+  const start = performance.now();
+  await runPool(n, clients, async (k) => {
+    const doc = smallDoc(base + k, SMALL);
+    t0[k] = performance.now();
+    await sys.submit(doc);
+    t1[k] = performance.now();
+  });
+  const acceptedAt = performance.now();
+  await sink.waitCount(n, 120000 + n * 50);
+  const usage = meter.stop();
+  const arr = [...sink.arrivals.values()].filter((a) => a.index >= base && a.index < base + n);
+  if (arr.length !== n) throw new Error(`${sys.name}: ${arr.length} of ${n} jobs arrived with their stamp`);
+  const lastAt = Math.max(...arr.map((a) => a.lastAt));
+  const first: number[] = [];
+  const last: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const a = sink.arrivals.get(base + k)!;
+    first.push(a.firstAt - t0[k]);
+    last.push(a.lastAt - t0[k]);
+  }
+  return {
+    acceptRate: n / ((acceptedAt - start) / 1000),
+    deliverRate: n / ((lastAt - start) / 1000),
+    accept: t1.map((t, k) => t - t0[k]),
+    first,
+    last,
+    cpuPerJobMs: (usage.cpu / n) * 1000,
+    peak: usage.peakRss,
+    treePeak: usage.treePeak,
+  };
+}
+
+/** One job at a time, each waited for at the sink before the next: latency without queueing. */
+async function seqRun(sys: System, sink: BenchSink, n: number) {
+  const accept: number[] = [];
+  const first: number[] = [];
+  const last: number[] = [];
+  const meter = phaseMeter(sys.pid);
+  const start = performance.now();
+  for (let k = 0; k < n; k++) {
+    const i = nextIndex++;
+    const doc = smallDoc(i, SMALL);
+    const t0 = performance.now();
+    await sys.submit(doc);
+    accept.push(performance.now() - t0);
+    const a = await sink.waitIndex(i, 30000);
+    first.push(a.firstAt - t0);
+    last.push(a.lastAt - t0);
+  }
+  const usage = meter.stop();
+  return { accept, first, last, rate: n / ((performance.now() - start) / 1000), cpuPerJobMs: (usage.cpu / n) * 1000 };
+}
+
+async function largeRun(sys: System, sink: BenchSink, size: number) {
+  const i = nextIndex++;
+  const meter = phaseMeter(sys.pid);
+  const t0 = performance.now();
+  await sys.submit(largeDoc(i, size));
+  const t1 = performance.now();
+  const a = await sink.waitIndex(i, 600000);
+  const usage = meter.stop();
+  if (a.bytes < size) throw new Error(`${sys.name}: sink got ${a.bytes} of ${size} bytes`);
+  return { ingest: mbps(size, t1 - t0), deliver: mbps(size, a.lastAt - t1), e2e: mbps(size, a.lastAt - t0), cpu: usage.cpu, peak: usage.peakRss, treePeak: usage.treePeak };
+}
+
+/* ------------------------------------------------------------------ baselines */
+
+/** The same bytes straight into the sink over one TCP connection: the wire's limit here. */
+async function rawTcpSend(sink: BenchSink, doc: Buffer | AsyncIterable<Buffer>): Promise<{ t0: number; index: number }> {
+  const index = nextIndex++;
+  const t0 = performance.now();
+  const sock = net.connect({ host: '127.0.0.1', port: sink.port });
+  sock.setNoDelay(true);
+  sock.on('error', () => {});
+  await once(sock, 'connect');
+  const src = Buffer.isBuffer(doc) ? [doc] : doc;
+  for await (const c of src) if (!sock.write(c)) await once(sock, 'drain');
+  sock.end();
+  sock.resume();
+  return { t0, index };
+}
+
+function stampedSmall(): Buffer {
+  return smallDoc(nextIndex, SMALL); // rawTcpSend takes the same index next
+}
+
+async function rawTcpLarge(sink: BenchSink, size: number): Promise<number> {
+  const index = nextIndex;
+  const { t0 } = await rawTcpSend(sink, largeDoc(index, size));
+  const a = await sink.waitIndex(index, 600000);
+  return mbps(size, a.lastAt - t0);
+}
+
+async function rawTcpSmall(sink: BenchSink, n: number, clients: number) {
+  sink.reset();
+  const lat: number[] = [];
+  const start = performance.now();
+  await runPool(n, clients, async () => {
+    const { t0, index } = await rawTcpSend(sink, stampedSmall());
+    const a = await sink.waitIndex(index, 30000);
+    lat.push(a.lastAt - t0);
+  });
+  return { rate: n / ((performance.now() - start) / 1000), lat };
+}
+
+/** `cat` + fsync of the same size to the same filesystem as the spool. */
+function ddFsync(dir: string, size: number): number {
+  const file = path.join(dir, 'dd-baseline.bin');
+  const t0 = performance.now();
+  execFileSync('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${Math.ceil(size / MiB)}`, 'conv=fsync'], { stdio: 'ignore' });
+  const took = performance.now() - t0;
+  execFileSync('rm', ['-f', file]);
+  return mbps(size, took);
+}
+
+/** Durable small files, one after another: write 2 KiB, fsync, close (the disk's sequential fsync rate). */
+async function fsyncSmall(dir: string, n: number) {
+  const d = path.join(dir, 'fsync-baseline');
+  await fs.mkdir(d, { recursive: true });
+  const lat: number[] = [];
+  const start = performance.now();
+  const doc = smallDoc(0, SMALL);
+  for (let k = 0; k < n; k++) {
+    const t0 = performance.now();
+    const fh = await fs.open(path.join(d, `${k}`), 'w');
+    await fh.write(doc);
+    await fh.sync();
+    await fh.close();
+    lat.push(performance.now() - t0);
+  }
+  const rate = n / ((performance.now() - start) / 1000);
+  await fs.rm(d, { recursive: true, force: true });
+  return { rate, lat };
+}
+
+/* ------------------------------------------------------------------ printbox */
+
+async function addPrinter(pb: PrintboxProcess, sink: BenchSink) {
+  const api = printboxClient(pb.base, pb.ca, pb.token, 32);
+  const r = await api.json('POST', '/v1/printers', { name: 'sink', uri: `raw://127.0.0.1:${sink.port}` });
+  if (r.status !== 201) throw new Error(`adding the printer failed: ${r.status} ${r.text}`);
+  const sys: System = { name: 'printbox', pid: pb.pid, submit: (doc) => submitPrintbox(api, 'sink', doc) };
+  return { api, sys };
+}
+
+async function warmUp(sys: System, sink: BenchSink, n: number) {
+  await loadRun(sys, sink, n, 32);
+}
+
+/* ------------------------------------------------------------------ A: the spine */
+
+async function sectionA(tmp: string, sink: BenchSink, pbSys: System, pb: PrintboxProcess) {
+  progress(`A1 small jobs: ${P.small} × 2 KiB from ${P.clients} keep-alive clients`);
+  const load = await loadRun(pbSys, sink, P.small, P.clients);
+  progress(`   accepted ${load.acceptRate.toFixed(0)} jobs/s, delivered ${load.deliverRate.toFixed(0)} jobs/s, submit→first byte p50 ${fmtMs(ms(load.first, 50))}`);
+  progress(`A2 baselines: ${P.small} × 2 KiB straight to the sink over TCP (${P.clients} at once); ${P.fsyncs} × write+fsync of 2 KiB`);
+  const tcp = await rawTcpSmall(sink, P.small, P.clients);
+  const disk = await fsyncSmall(pb.dataDir, P.fsyncs);
+  const tcpSeq = await rawTcpSmall(sink, P.seq, 1);
+  progress(`   raw TCP ${tcp.rate.toFixed(0)} jobs/s; fsync'd files ${disk.rate.toFixed(0)}/s (p50 ${fmtMs(ms(disk.lat, 50))})`);
+  progress(`A3 one job at a time: ${P.seq} jobs`);
+  const seq = await seqRun(pbSys, sink, P.seq);
+  progress(`   submit→201 p50 ${fmtMs(ms(seq.accept, 50))}, submit→first byte p50 ${fmtMs(ms(seq.first, 50))}`);
+
+  rows.push(
+    { section: 'A', metric: `small jobs accepted durably (${P.clients} clients, 2 KiB)`, printbox: fmtRate(load.acceptRate, 'jobs/s'), baseline: `${fmtRate(disk.rate, 'fsync\'d 2 KiB files/s')} (one by one)`, ratio: ratio(load.acceptRate, disk.rate), target: '≥ 1,000 jobs/s', ok: load.acceptRate >= 1000 },
+    { section: 'A', metric: 'small jobs delivered to the RAW sink (same load)', printbox: fmtRate(load.deliverRate, 'jobs/s'), baseline: `${fmtRate(tcp.rate, 'jobs/s')} raw TCP (${P.clients} at once)`, ratio: ratio(load.deliverRate, tcp.rate), target: '' },
+    { section: 'A', metric: 'submit → 201 under load, p50 / p99', printbox: p50p99(load.accept), baseline: `fsync p50 / p99 ${p50p99(disk.lat)}`, ratio: ratio(ms(load.accept, 50), ms(disk.lat, 50)), target: '' },
+    { section: 'A', metric: 'submit → first byte at sink under load, p50 / p99', printbox: p50p99(load.first), baseline: `raw TCP connect → last byte ${p50p99(tcp.lat)}`, ratio: ratio(ms(load.first, 50), ms(tcp.lat, 50)), target: '(queueing: see note)' },
+    { section: 'A', metric: 'submit → 201, one job at a time, p50 / p99', printbox: p50p99(seq.accept), baseline: `fsync p50 / p99 ${p50p99(disk.lat)}`, ratio: ratio(ms(seq.accept, 50), ms(disk.lat, 50)), target: '' },
+    { section: 'A', metric: 'submit → first byte at sink, one job at a time, p50 / p99', printbox: p50p99(seq.first), baseline: `raw TCP, one at a time ${p50p99(tcpSeq.lat)}`, ratio: ratio(ms(seq.first, 50), ms(tcpSeq.lat, 50)), target: 'p50 < 5 ms', ok: ms(seq.first, 50) < 5 },
+    { section: 'A', metric: 'server CPU per small job (under load)', printbox: fmtMs(load.cpuPerJobMs), baseline: '', ratio: '', target: '' },
+    { section: 'A', metric: 'server peak RSS during the small-job load', printbox: fmtMB(load.peak), baseline: '', ratio: '', target: '< 100 MB', ok: load.peak < 100e6 },
+  );
+  const underLoadP50 = ms(load.first, 50);
+  if (load.deliverRate < load.acceptRate * 0.9) {
+    notes.push(
+      `A: under ${P.clients}-client load printbox accepts faster (${load.acceptRate.toFixed(0)} jobs/s) than one RAW printer takes jobs (${load.deliverRate.toFixed(0)} jobs/s, one TCP connection per job, strictly in order), so jobs queue and submit → first byte under load (p50 ${fmtMs(underLoadP50)}) measures the backlog, not the path. The path's own latency is the one-job-at-a-time row.`,
+    );
+  }
+
+  progress(`A4 large job: ${fmtMB(P.large)} through HTTPS, then to the sink`);
+  const large = await largeRun(pbSys, sink, P.large);
+  progress(`   ingest ${large.ingest.toFixed(0)} MB/s, delivery ${large.deliver.toFixed(0)} MB/s, peak RSS ${fmtMB(large.peak)}`);
+  progress(`A5 baselines: ${fmtMB(P.large)} raw TCP to the sink; dd conv=fsync to the data dir's filesystem`);
+  const tcpLarge = await rawTcpLarge(sink, P.large);
+  const dd = ddFsync(path.dirname(pb.dataDir), P.large);
+  progress(`   raw TCP ${tcpLarge.toFixed(0)} MB/s, dd+fsync ${dd.toFixed(0)} MB/s`);
+  const size = fmtMB(P.large);
+  rows.push(
+    { section: 'A', metric: `${size} ingest (HTTPS upload until 201; sealed + fsync'd)`, printbox: fmtRate(large.ingest, 'MB/s'), baseline: `${fmtRate(dd, 'MB/s')} dd conv=fsync`, ratio: ratio(large.ingest, dd), target: '≥ 50% of baseline', ok: large.ingest >= 0.5 * dd },
+    { section: 'A', metric: `${size} delivery (201 until the sink has the last byte)`, printbox: fmtRate(large.deliver, 'MB/s'), baseline: `${fmtRate(tcpLarge, 'MB/s')} raw TCP`, ratio: ratio(large.deliver, tcpLarge), target: '≥ 50% of baseline', ok: large.deliver >= 0.5 * tcpLarge },
+    { section: 'A', metric: `${size} end to end (upload start until last byte)`, printbox: fmtRate(large.e2e, 'MB/s'), baseline: `${fmtRate(1 / (1 / dd + 1 / tcpLarge), 'MB/s')} dd then TCP`, ratio: ratio(large.e2e, 1 / (1 / dd + 1 / tcpLarge)), target: '' },
+    { section: 'A', metric: `server peak RSS during the ${size} job`, printbox: fmtMB(large.peak), baseline: '', ratio: '', target: '< 100 MB', ok: large.peak < 100e6 },
+  );
+}
+
+/* ------------------------------------------------------------------ B: versus CUPS */
+
+interface SideResult {
+  load: Awaited<ReturnType<typeof loadRun>>;
+  seq: Awaited<ReturnType<typeof seqRun>>;
+  large: Awaited<ReturnType<typeof largeRun>>[];
+}
+
+async function measureSide(sys: System, sink: BenchSink): Promise<SideResult> {
+  progress(`B ${sys.name}: ${P.bSmall} small jobs from ${P.bClients} clients`);
+  const load = await loadRun(sys, sink, P.bSmall, P.bClients);
+  progress(`   ${load.deliverRate.toFixed(0)} jobs/s end to end, ${fmtMs(load.cpuPerJobMs)} CPU/job`);
+  progress(`B ${sys.name}: ${P.bSeq} jobs one at a time`);
+  const seq = await seqRun(sys, sink, P.bSeq);
+  progress(`   submit→last byte p50 ${fmtMs(ms(seq.last, 50))} p99 ${fmtMs(ms(seq.last, 99))}`);
+  const large = [];
+  for (let r = 0; r < P.bLargeReps; r++) {
+    progress(`B ${sys.name}: ${fmtMB(P.bLarge)} job (${r + 1}/${P.bLargeReps})`);
+    large.push(await largeRun(sys, sink, P.bLarge));
+    progress(`   ${large[r].e2e.toFixed(0)} MB/s end to end`);
+  }
+  return { load, seq, large };
+}
+
+async function sectionB(tmp: string, sink: BenchSink, pbSys: System) {
+  const pb = await measureSide(pbSys, sink);
+  progress('B starting a private cupsd with a raw queue to the same sink');
+  let cups: CupsProcess | undefined;
+  let cu: SideResult;
+  let lp: { rate: number; last: number[] };
+  try {
+    cups = await startCups(path.join(tmp, 'cups'), sink.port);
+    const ipp = ippClient(cups.queueUri, 32);
+    const cupsSys: System = { name: 'CUPS (IPP keep-alive)', pid: cups.pid, submit: (doc) => ipp.printJob(doc).then(() => {}) };
+    await loadRun(cupsSys, sink, Math.min(P.warm, 100), P.bClients);
+    cu = await measureSide(cupsSys, sink);
+    ipp.close();
+    progress(`B CUPS: ${P.lp} jobs with \`lp\`, one at a time`);
+    const files = path.join(tmp, 'lp-docs');
+    await fs.mkdir(files, { recursive: true });
+    const last: number[] = [];
+    const start = performance.now();
+    for (let k = 0; k < P.lp; k++) {
+      const i = nextIndex++;
+      const f = path.join(files, `${i}.prn`);
+      await fs.writeFile(f, smallDoc(i, SMALL));
+      const t0 = performance.now();
+      await submitLp(cups.port, f);
+      last.push((await sink.waitIndex(i, 30000)).lastAt - t0);
+    }
+    lp = { rate: P.lp / ((performance.now() - start) / 1000), last };
+    progress(`   ${lp.rate.toFixed(0)} jobs/s, submit→last byte p50 ${fmtMs(ms(last, 50))}`);
+  } finally {
+    await cups?.stop();
+  }
+  const tcpLarge = await rawTcpLarge(sink, P.bLarge);
+  const best = (l: SideResult['large']) => Math.max(...l.map((x) => x.e2e));
+  const cpuLarge = (l: SideResult['large']) => l.reduce((s, x) => s + x.cpu, 0) / l.length;
+  const peakLarge = (l: SideResult['large']) => Math.max(...l.map((x) => x.treePeak));
+  const size = fmtMB(P.bLarge);
+  rows.push(
+    { section: 'B', metric: `small jobs end to end, ${P.bClients} clients (submit until the sink has all)`, printbox: fmtRate(pb.load.deliverRate, 'jobs/s'), baseline: `CUPS ${fmtRate(cu!.load.deliverRate, 'jobs/s')} (IPP keep-alive)`, ratio: ratio(pb.load.deliverRate, cu!.load.deliverRate), target: '≥ 10×', ok: pb.load.deliverRate >= 10 * cu!.load.deliverRate },
+    { section: 'B', metric: 'small jobs, one client, one at a time', printbox: fmtRate(pb.seq.rate, 'jobs/s'), baseline: `CUPS ${fmtRate(cu!.seq.rate, 'jobs/s')} IPP; ${fmtRate(lp!.rate, 'jobs/s')} with lp`, ratio: ratio(pb.seq.rate, cu!.seq.rate), target: '' },
+    { section: 'B', metric: 'submit → last byte at sink, one at a time, p50 / p99', printbox: p50p99(pb.seq.last), baseline: `CUPS ${p50p99(cu!.seq.last)} IPP; lp ${p50p99(lp!.last)}`, ratio: ratio(ms(pb.seq.last, 50), ms(cu!.seq.last, 50)), target: '≤ 1/10 (0.10×)', ok: ms(pb.seq.last, 50) <= ms(cu!.seq.last, 50) / 10 },
+    { section: 'B', metric: `submit → last byte under ${P.bClients}-client load, p50 / p99`, printbox: p50p99(pb.load.last), baseline: `CUPS ${p50p99(cu!.load.last)}`, ratio: ratio(ms(pb.load.last, 50), ms(cu!.load.last, 50)), target: '' },
+    { section: 'B', metric: `${size} job end to end (best of ${P.bLargeReps})`, printbox: fmtRate(best(pb.large), 'MB/s'), baseline: `CUPS ${fmtRate(best(cu!.large), 'MB/s')}`, ratio: ratio(best(pb.large), best(cu!.large)), target: '≥ 1× CUPS', ok: best(pb.large) >= best(cu!.large) },
+    { section: 'B', metric: `${size} job end to end vs raw TCP`, printbox: fmtRate(best(pb.large), 'MB/s'), baseline: `raw TCP ${fmtRate(tcpLarge, 'MB/s')}`, ratio: ratio(best(pb.large), tcpLarge), target: '≥ 50% raw', ok: best(pb.large) >= 0.5 * tcpLarge },
+    { section: 'B', metric: 'CPU per small job (server + children), under load', printbox: fmtMs(pb.load.cpuPerJobMs), baseline: `CUPS ${fmtMs(cu!.load.cpuPerJobMs)} (cupsd + backends)`, ratio: ratio(pb.load.cpuPerJobMs, cu!.load.cpuPerJobMs), target: '' },
+    { section: 'B', metric: `CPU per ${size} job (server + children)`, printbox: fmtMs(cpuLarge(pb.large) * 1000), baseline: `CUPS ${fmtMs(cpuLarge(cu!.large) * 1000)}`, ratio: ratio(cpuLarge(pb.large), cpuLarge(cu!.large)), target: '' },
+    { section: 'B', metric: 'peak memory, small-job load (process tree, sampled)', printbox: fmtMB(pb.load.treePeak), baseline: `CUPS ${fmtMB(cu!.load.treePeak)}`, ratio: ratio(pb.load.treePeak, cu!.load.treePeak), target: '' },
+    { section: 'B', metric: `peak memory, ${size} job (process tree, sampled)`, printbox: fmtMB(peakLarge(pb.large)), baseline: `CUPS ${fmtMB(peakLarge(cu!.large))}`, ratio: ratio(peakLarge(pb.large), peakLarge(cu!.large)), target: '' },
+  );
+}
+
+/* ------------------------------------------------------------------ C: accept latency against history */
+
+async function sectionC(tmp: string, sink: BenchSink) {
+  const limit = Math.max(...P.history) + 100_000; // the same retention setting for every size, so only the history differs
+  const results: { h: number; accept: number[]; rate: number; startMs: number; rss: number; seedMs: number; journal: number }[] = [];
+  for (const h of P.history) {
+    const dataDir = path.join(tmp, `history-${h}`);
+    progress(`C history ${h.toLocaleString('en')}: writing the journal`);
+    const s0 = performance.now();
+    const journal = await seedHistory(dataDir, h);
+    const seedMs = performance.now() - s0;
+    progress(`   ${fmtMB(journal)} journal in ${(seedMs / 1000).toFixed(1)} s; starting printbox (historyLimit ${limit.toLocaleString('en')})`);
+    const pb = await startPrintbox(dataDir, { historyLimit: limit }, 600000);
+    try {
+      const { sys, api } = await addPrinter(pb, sink);
+      const rssAfterLoad = rss(pb.pid);
+      progress(`   started in ${(pb.startMs / 1000).toFixed(1)} s, RSS ${fmtMB(rssAfterLoad)}; ${P.warm} warm-up jobs, then ${P.cSamples} one at a time, then ${P.cLoad} from 32 clients`);
+      await warmUp(sys, sink, P.warm);
+      // Accept latency alone: each POST waits for its 201, delivery runs alongside as it would.
+      const accept: number[] = [];
+      sink.reset();
+      for (let k = 0; k < P.cSamples; k++) {
+        const doc = smallDoc(nextIndex++, SMALL);
+        const t0 = performance.now();
+        await sys.submit(doc);
+        accept.push(performance.now() - t0);
+      }
+      await sink.waitCount(P.cSamples, 120000).catch(() => {});
+      const load = await loadRun(sys, sink, P.cLoad, 32);
+      progress(`   submit→201 p50 ${fmtMs(ms(accept, 50))} p99 ${fmtMs(ms(accept, 99))}; ${load.acceptRate.toFixed(0)} jobs/s accepted from 32 clients`);
+      results.push({ h, accept, rate: load.acceptRate, startMs: pb.startMs, rss: rssAfterLoad, seedMs, journal });
+      api.close();
+    } finally {
+      await pb.stop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    }
+  }
+  const base = results[0];
+  for (const r of results) {
+    const label = r.h.toLocaleString('en');
+    const flat = ms(r.accept, 50) <= ms(base.accept, 50) * 1.5 + 0.5;
+    rows.push(
+      { section: 'C', metric: `submit → 201 with ${label} jobs in history, p50 / p99`, printbox: p50p99(r.accept), baseline: `${base.h} in history: ${p50p99(base.accept)}`, ratio: ratio(ms(r.accept, 50), ms(base.accept, 50)), target: 'flat', ok: flat },
+      { section: 'C', metric: `accepted jobs/s (32 clients) with ${label} in history`, printbox: fmtRate(r.rate, 'jobs/s'), baseline: `${base.h} in history: ${fmtRate(base.rate, 'jobs/s')}`, ratio: ratio(r.rate, base.rate), target: 'flat' , ok: r.rate >= base.rate * 0.67 },
+      { section: 'C', metric: `start time / RSS after load with ${label} in history (journal ${fmtMB(r.journal)})`, printbox: `${(r.startMs / 1000).toFixed(1)} s / ${fmtMB(r.rss)}`, baseline: `${base.h} in history: ${(base.startMs / 1000).toFixed(1)} s / ${fmtMB(base.rss)}`, ratio: ratio(r.rss, base.rss), target: '' },
+    );
+  }
+}
+
+/* ------------------------------------------------------------------ main */
+
+async function main() {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'printbox-bench-'));
+  const started = performance.now();
+  const cupsVersion = (() => {
+    try {
+      return execFileSync('dpkg-query', ['-W', '-f', '${Version}', 'cups']).toString();
+    } catch {
+      return 'unknown';
+    }
+  })();
+  progress(`printbox bench (${quick ? 'quick' : 'full'}), ${os.cpus().length} cores, node ${process.version}, cups ${cupsVersion}, temp ${tmp}`);
+  const sink = await startBenchSink();
+  let pb: PrintboxProcess | undefined;
+  let failure: unknown;
+  try {
+    if (only.includes('A') || only.includes('B')) {
+      pb = await startPrintbox(path.join(tmp, 'data'));
+      const idleRss = rss(pb.pid);
+      rows.push({ section: 'A', metric: 'server RSS at rest, just after start (node + tsx loader + fastify)', printbox: fmtMB(idleRss), baseline: '', ratio: '', target: '< 100 MB', ok: idleRss < 100e6 });
+      let { sys, api } = await addPrinter(pb, sink);
+      progress(`printbox pid ${pb.pid} on port ${pb.port}; ${P.warm} warm-up jobs`);
+      await warmUp(sys, sink, P.warm);
+      if (only.includes('A')) await sectionA(tmp, sink, sys, pb);
+      if (only.includes('A') && only.includes('B')) {
+        // CUPS starts fresh, so printbox does too: A leaves it with thousands of jobs behind it (see the note on slowing down).
+        api.close();
+        await pb.stop();
+        pb = await startPrintbox(path.join(tmp, 'data-b'));
+        ({ sys, api } = await addPrinter(pb, sink));
+        progress(`fresh printbox for B: pid ${pb.pid}; ${P.warm} warm-up jobs`);
+        await warmUp(sys, sink, P.warm);
+      }
+      if (only.includes('B')) await sectionB(tmp, sink, sys);
+      api.close();
+      await pb.stop();
+      pb = undefined;
+    }
+    if (only.includes('C')) await sectionC(tmp, sink);
+  } catch (err) {
+    failure = err;
+  } finally {
+    await pb?.stop();
+    await sink.close();
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+  const took = (performance.now() - started) / 1000;
+  const header = [
+    `# printbox benchmark results (${quick ? 'quick' : 'full'} mode)`,
+    '',
+    `${new Date().toISOString()} · ${os.cpus().length} × ${os.cpus()[0]?.model.trim()} · ${Math.round(os.totalmem() / 1e9)} GB RAM · node ${process.version} · CUPS ${cupsVersion} · ${took.toFixed(0)} s`,
+    '',
+    `Produced by \`npx tsx bench/run.ts${quick ? ' --quick' : ''}\`. Everything on loopback on one machine: the clients and the sink share it with the server. "Baseline" is measured in the same run.`,
+    '',
+  ].join('\n');
+  const body = renderTable(rows) + (notes.length ? '\n' + notes.map((n) => `- ${n}`).join('\n') + '\n' : '') + (failure ? `\n**The run stopped early:** ${(failure as Error).stack ?? failure}\n` : '');
+  process.stdout.write('\n' + body);
+  await fs.writeFile(path.join(ROOT, 'bench', quick ? 'results-quick.md' : 'results.md'), header + '\n' + body);
+  progress(`done in ${took.toFixed(0)} s`);
+  if (failure) process.exitCode = 1;
+}
+
+await main();
