@@ -1,5 +1,6 @@
 // `printbox selftest`: proves on this machine that sealing, the spool and HTTPS work, in a throwaway data dir.
 import fs from 'node:fs/promises';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -7,12 +8,13 @@ import { randomBytes, createHash } from 'node:crypto';
 import type { Config } from './config.js';
 import { serve } from './serve.js';
 import { defaultBox } from './seal.js';
+import { loadSpoolKey } from './keys.js';
 
 export async function selftest(base: Config): Promise<number> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'printbox-selftest-'));
   const say = (m: string) => process.stdout.write(`selftest: ${m}\n`);
   let token = '';
-  const running = await serve({ ...base, dataDir: dir, host: '127.0.0.1', port: 0, logLevel: 'warn', minFreeBytes: 0 }, { firstToken: (t) => (token = t) });
+  const running = await serve({ ...base, dataDir: dir, host: '127.0.0.1', port: 0, logLevel: 'warn', minFreeBytes: 0, mdns: false }, { firstToken: (t) => (token = t) });
   try {
     say(`crypto ${defaultBox.name}, HTTPS on 127.0.0.1:${running.port}`);
     const doc = randomBytes(300_000);
@@ -23,14 +25,20 @@ export async function selftest(base: Config): Promise<number> {
     const sealed = await fs.readFile(path.join(dir, 'selftest.sealed'));
     if (sealed.includes(doc.subarray(0, 64))) throw new Error('sealed file contains plaintext');
     const { OpenStream } = await import('./seal.js');
-    const key = await fs.readFile(path.join(dir, 'spool.key'));
+    const key = await loadSpoolKey(dir); // the same key the appliance used (a systemd credential when there is one)
     for await (const c of Readable.from([sealed]).pipe(new OpenStream(key))) chunks.push(c as Buffer);
     const same = createHash('sha256').update(Buffer.concat(chunks)).digest('hex') === createHash('sha256').update(doc).digest('hex');
     if (!same) throw new Error('opened document differs from what was sealed');
     say('sealed and opened a 300 kB document');
-    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // our own fresh self-signed certificate, on loopback
-    const res = await fetch(`https://127.0.0.1:${running.port}/v1/status`, { headers: { authorization: `Bearer ${token}` } });
-    if (res.status !== 200) throw new Error(`HTTPS /v1/status answered ${res.status}`);
+    // Trust exactly the certificate the appliance just made (as a LAN client pins it), by a name it carries.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = https.get({ host: '127.0.0.1', servername: 'localhost', port: running.port, path: '/v1/status', ca: running.tls.cert, headers: { authorization: `Bearer ${token}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+    });
+    if (status !== 200) throw new Error(`HTTPS /v1/status answered ${status}`);
     say('HTTPS API answered with the first admin token');
     say('ok');
     return 0;

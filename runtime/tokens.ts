@@ -26,7 +26,17 @@ export class Tokens {
     const h = hash(token);
     const rec = this.byHash.get(h);
     if (!rec) return undefined;
-    return timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(h, 'hex')) ? rec : undefined;
+    if (!timingSafeEqual(Buffer.from(rec.hash, 'hex'), Buffer.from(h, 'hex'))) return undefined;
+    this.touch(rec);
+    return rec;
+  }
+
+  /** Records use in memory at once, on disk at most once a minute per token: requests never rewrite state.json. */
+  private touch(rec: TokenRecord): void {
+    const now = Date.now();
+    const last = rec.lastUsedAt ? Date.parse(rec.lastUsedAt) : 0;
+    rec.lastUsedAt = new Date(now).toISOString();
+    if (now - last >= 60000) void this.state.change(() => {}).catch(() => {});
   }
 
   list(): TokenRecord[] {
