@@ -5,6 +5,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
+import { freePort, waitForPort } from '../test/peers/ports.js';
 
 const run = promisify(execFile);
 export const ROOT = path.resolve(import.meta.dirname, '..');
@@ -134,28 +135,6 @@ export async function startBenchSink() {
 export type BenchSink = Awaited<ReturnType<typeof startBenchSink>>;
 
 /* ------------------------------------------------------------------ processes */
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-async function waitForPort(port: number, timeoutMs: number, proc: ChildProcess, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (proc.exitCode !== null) throw new Error(`${what} exited with code ${proc.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
-}
 
 export function stopProcess(p: ChildProcess | undefined, timeoutMs = 10000): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
@@ -289,3 +268,5 @@ export async function startCups(dir: string, sinkPort: number): Promise<CupsProc
   }
   return { pid: proc.pid!, port, queueUri: `ipp://127.0.0.1:${port}/printers/sink`, stop: () => stopProcess(proc) };
 }
+
+export { freePort };

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { loadConfig, type Config } from '../../runtime/config.js';
 import { serve, type Running } from '../../runtime/serve.js';
 import { Api } from './api.js';
+import { freePort } from '../peers/ports.js';
 
 export async function tempDir(prefix = 'pbx-test-'): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));
@@ -89,16 +90,6 @@ export async function spawnAppliance(dataDir: string, port: number, env: Record<
   };
 }
 
-export async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as import('node:net').AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 /** Polls until `fn` returns a truthy value, or throws after `ms`. */
 export async function until<T>(what: string, fn: () => Promise<T> | T, ms = 20000, every = 50): Promise<T> {
   const deadline = Date.now() + ms;
@@ -116,3 +107,5 @@ export async function filesUnder(dir: string): Promise<string[]> {
   for (const e of await fs.readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(path.join(e.parentPath ?? (e as any).path, e.name));
   return out;
 }
+
+export { freePort };

@@ -6,6 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './ports.js';
 
 export interface IppEvePrinter {
   /** ipp://127.0.0.1:PORT/ipp/print */
@@ -26,18 +27,6 @@ export interface IppEveOptions {
 
 export function haveIppEvePrinter(): boolean {
   return ['/usr/sbin/ippeveprinter', '/usr/bin/ippeveprinter'].some(existsSync) && ['/usr/bin/dbus-daemon', '/bin/dbus-daemon'].some(existsSync);
-}
-
-/** A port nobody listens on right now (the kernel picks it; ippeveprinter binds it a moment later). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitFor(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -117,3 +106,5 @@ export async function startIppEvePrinter(opts: IppEveOptions = {}): Promise<IppE
     throw err;
   }
 }
+
+export { freePort };

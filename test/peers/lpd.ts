@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startSink, type Sink } from './tcp-sink.js';
+import { freePort, waitForPort } from './ports.js';
 
 const run = promisify(execFile);
 export const CUPS_LPD = '/usr/lib/cups/daemon/cups-lpd';
@@ -38,32 +39,6 @@ export interface CupsLpd {
   /** Waits until CUPS lists a completed job with this job-name (the LPR J line). */
   waitForJob(name: string, timeoutMs: number): Promise<CupsJob>;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
-/** Polls until a TCP port accepts connections (bounded). */
-async function waitForPort(port: number, timeoutMs: number, proc: ChildProcess, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (proc.exitCode !== null) throw new Error(`${what} exited with code ${proc.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
 }
 
 function stopProcess(p: ChildProcess | undefined, timeoutMs = 3000): Promise<void> {
@@ -258,3 +233,5 @@ export async function startCupsLpd(opts: { queue?: string } = {}): Promise<CupsL
     throw new Error(`could not start cupsd + cups-lpd: ${(err as Error).message}\n${logs.join('')}`);
   }
 }
+
+export { freePort };
