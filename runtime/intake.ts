@@ -48,6 +48,15 @@ function oneOf<T extends string>(v: unknown, allowed: readonly T[], field: strin
   return s as T;
 }
 
+/** "1-3,5": the shape, pages counted from 1, and every range going upwards. */
+function validPageRanges(s: string): boolean {
+  if (!PAGE_RANGES.test(s)) return false;
+  return s.split(',').every((r) => {
+    const [a, b = a] = r.split('-').map(Number);
+    return a >= 1 && b >= a;
+  });
+}
+
 /** Checks every metadata field; unknown printer is 404, everything else malformed is 400. */
 export function validateMeta(app: Appliance, meta: Meta): ValidJob {
   const jobID = str(meta.jobID, 'jobID', 64);
@@ -60,7 +69,7 @@ export function validateMeta(app: Appliance, meta: Meta): ValidJob {
   const copies = Number(copiesRaw);
   if (!Number.isInteger(copies) || copies < 1 || copies > 999) throw badRequest('bad_copies', 'copies must be a whole number from 1 to 999');
   const pageRanges = str(meta.pageRanges, 'pageRanges', 256) ?? printer.defaults.pageRanges;
-  if (pageRanges !== undefined && !PAGE_RANGES.test(pageRanges.replace(/\s/g, ''))) throw badRequest('bad_page_ranges', 'pageRanges must look like "1-3,5"');
+  if (pageRanges !== undefined && !validPageRanges(pageRanges.replace(/\s/g, ''))) throw badRequest('bad_page_ranges', 'pageRanges must look like "1-3,5": pages from 1, each range upwards');
   const statusURL = str(meta.statusURL, 'statusURL', 2048);
   if (statusURL !== undefined) {
     let u: URL | undefined;

@@ -1,0 +1,361 @@
+// printbox torture suite: kill -9 storms, floods of malformed requests, and a plaintext-canary search of the data dir.
+//
+//   npx tsx bench/torture.ts            full: 20 kills over 5,000 jobs, 10,000 bad requests
+//   npx tsx bench/torture.ts --quick    4 kills over 600 jobs, 1,000 bad requests
+//   --only=crash,bad                    run some scenarios only (the secrets check runs on their data dirs)
+//
+// Each scenario prints one summary line; the process exits 1 if any scenario lost a job, broke order or broke its rule.
+// Not part of `npm test`: it takes minutes and spawns real servers that it kills.
+import fs from 'node:fs/promises';
+import https from 'node:https';
+import { createHash, randomBytes } from 'node:crypto';
+import { startSink, type Sink } from '../test/peers/tcp-sink.js';
+import { Api, multipart, type ApiReply } from '../test/helpers/api.js';
+import { addRawPrinter, filesUnder, freePort, spawnAppliance, startAppliance, tempDir, until, type ChildAppliance } from '../test/helpers/appliance.js';
+
+const quick = process.argv.includes('--quick');
+const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'crash,bad').split(',');
+const P = quick ? { jobs: 600, clients: 8, printers: 4, kills: 4, bad: 1000, drainMs: 90_000 } : { jobs: 5000, clients: 8, printers: 4, kills: 20, bad: 10_000, drainMs: 300_000 };
+
+/** A string that must never reach the disk in clear: documents are sealed before they touch the spool. */
+const CANARY = `PBX-CANARY-${randomBytes(12).toString('hex')}`;
+const DOC_SIZE = 600;
+
+const failures: string[] = [];
+const canaryDirs: string[] = [];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+const MiB = 1024 * 1024;
+
+/** A deterministic UUID per (client, index) so a client can re-post after a kill with the same jobID. */
+function jobID(c: number, i: number): string {
+  const h = createHash('sha256').update(`torture-${c}-${i}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. crash: kill -9 at random moments while clients post; every acknowledged job prints, in order.
+async function crash(): Promise<void> {
+  const t0 = Date.now();
+  const dataDir = await tempDir('pbx-torture-crash-');
+  canaryDirs.push(dataDir);
+  const port = await freePort();
+  const sinks: Sink[] = [];
+  for (let p = 0; p < P.printers; p++) sinks.push(await startSink());
+  let box: ChildAppliance = await spawnAppliance(dataDir, port);
+  const token = box.token!;
+  let api = new Api(`https://127.0.0.1:${port}`, await fs.readFile(`${dataDir}/tls/cert.pem`, 'utf8'), token, 32);
+  const acked = new Set<string>();
+  let kills = 0;
+  const violations: string[] = [];
+  try {
+    for (const [p, s] of sinks.entries()) {
+      const r = await api.json('POST', '/v1/printers', { name: `p${p}`, uri: `raw://127.0.0.1:${s.port}`, retry: { limit: 1000, baseMs: 20, maxMs: 200, heldRetryMs: 200 } });
+      if (r.status !== 201) throw new Error(`adding printer p${p}: ${r.status} ${r.text}`);
+    }
+    let restarting: Promise<void> | null = null;
+    let clientsDone = false;
+    const perClient = Math.ceil(P.jobs / P.clients);
+    const label = (c: number, i: number) => `c${c}-${String(i).padStart(5, '0')}`;
+    // Jobs rotate over the printers so every printer interleaves several clients.
+    const printerOf = (c: number, i: number) => (c + i) % P.printers;
+
+    async function client(c: number) {
+      for (let i = 0; i < perClient && c * perClient + i < P.jobs; i++) {
+        const doc = Buffer.from(`${label(c, i)}|${CANARY}|`.padEnd(DOC_SIZE, '.'));
+        for (let attempt = 0; ; attempt++) {
+          if (attempt >= 400) throw new Error(`client ${c} job ${i} never accepted`);
+          if (restarting) await restarting;
+          try {
+            const r = await api.postJob({ printer: `p${printerOf(c, i)}`, jobID: jobID(c, i), title: label(c, i) }, doc);
+            if (r.status === 201 || r.status === 200) {
+              acked.add(label(c, i));
+              break;
+            }
+            if (r.status < 500) throw Object.assign(new Error(`client ${c} job ${i}: ${r.status} ${r.text}`), { fatal: true });
+          } catch (err) {
+            if ((err as { fatal?: boolean }).fatal) throw err;
+          }
+          await sleep(50); // the server is down or restarting: try again once it is back
+        }
+      }
+    }
+
+    async function killer() {
+      // Random kill points spread over the run, each with a random extra delay so kills land mid-upload and mid-print.
+      const points = Array.from({ length: P.kills }, () => Math.floor(P.jobs * (0.03 + 0.94 * Math.random()))).sort((a, b) => a - b);
+      for (const at of points) {
+        await until(`${at} acknowledged jobs`, () => acked.size >= at || clientsDone, 600_000, 5);
+        if (clientsDone) return;
+        await sleep(Math.random() * 150);
+        let done!: () => void;
+        restarting = new Promise((r) => (done = r));
+        await box.kill9();
+        kills++;
+        box = await spawnAppliance(dataDir, port);
+        const cert = await fs.readFile(`${dataDir}/tls/cert.pem`, 'utf8');
+        api.close();
+        api = new Api(`https://127.0.0.1:${port}`, cert, token, 32);
+        restarting = null;
+        done();
+      }
+    }
+
+    const clients = Promise.all(Array.from({ length: P.clients }, (_, c) => client(c))).finally(() => (clientsDone = true));
+    await Promise.all([clients, killer()]);
+    const postedAt = Date.now();
+
+    const labelOf = (d: Buffer) => d.toString('latin1').split('|')[0];
+    const printed = () => new Set(sinks.flatMap((s) => s.jobs.filter((j) => j.size > 0).map((j) => labelOf(j.data!))));
+    await until('every acknowledged job at a sink', () => [...acked].every((l) => printed().has(l)), P.drainMs, 250).catch(() => {});
+    const drainMs = Date.now() - postedAt;
+
+    const seen = printed();
+    const lost = [...acked].filter((l) => !seen.has(l));
+    let duplicated = 0;
+    let outOfOrder = 0;
+    for (const [p, s] of sinks.entries()) {
+      const odd = s.jobs.filter((j) => j.size > 0 && !/^c\d+-\d+$/.test(labelOf(j.data!)));
+      // Empty connections come from a kill between connect and first byte; anything else unlabelled is a torn document.
+      if (odd.length) violations.push(`p${p}: ${odd.length} unlabelled non-empty documents`);
+      // The positive control for the secrets scenario: the canary really travelled inside every document.
+      const noCanary = s.jobs.filter((j) => j.size > 0 && !j.data!.includes(CANARY));
+      if (noCanary.length) violations.push(`p${p}: ${noCanary.length} printed documents without the canary`);
+      const torn = s.jobs.filter((j) => j.size > 0 && j.size !== DOC_SIZE);
+      if (torn.length) violations.push(`p${p}: ${torn.length} documents not whole (sizes ${torn.slice(0, 5).map((j) => j.size)})`);
+      const labels = s.jobs.filter((j) => j.size > 0).map((j) => labelOf(j.data!)).filter((l) => /^c\d+-\d+$/.test(l));
+      const dups = labels.length - new Set(labels).size;
+      duplicated += dups;
+      if (dups > kills) violations.push(`p${p}: ${dups} duplicates for ${kills} kills`);
+      const first = new Set<string>();
+      const last = new Map<number, number>();
+      for (const l of labels) {
+        if (first.has(l)) continue;
+        first.add(l);
+        const [, c, i] = /^c(\d+)-(\d+)$/.exec(l)!.map(Number);
+        if (printerOf(c, i) !== p) violations.push(`${l} printed on p${p}, posted to p${printerOf(c, i)}`);
+        if ((last.get(c) ?? -1) > i) outOfOrder++;
+        last.set(c, Math.max(i, last.get(c) ?? -1));
+      }
+    }
+    if (acked.size !== P.jobs) violations.push(`${P.jobs - acked.size} jobs never acknowledged`);
+    if (kills !== P.kills) violations.push(`only ${kills} of ${P.kills} kills happened`);
+    if (lost.length) violations.push(`lost: ${lost.slice(0, 10).join(', ')}${lost.length > 10 ? ' …' : ''}`);
+    if (outOfOrder) violations.push(`${outOfOrder} out of order`);
+    console.log(`crash: posted ${P.jobs}, acknowledged ${acked.size}, printed ${seen.size}, lost ${lost.length}, duplicated ${duplicated}, out of order ${outOfOrder}; ${kills} kills, drain ${(drainMs / 1000).toFixed(1)} s, elapsed ${secs(t0)}`);
+  } catch (err) {
+    violations.push(`aborted: ${(err as Error).message}`);
+    console.log(`crash: aborted after ${kills} kills, ${acked.size} acknowledged, elapsed ${secs(t0)}`);
+  } finally {
+    api.close();
+    await box.stop().catch(() => {});
+    for (const s of sinks) await s.close().catch(() => {});
+  }
+  for (const v of violations) failures.push(`crash: ${v}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. bad input: a flood of malformed requests; every answer is a 4xx JSON error and nothing is left behind.
+const UUID = () => crypto.randomUUID();
+
+/** Sends raw bytes over TLS with a pause in the middle (a slow or stalled client), bounded by `ms`. */
+function slowRequest(port: number, ca: string, head: string, parts: Buffer[], pauseMs: number, ms = 15_000): Promise<ApiReply> {
+  return new Promise((resolve, reject) => {
+    const [method, path] = head.split(' ');
+    const chunks: Buffer[] = [];
+    const req = https.request({ host: '127.0.0.1', port, method, path, ca, agent: false, headers: JSON.parse(head.slice(method.length + path.length + 2)) }, (res) => {
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: any;
+        try {
+          json = JSON.parse(text);
+        } catch {}
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      });
+    });
+    const timer = setTimeout(() => req.destroy(new Error('slow request not answered in time')), ms);
+    req.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    req.write(parts[0]);
+    setTimeout(() => {
+      for (const p of parts.slice(1)) req.write(p);
+      req.end();
+    }, pauseMs);
+  });
+}
+
+async function badInput(): Promise<void> {
+  const t0 = Date.now();
+  const LIMIT = 256 * 1024;
+  const box = await startAppliance({ maxDocumentBytes: LIMIT });
+  canaryDirs.push(box.dataDir);
+  const sink = await startSink({ behaviour: 'refuse' }); // nothing prints: any accepted document would stay visible
+  const violations: string[] = [];
+  let rssStart = 0;
+  let rssPeak = 0;
+  let rssEnd = 0;
+  const bad = new Map<string, number>();
+  let sent = 0;
+  try {
+    await addRawPrinter(box.api, 'p', sink.port);
+    const api = box.api;
+    const ca = box.running.tls.cert;
+    const port = box.running.port;
+    const sealedBefore = (await filesUnder(`${box.dataDir}/spool/docs`)).length;
+    const revoked = (await api.json('POST', '/v1/tokens', { name: 'revoked', scope: 'admin' })).json;
+    await api.request('DELETE', `/v1/tokens/${revoked.id}`);
+    const doc = () => Buffer.from(`${CANARY}|`.padEnd(64 + Math.floor(Math.random() * 2000), 'x'));
+    /** Names the variant of a kind in the report, so a finding says which input it was. */
+    const tag = (variant: string, p: Promise<ApiReply>) => p.then((r) => Object.assign(r, { variant }));
+    const ct = (b: string) => ({ 'content-type': `multipart/form-data; boundary=${b}` });
+
+    // Each kind makes one malformed request; the name is what a failure is reported by.
+    const kinds: Record<string, () => Promise<ApiReply>> = {
+      'truncated multipart': () => {
+        const { contentType, body } = multipart({ printer: 'p' }, doc());
+        const b = body as Buffer;
+        return api.request('POST', '/v1/jobs', { body: b.subarray(0, Math.floor(Math.random() * (b.length - 10))), headers: { 'content-type': contentType } });
+      },
+      'garbage multipart': () => api.request('POST', '/v1/jobs', { body: randomBytes(1 + Math.floor(Math.random() * 4000)), headers: ct('zzz') }),
+      'no closing boundary': () => {
+        const b = 'bb';
+        return api.request('POST', '/v1/jobs', { body: Buffer.concat([Buffer.from(`--${b}\r\ncontent-disposition: form-data; name="printer"\r\n\r\np\r\n--${b}\r\ncontent-disposition: form-data; name="file"; filename="a"\r\n\r\n`), doc()]), headers: ct(b) });
+      },
+      'missing boundary param': () => api.request('POST', '/v1/jobs', { body: doc(), headers: { 'content-type': 'multipart/form-data' } }),
+      'missing file': () => api.request('POST', '/v1/jobs', { body: `--b\r\ncontent-disposition: form-data; name="printer"\r\n\r\np\r\n--b--\r\n`, headers: ct('b') }),
+      'two files': () => {
+        const b = 'tf';
+        const part = (n: string) => Buffer.concat([Buffer.from(`--${b}\r\ncontent-disposition: form-data; name="${n}"; filename="a"\r\n\r\n`), doc(), Buffer.from('\r\n')]);
+        return api.request('POST', '/v1/jobs', { body: Buffer.concat([Buffer.from(`--${b}\r\ncontent-disposition: form-data; name="printer"\r\n\r\nnope\r\n`), part('file'), part('file'), Buffer.from(`--${b}--\r\n`)]), headers: ct(b) });
+      },
+      'bad uuid': () => api.postJob({ printer: 'p', jobID: ['nope', '1234', UUID().slice(1), UUID() + 'x', 'g'.repeat(36), ''][Math.floor(Math.random() * 6)] || 'z' }, doc(), { fieldsAfter: Math.random() < 0.5 }),
+      'path filename, bad uuid': () => api.postJob({ printer: 'p', jobID: '../../etc/passwd' }, doc(), { filename: ['../../etc/passwd', '/etc/shadow', '..\\..\\boot.ini', 'a/../../b'][Math.floor(Math.random() * 4)] }),
+      'unknown printer': () => api.postJob({ printer: `nope-${randomBytes(3).toString('hex')}` }, doc(), { fieldsAfter: Math.random() < 0.5 }),
+      'bad option': () => {
+        const opts: Record<string, string>[] = [{ copies: '0' }, { copies: '-1' }, { copies: '1e9' }, { copies: 'two' }, { duplex: 'sideways' }, { contentType: 'docx' }, { pageRanges: '1-x' }, { pageRanges: '5-2' }, { statusURL: 'file:///etc/passwd' }, { color: 'maybe' }, { metadata: '{not json' }, { orientation: 'diagonal' }];
+        const o = opts[Math.floor(Math.random() * opts.length)];
+        return tag(JSON.stringify(o), api.postJob({ printer: 'p', ...o }, doc(), { fieldsAfter: Math.random() < 0.5 }));
+      },
+      'oversized field': () => api.postJob({ printer: 'p', [['title', 'jobID', 'metadata', 'printer'][Math.floor(Math.random() * 4)]]: 'x'.repeat(2000 + Math.floor(Math.random() * 200_000)) }, doc()),
+      'oversized document': () => api.postJob({ printer: 'p' }, randomBytes(LIMIT + 1 + Math.floor(Math.random() * 1000))),
+      'wrong content type': () => {
+        const types = ['application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream', 'image/png'];
+        return api.request('POST', '/v1/jobs', { body: '{"printer":"p"}', headers: { 'content-type': types[Math.floor(Math.random() * types.length)] } });
+      },
+      'bad batch': () => {
+        const id = UUID();
+        const bodies = [{ batchID: 'dup', jobIDs: [id, id] }, { batchID: 'bad', jobIDs: ['not-a-uuid'] }, { batchID: 'x'.repeat(129 + Math.floor(Math.random() * 100_000)), jobIDs: [UUID()] }, { batchID: 'empty', jobIDs: [] }, { batchID: 'na', jobIDs: 'nope' }, { jobIDs: [UUID()] }, { batchID: 'n', jobIDs: [UUID()], requireAllJobs: 'perhaps' }];
+        const k = Math.floor(Math.random() * bodies.length);
+        return tag(['duplicate jobIDs', 'invalid jobID', 'huge batchID', 'no jobIDs', 'jobIDs not a list', 'no batchID', 'bad requireAllJobs'][k], api.json('POST', '/v1/batches', bodies[k]));
+      },
+      'batch not json': () => api.request('POST', '/v1/batches', { body: '{"batchID": "a", jobIDs: [', headers: { 'content-type': 'application/json' } }),
+      'bad uuid in path': () => api.request(['GET', 'DELETE'][Math.floor(Math.random() * 2)], `/v1/jobs/${encodeURIComponent(['../../etc/passwd', 'nope', '%00', UUID() + 'x'][Math.floor(Math.random() * 4)])}`),
+      'no token': () => api.postJob({ printer: 'p' }, doc(), { token: null }),
+      'wrong token': () => api.request(['GET', 'POST'][Math.floor(Math.random() * 2)], ['/v1/jobs', '/v1/printers', '/v1/batches'][Math.floor(Math.random() * 3)], { token: ['pbx_wrong', `pbx_${randomBytes(20).toString('hex')}`, 'Bearer', revoked.token][Math.floor(Math.random() * 4)] }),
+      'no token on status': () => api.request('GET', '/v1/status', { token: null }),
+    };
+    const names = Object.keys(kinds);
+    const slowKind = 'slow client';
+    const SLOW_EVERY = Math.max(50, Math.floor(P.bad / 20)); // ~20 slow clients per run, each pausing 1–2 s
+
+    const sample = () => {
+      const r = process.memoryUsage().rss;
+      rssPeak = Math.max(rssPeak, r);
+      return r;
+    };
+    rssStart = sample();
+    const sampler = setInterval(sample, 100);
+    const note = (kind: string, what: string) => {
+      const k = `${kind}: ${what}`;
+      bad.set(k, (bad.get(k) ?? 0) + 1);
+    };
+    let next = 0;
+    async function worker() {
+      while (next < P.bad) {
+        const n = next++;
+        const slow = n % SLOW_EVERY === SLOW_EVERY - 1;
+        let kind = slow ? slowKind : names[Math.floor(Math.random() * names.length)];
+        try {
+          let r: ApiReply;
+          if (slow) {
+            const { contentType, body } = multipart({ printer: 'p' }, doc());
+            const b = body as Buffer;
+            const cut = Math.floor(b.length / 2);
+            // Half a body, a pause, then the rest without its closing boundary: a slow client that then sends junk.
+            r = await slowRequest(port, ca, `POST /v1/jobs ${JSON.stringify({ 'content-type': contentType, authorization: `Bearer ${box.token}` })}`, [b.subarray(0, cut), b.subarray(cut, b.length - 30)], 1000 + Math.random() * 1000);
+          } else r = await kinds[kind]();
+          sent++;
+          const v = (r as { variant?: string }).variant;
+          if (v) kind = `${kind} ${v}`;
+          if (r.status < 400 || r.status >= 500) note(kind, `status ${r.status}`);
+          else if (typeof r.json?.error?.code !== 'string' || typeof r.json?.error?.message !== 'string') note(kind, `status ${r.status} without a JSON error (${r.text.slice(0, 60)})`);
+        } catch (err) {
+          // The server may close a connection on a huge or broken body after answering; a reset without an answer is a finding.
+          note(kind, `no answer (${(err as { code?: string }).code ?? (err as Error).message})`);
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: 16 }, () => worker()));
+    clearInterval(sampler);
+    await sleep(500); // let aborted uploads finish cleaning up
+    const tmpLeft = await filesUnder(`${box.dataDir}/spool/tmp`);
+    const sealedAfter = (await filesUnder(`${box.dataDir}/spool/docs`)).length;
+    globalThis.gc?.();
+    rssEnd = sample();
+    const ok = await box.api.postJob({ printer: 'p' }, doc());
+    if (ok.status !== 201) violations.push(`a valid job after the flood got ${ok.status} ${ok.text}`);
+    if (tmpLeft.length) violations.push(`${tmpLeft.length} files left under spool/tmp`);
+    if (sealedAfter !== sealedBefore) violations.push(`${sealedAfter - sealedBefore} new sealed documents from bad requests`);
+    if (rssEnd - rssStart > 256 * MiB) violations.push(`RSS grew by ${((rssEnd - rssStart) / MiB).toFixed(0)} MiB`);
+    for (const [k, n] of [...bad].sort((a, b) => b[1] - a[1])) violations.push(`${n}× ${k}`);
+    const wrong = [...bad.values()].reduce((a, b) => a + b, 0);
+    console.log(`bad-input: sent ${P.bad}, answered ${sent}, wrong answers ${wrong}, valid job after ${ok.status}, spool/tmp left ${tmpLeft.length}, new sealed ${sealedAfter - sealedBefore}, RSS start ${(rssStart / MiB).toFixed(0)} / peak ${(rssPeak / MiB).toFixed(0)} / end ${(rssEnd / MiB).toFixed(0)} MiB, elapsed ${secs(t0)}`);
+  } catch (err) {
+    violations.push(`aborted: ${(err as Error).message}`);
+    console.log(`bad-input: aborted after ${sent} requests, elapsed ${secs(t0)}`);
+  } finally {
+    await box.stop().catch(() => {});
+    await sink.close().catch(() => {});
+  }
+  for (const v of violations) failures.push(`bad-input: ${v}`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. secrets: the canary put in every document above never appears in any file under the data dirs.
+async function secrets(): Promise<void> {
+  const t0 = Date.now();
+  const needle = Buffer.from(CANARY);
+  let files = 0;
+  let bytes = 0;
+  const hits: string[] = [];
+  for (const dir of canaryDirs) {
+    for (const f of await filesUnder(dir).catch(() => [] as string[])) {
+      const data = await fs.readFile(f).catch(() => null);
+      if (!data) continue;
+      files++;
+      bytes += data.length;
+      if (data.includes(needle)) hits.push(f);
+    }
+  }
+  console.log(`secrets: searched ${files} files (${(bytes / MiB).toFixed(1)} MiB) in ${canaryDirs.length} data dirs, canary found in ${hits.length}, elapsed ${secs(t0)}`);
+  for (const h of hits) failures.push(`secrets: canary in plaintext in ${h}`);
+}
+
+const t0 = Date.now();
+console.log(`printbox torture${quick ? ' (quick)' : ''}: ${only.join(', ')}`);
+if (only.includes('crash')) await crash();
+if (only.includes('bad')) await badInput();
+await secrets();
+for (const d of canaryDirs) await fs.rm(d, { recursive: true, force: true }).catch(() => {});
+console.log(`total elapsed ${secs(t0)}`);
+if (failures.length) {
+  console.log(`\nFAILED (${failures.length}):`);
+  for (const f of failures.slice(0, 50)) console.log(`  ${f}`);
+  process.exit(1);
+}
+console.log('all scenarios held');
+process.exit(0);
