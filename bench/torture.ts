@@ -109,6 +109,10 @@ async function crash(): Promise<void> {
     const printed = () => new Set(sinks.flatMap((s) => s.jobs.filter((j) => j.size > 0).map((j) => labelOf(j.data!))));
     await until('every acknowledged job at a sink', () => [...acked].every((l) => printed().has(l)), P.drainMs, 250).catch(() => {});
     const drainMs = Date.now() - postedAt;
+    // Why a drain is slow: the last server's delivery retries, with one reason of each kind.
+    const retries = box.output().split('\n').filter((l) => l.includes('delivery will be retried') || l.includes('job held'));
+    const reasons = [...new Set(retries.map((l) => (/"reason":"([^"]{0,120})/.exec(l)?.[1] ?? '?').replace(/\d+/g, 'N')))];
+    console.log(`crash: last server logged ${retries.length} retries/holds${reasons.length ? `: ${reasons.slice(0, 4).join(' | ')}` : ''}`);
 
     const seen = printed();
     const lost = [...acked].filter((l) => !seen.has(l));
