@@ -5,7 +5,11 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { freePort, waitForPort } from '../test/peers/ports.js';
+import { freePort, waitForPort, stopProcess as stopPeer } from '../test/peers/ports.js';
+
+/** Stops a peer process (SIGKILL after 10000 ms). */
+export const stopProcess = (p: ChildProcess | undefined, timeoutMs = 10000) => stopPeer(p, timeoutMs);
+
 
 const run = promisify(execFile);
 export const ROOT = path.resolve(import.meta.dirname, '..');
@@ -135,21 +139,6 @@ export async function startBenchSink() {
 export type BenchSink = Awaited<ReturnType<typeof startBenchSink>>;
 
 /* ------------------------------------------------------------------ processes */
-
-export function stopProcess(p: ChildProcess | undefined, timeoutMs = 10000): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      resolve();
-    }, timeoutMs);
-    p.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    p.kill('SIGTERM');
-  });
-}
 
 export interface PrintboxProcess {
   pid: number;

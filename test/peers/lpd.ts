@@ -16,7 +16,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startSink, type Sink } from './tcp-sink.js';
-import { freePort, waitForPort } from './ports.js';
+import { freePort, waitForPort, stopProcess } from './ports.js';
+
 
 const run = promisify(execFile);
 export const CUPS_LPD = '/usr/lib/cups/daemon/cups-lpd';
@@ -39,21 +40,6 @@ export interface CupsLpd {
   /** Waits until CUPS lists a completed job with this job-name (the LPR J line). */
   waitForJob(name: string, timeoutMs: number): Promise<CupsJob>;
   stop(): Promise<void>;
-}
-
-function stopProcess(p: ChildProcess | undefined, timeoutMs = 3000): Promise<void> {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      resolve();
-    }, timeoutMs);
-    p.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    p.kill('SIGTERM');
-  });
 }
 
 // Get-Jobs answers from cupsd's cache for jobs whose attributes it unloaded (job-name then comes back empty);

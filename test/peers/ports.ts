@@ -1,4 +1,4 @@
-// Loopback ports for peers started by tests and benchmarks: a free one, and waiting until one listens.
+// Peers started by tests and benchmarks: a free loopback port, waiting until one listens, stopping the process.
 import net from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 
@@ -26,4 +26,20 @@ export async function waitForPort(port: number, timeoutMs: number, proc: ChildPr
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
+}
+
+/** SIGTERM, then SIGKILL after `timeoutMs`; resolves once the process is gone (or was never there). */
+export function stopProcess(p: ChildProcess | undefined, timeoutMs = 3000): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      resolve();
+    }, timeoutMs);
+    p.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    p.kill('SIGTERM');
+  });
 }
