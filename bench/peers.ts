@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { freePort, waitForPort, stopProcess as stopPeer } from '../test/peers/ports.js';
+import { writeCupsFiles } from '../test/peers/cupsd.js';
 
 /** Stops a peer process (SIGKILL after 10000 ms). */
 export const stopProcess = (p: ChildProcess | undefined, timeoutMs = 10000) => stopPeer(p, timeoutMs);
@@ -200,7 +201,7 @@ export interface CupsProcess {
 
 /** A private cupsd (own config, spool, state, logs, port; LogLevel warn) with a raw queue `sink` → socket://127.0.0.1:sinkPort. */
 export async function startCups(dir: string, sinkPort: number): Promise<CupsProcess> {
-  for (const d of ['spool/tmp', 'cache', 'state', 'log']) await fs.mkdir(path.join(dir, d), { recursive: true });
+  const filesConf = await writeCupsFiles(dir);
   // Backends run as user lp and open the spooled file themselves: every directory above the spool must be searchable.
   for (let d = dir; d !== path.dirname(d) && d.startsWith(path.dirname(dir)); d = path.dirname(d)) await fs.chmod(d, 0o755);
   const port = await freePort();
@@ -226,21 +227,8 @@ export async function startCups(dir: string, sinkPort: number): Promise<CupsProc
     '</Policy>',
     '',
   ];
-  const files = [
-    `ServerRoot ${dir}`,
-    `RequestRoot ${dir}/spool`,
-    `TempDir ${dir}/spool/tmp`,
-    `CacheDir ${dir}/cache`,
-    `StateDir ${dir}/state`,
-    `ErrorLog ${dir}/log/error_log`,
-    `AccessLog ${dir}/log/access_log`,
-    `PageLog ${dir}/log/page_log`,
-    'SystemGroup root',
-    '',
-  ];
   await fs.writeFile(path.join(dir, 'cupsd.conf'), conf.join('\n'));
-  await fs.writeFile(path.join(dir, 'cups-files.conf'), files.join('\n'));
-  const proc = spawn('cupsd', ['-f', '-c', path.join(dir, 'cupsd.conf'), '-s', path.join(dir, 'cups-files.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn('cupsd', ['-f', '-c', path.join(dir, 'cupsd.conf'), '-s', filesConf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.on('data', (c: Buffer) => (err += c));
   try {

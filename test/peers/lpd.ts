@@ -10,13 +10,14 @@
 // socket and TCP port), so it neither needs nor disturbs a system cupsd. Debian packages: cups, cups-client,
 // cups-ipp-utils (ipptool), socat.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startSink, type Sink } from './tcp-sink.js';
 import { freePort, waitForPort, stopProcess } from './ports.js';
+import { writeCupsFiles } from './cupsd.js';
 
 
 const run = promisify(execFile);
@@ -105,7 +106,7 @@ export async function startCupsLpd(opts: { queue?: string } = {}): Promise<CupsL
   };
 
   try {
-    for (const d of ['spool/tmp', 'cache', 'state', 'log']) await mkdir(path.join(dir, d), { recursive: true });
+    await writeCupsFiles(dir);
     const ippPort = await freePort();
     const socketPath = path.join(dir, 'cups.sock');
     await writeFile(
@@ -137,21 +138,6 @@ export async function startCupsLpd(opts: { queue?: string } = {}): Promise<CupsL
         '    Order deny,allow',
         '  </Limit>',
         '</Policy>',
-        '',
-      ].join('\n'),
-    );
-    await writeFile(
-      path.join(dir, 'cups-files.conf'),
-      [
-        `ServerRoot ${dir}`,
-        `RequestRoot ${dir}/spool`,
-        `TempDir ${dir}/spool/tmp`,
-        `CacheDir ${dir}/cache`,
-        `StateDir ${dir}/state`,
-        `ErrorLog ${dir}/log/error_log`,
-        `AccessLog ${dir}/log/access_log`,
-        `PageLog ${dir}/log/page_log`,
-        'SystemGroup root',
         '',
       ].join('\n'),
     );
