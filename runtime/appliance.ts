@@ -223,7 +223,7 @@ export class Appliance {
   status() {
     const printers = this.printers.list().map((p) => ({ id: p.id, name: p.name, uri: p.uri, enabled: p.enabled, stopped: p.stopped ?? null, ...this.queue.printerState(p.id) }));
     const counts: Record<string, number> = {};
-    for (const j of this.spool.all()) counts[j.state] = (counts[j.state] ?? 0) + 1;
+    for (const j of this.spool.records()) counts[j.state] = (counts[j.state] ?? 0) + 1;
     return { name: this.state.data.settings.name, version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), printers, jobs: counts, spool: this.spool.stats() };
   }
 

@@ -1,5 +1,6 @@
 // Routes for what the appliance sees around it: discovered printers (+ live stream), system health, metrics, test pages.
 import os from 'node:os';
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { ApiError, notFound } from './errors.js';
 import { adoptionFor, type DiscoveryChange } from './discovery/browser.js';
@@ -7,7 +8,6 @@ import { testPage, testPageKindFor } from '../drivers/testpage.js';
 import { jobView } from './jobs.js';
 import { requireAdmin } from './server.js';
 import type { Appliance } from './appliance.js';
-import { Readable } from 'node:stream';
 
 const idParam = { type: 'object', properties: { id: { type: 'string', maxLength: 256 } }, required: ['id'] };
 

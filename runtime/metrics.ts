@@ -48,7 +48,7 @@ export class Metrics {
     const depth = new Map<string, number>();
     const oldest = new Map<string, number>();
     const now = Date.now();
-    for (const j of app.spool.all()) {
+    for (const j of app.spool.records()) {
       byState.set(j.state, (byState.get(j.state) ?? 0) + 1);
       if (j.state === 'queued' || j.state === 'sending' || j.state === 'held' || j.state === 'waiting-for-batch') {
         depth.set(j.printerId, (depth.get(j.printerId) ?? 0) + 1);

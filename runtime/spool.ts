@@ -162,6 +162,17 @@ export class Spool {
     return this.jobs.get(id);
   }
 
+  private merged(id: string, patch: Partial<JobRecord>): { prev: JobRecord; job: JobRecord } {
+    const prev = this.jobs.get(id);
+    if (!prev) throw new SpoolError('job_not_found', `no job ${id}`);
+    return { prev, job: { ...prev, ...patch, updatedAt: new Date().toISOString() } };
+  }
+
+  /** All known jobs in no particular order: for counting, without sorting the whole history. */
+  records(): IterableIterator<JobRecord> {
+    return this.jobs.values();
+  }
+
   /** All known jobs (live and recent history) in acceptance order. */
   all(): JobRecord[] {
     return [...this.jobs.values()].sort((a, b) => a.seq - b.seq);
@@ -183,9 +194,7 @@ export class Spool {
 
   /** Updates a job's record. Final states drop the sealed document unless `keepDocument`. */
   async update(id: string, patch: Partial<JobRecord>, opts: { durable?: boolean; keepDocument?: boolean } = {}): Promise<JobRecord> {
-    const prev = this.jobs.get(id);
-    if (!prev) throw new SpoolError('job_not_found', `no job ${id}`);
-    const job: JobRecord = { ...prev, ...patch, updatedAt: new Date().toISOString() };
+    const { prev, job } = this.merged(id, patch);
     const becameFinal = isFinal(job.state) && !isFinal(prev.state);
     if (becameFinal) job.finishedAt = job.updatedAt;
     // Batch members keep their sealed document for replay until the batch's retention time passes.
@@ -200,9 +209,7 @@ export class Spool {
 
   /** Changes a job in memory at once and journals it without waiting (for states a crash may lose). */
   updateNow(id: string, patch: Partial<JobRecord>): JobRecord {
-    const prev = this.jobs.get(id);
-    if (!prev) throw new SpoolError('job_not_found', `no job ${id}`);
-    const job: JobRecord = { ...prev, ...patch, updatedAt: new Date().toISOString() };
+    const { job } = this.merged(id, patch);
     this.jobs.set(id, job);
     this.journal.append(job, { durable: false }).catch(() => {}); // a lost line means only a re-send after a crash
     return job;
