@@ -26,6 +26,9 @@ import type { SystemHealth } from './health.js';
 
 export const VERSION = '0.1.0';
 
+/** The local admin socket (0600) through which the CLI reaches a running server. */
+export const adminSocketPath = (dataDir: string) => path.join(dataDir, 'admin.sock');
+
 export class Appliance {
   readonly log: Logger;
   readonly state: State;
@@ -228,6 +231,6 @@ export class Appliance {
   }
 
   adminSocketPath(): string {
-    return path.join(this.cfg.dataDir, 'admin.sock');
+    return adminSocketPath(this.cfg.dataDir);
   }
 }

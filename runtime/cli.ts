@@ -3,7 +3,7 @@
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from './config.js';
-import { Appliance } from './appliance.js';
+import { Appliance, adminSocketPath } from './appliance.js';
 import { buildServer } from './server.js';
 
 const HELP = `usage: printbox <command> [options]
@@ -66,7 +66,7 @@ async function inProcess(cfg: Config, method: string, url: string, body?: unknow
 }
 
 async function call(cfg: Config, method: string, url: string, body?: unknown): Promise<any> {
-  const sock = new Appliance(cfg).adminSocketPath();
+  const sock = adminSocketPath(cfg.dataDir);
   const res = (await viaSocket(sock, method, url, body)) ?? (await inProcess(cfg, method, url, body));
   if (res.status >= 400) {
     const e = res.body?.error;
