@@ -78,10 +78,19 @@ const realProbes: Probes = {
     const v = t.main ?? t.max ?? null;
     return typeof v === 'number' && Number.isFinite(v) && v > -50 && v < 200 ? v : null;
   },
+  // Read from sysfs rather than si.networkInterfaces(), which runs several execSync per interface on the
+  // event loop (milliseconds of stalled intake every refresh).
   async interfaces() {
-    const list = await si.networkInterfaces();
-    const arr = Array.isArray(list) ? list : [list];
-    return new Map(arr.map((i) => [i.iface, { up: i.operstate === 'up' ? true : i.operstate === 'down' ? false : null, speedMbps: i.speed ?? null }]));
+    const names = await fs.promises.readdir('/sys/class/net').catch(() => Object.keys(os.networkInterfaces()));
+    const read = (iface: string, f: string) => fs.promises.readFile(`/sys/class/net/${iface}/${f}`, 'utf8').then((t) => t.trim(), () => '');
+    const entries = await Promise.all(
+      names.map(async (iface) => {
+        const [state, speed] = await Promise.all([read(iface, 'operstate'), read(iface, 'speed')]);
+        const mbps = Number(speed);
+        return [iface, { up: state === 'up' ? true : state === 'down' ? false : null, speedMbps: speed && mbps > 0 ? mbps : null }] as const;
+      }),
+    );
+    return new Map(entries);
   },
   async os() {
     const o = await si.osInfo();
@@ -166,13 +175,15 @@ export class SystemHealth {
     const settle = <T>(probe: string, work: () => Promise<T>): Promise<T | undefined> =>
       this.bounded(probe, Promise.resolve().then(work)).catch((e: HealthSnapshot['problems'][number]) => (problems.push(e), undefined));
     const p = this.probes;
+    // CPU model and OS release do not change while we run (and si's cpu() blocks the event loop): once.
+    const once = this.lastRefresh === 0 || this.slow.problems.some((x) => x.probe === 'cpu' || x.probe === 'os');
     const [cpu, load, memory, temperature, links, osv, disk] = await Promise.all([
-      settle('cpu', p.cpu),
+      once ? settle('cpu', p.cpu) : undefined,
       settle('load', p.load),
       settle('memory', p.memory),
       settle('temperature', p.temperature),
       settle('interfaces', p.interfaces),
-      settle('os', p.os),
+      once ? settle('os', p.os) : undefined,
       settle('disk', () => p.disk(this.opts.dataDir)),
     ]);
     const s = this.slow;
