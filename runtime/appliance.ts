@@ -201,6 +201,7 @@ export class Appliance {
       else await this.batches.arrived(job);
       this.metrics.jobsAccepted++;
       this.metrics.bytesIn += job.size;
+      this.log.info({ jobID: job.id, printerId: job.printerId, bytes: job.size, state: job.state }, 'job accepted');
       return { job, created: true };
     } finally {
       this.uploading.delete(id);
