@@ -150,7 +150,7 @@ export async function readUpload(app: Appliance, req: FastifyRequest): Promise<{
   if (!req.isMultipart()) throw new ApiError(415, 'not_multipart', 'post the job as multipart/form-data with a "file" part');
   const meta: Meta = {};
   let received: Received | undefined;
-  let head = Buffer.alloc(0);
+  let head: Buffer = Buffer.alloc(0);
   let failure: unknown;
   const budget = { left: DRAIN_LIMIT };
   try {
@@ -174,13 +174,8 @@ export async function readUpload(app: Appliance, req: FastifyRequest): Promise<{
         if (received) throw badRequest('too_many_files', 'one job takes exactly one "file" part');
         if (Object.keys(meta).length) validateMeta(app, meta); // fail fast when the fields came first
         await app.checkDiskSpace();
-        const tap = async function* (src: AsyncIterable<Buffer>) {
-          for await (const chunk of src) {
-            if (head.length < 16) head = Buffer.concat([head, chunk.subarray(0, 16 - head.length)]);
-            yield chunk;
-          }
-        };
-        received = await app.spool.receive(tap(file.file) as never, app.cfg.maxDocumentBytes);
+        received = await app.spool.receive(file.file, app.cfg.maxDocumentBytes);
+        head = received.head;
         if (file.file.truncated) throw new ApiError(413, 'document_too_large', `document is larger than the limit of ${app.cfg.maxDocumentBytes} bytes`);
       } catch (err) {
         failure = err;

@@ -63,50 +63,71 @@ function chunkNonce(prefix: Buffer, counter: number, final: boolean): Buffer {
   return nonce;
 }
 
-/** Plaintext in, sealed stream out. Holds at most one chunk in memory. */
-export class SealStream extends Transform {
+/** Plaintext in, sealed bytes out, without a stream around it (intake writes the output itself). Holds at most one chunk. */
+export class Sealer {
   private prefix = randomBytes(16);
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private counter = 0;
   private headerSent = false;
 
-  constructor(private key: Uint8Array, private box: SecretBox = defaultBox) {
-    super();
-  }
+  constructor(private key: Uint8Array, private box: SecretBox = defaultBox) {}
 
-  override _transform(data: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (!this.headerSent) {
-      this.push(Buffer.concat([MAGIC, this.prefix]));
-      this.headerSent = true;
-    }
+  /** Sealed bytes that this plaintext completes (a full chunk is only sealed once more data proves it is not the last). */
+  push(data: Buffer, out: Buffer[] = []): Buffer[] {
+    this.header(out);
     let offset = 0;
     while (offset < data.length) {
-      // A full chunk is only sealed once more data proves it is not the last one.
-      if (this.pendingBytes === CHUNK_BYTES) this.emitChunk(false);
+      if (this.pendingBytes === CHUNK_BYTES) this.emitChunk(false, out);
       const take = Math.min(CHUNK_BYTES - this.pendingBytes, data.length - offset);
-      this.pending.push(data.subarray(offset, offset + take));
+      this.pending.push(take === data.length ? data : data.subarray(offset, offset + take));
       this.pendingBytes += take;
       offset += take;
     }
-    done();
+    return out;
   }
 
-  override _flush(done: TransformCallback): void {
-    if (!this.headerSent) this.push(Buffer.concat([MAGIC, this.prefix]));
-    this.emitChunk(true);
-    done();
+  /** The last chunk, flagged final (an empty document is one empty final chunk). */
+  finish(out: Buffer[] = []): Buffer[] {
+    this.header(out);
+    this.emitChunk(true, out);
+    return out;
   }
 
-  private emitChunk(final: boolean): void {
+  private header(out: Buffer[]): void {
+    if (this.headerSent) return;
+    out.push(Buffer.concat([MAGIC, this.prefix]));
+    this.headerSent = true;
+  }
+
+  private emitChunk(final: boolean, out: Buffer[]): void {
     const plain = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
     const sealed = this.box.seal(plain, chunkNonce(this.prefix, this.counter++, final), this.key);
     const len = Buffer.allocUnsafe(LEN_BYTES);
     len.writeUInt32BE(sealed.length);
-    this.push(len);
-    this.push(sealed);
+    out.push(len, sealed);
     this.pending = [];
     this.pendingBytes = 0;
+  }
+}
+
+/** Plaintext in, sealed stream out. Holds at most one chunk in memory. */
+export class SealStream extends Transform {
+  private sealer: Sealer;
+
+  constructor(key: Uint8Array, box: SecretBox = defaultBox) {
+    super();
+    this.sealer = new Sealer(key, box);
+  }
+
+  override _transform(data: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    for (const b of this.sealer.push(data)) this.push(b);
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    for (const b of this.sealer.finish()) this.push(b);
+    done();
   }
 }
 
@@ -163,9 +184,53 @@ export class OpenStream extends Transform {
   }
 }
 
+/**
+ * Opens a whole sealed document held in memory (small documents): the same checks as OpenStream, without a
+ * stream, and the final-chunk flag is tried first where the data ends, so a one-chunk document costs one open.
+ */
+export function openSealed(buf: Buffer, key: Uint8Array, box: SecretBox = defaultBox): Buffer[] {
+  if (buf.length < HEADER_BYTES || !buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new SealError(buf.length < HEADER_BYTES ? 'sealed document is truncated: the final chunk is missing' : 'not a sealed printbox document (bad magic)');
+  const prefix = buf.subarray(MAGIC.length, HEADER_BYTES);
+  const out: Buffer[] = [];
+  let at = HEADER_BYTES;
+  for (let counter = 0; ; counter++) {
+    if (at === buf.length) throw new SealError('sealed document is truncated: the final chunk is missing');
+    if (buf.length - at < LEN_BYTES) throw new SealError('sealed document is truncated: the final chunk is missing');
+    const len = buf.readUInt32BE(at);
+    if (len < MAC_BYTES || len > CHUNK_BYTES + MAC_BYTES) throw new SealError('sealed document has a corrupt chunk length');
+    if (buf.length - at - LEN_BYTES < len) throw new SealError('sealed document is truncated: the final chunk is missing');
+    const sealed = buf.subarray(at + LEN_BYTES, at + LEN_BYTES + len);
+    at += LEN_BYTES + len;
+    const last = at === buf.length;
+    let plain = box.open(sealed, chunkNonce(prefix, counter, last), key);
+    let final = last;
+    if (!plain) {
+      plain = box.open(sealed, chunkNonce(prefix, counter, !last), key);
+      final = !last;
+      if (!plain) throw new SealError(`sealed document failed authentication at chunk ${counter} (tampered or wrong key)`);
+    }
+    if (plain.length) out.push(plain);
+    if (final) {
+      if (!last) throw new SealError('sealed document has data after its final chunk');
+      return out;
+    }
+  }
+}
+
+// Record nonces come from a pool filled by one CSPRNG call: a syscall per journal line showed in profiles.
+let noncePool = Buffer.alloc(0);
+let nonceAt = 0;
+function randomNonce(): Buffer {
+  if (nonceAt + 24 > noncePool.length) {
+    noncePool = randomBytes(24 * 512);
+    nonceAt = 0;
+  }
+  return noncePool.subarray(nonceAt, (nonceAt += 24));
+}
+
 /** Seals one small record (journal lines): random 24-byte nonce + box. */
 export function sealRecord(plain: Buffer, key: Uint8Array, box: SecretBox = defaultBox): Buffer {
-  const nonce = randomBytes(24);
+  const nonce = randomNonce();
   return Buffer.concat([nonce, box.seal(plain, nonce, key)]);
 }
 
