@@ -32,6 +32,11 @@ export interface OutboundJob {
   uri: URL;
   /** Opens the decrypted document as a stream; each call starts again from the first byte. */
   open(): Readable;
+  /**
+   * The whole decrypted document, already authenticated, when it is small (at most the queue's pre-verify
+   * size); drivers may write it directly instead of calling open(). Undefined for large documents.
+   */
+  bytes?: readonly Buffer[];
   /** Reports an option the wire or document type could not carry (shown on the job, never dropped silently). */
   warn(message: string): void;
 }

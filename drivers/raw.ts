@@ -108,6 +108,43 @@ async function* wireBytes(job: OutboundJob, plan: WirePlan, onBroken: () => void
   if (plan.ticket) yield plan.ticket.trailer;
 }
 
+/** The same wire bytes for a document already in memory. */
+function wireBuffers(doc: readonly Buffer[], plan: WirePlan): Buffer[] {
+  const out: Buffer[] = [];
+  if (plan.ticket) out.push(plan.ticket.header);
+  for (let i = 0; i < plan.times; i++) out.push(...doc);
+  if (plan.ticket) out.push(plan.ticket.trailer);
+  return out;
+}
+
+/**
+ * Writes buffers and half-closes; resolves once the kernel has taken every byte. A small job does not need
+ * a stream pipeline (whose set-up and teardown cost more than the send), only its completion and its errors.
+ */
+export function writeAll(sock: net.Socket, bufs: Buffer[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => {
+      sock.removeListener('finish', onFinish);
+      reject(err);
+    };
+    const onFinish = () => {
+      sock.removeListener('error', onError);
+      resolve();
+    };
+    // Destroyed before 'finish' (a reset by us or the printer) without an error event is still a failure.
+    const onClose = () => {
+      if (!sock.writableFinished) onError(Object.assign(new Error('connection closed before the document was sent'), { code: 'ECONNRESET' }));
+    };
+    sock.once('error', onError);
+    sock.once('finish', onFinish);
+    sock.once('close', onClose);
+    sock.cork();
+    for (const b of bufs) sock.write(b);
+    sock.end();
+    sock.uncork();
+  });
+}
+
 /**
  * Listens to the back channel from the first byte on (the START status arrives while we still send)
  * and settles when the printer reports END for our job name, closes, resets, or the time runs out.
@@ -190,8 +227,9 @@ export const createRawDriver: DriverFactory = () => {
       };
       try {
         signal.addEventListener('abort', reset, { once: true });
-        // pipeline ends the socket (half-close) after the last byte; the back channel stays readable.
-        await pipeline(wireBytes(job, plan, reset), sock, { signal }).finally(() => signal.removeEventListener('abort', reset));
+        // Both ways end the socket (half-close) after the last byte; the back channel stays readable.
+        const send = job.bytes ? writeAll(sock, wireBuffers(job.bytes, plan)) : pipeline(wireBytes(job, plan, reset), sock, { signal });
+        await send.finally(() => signal.removeEventListener('abort', reset));
         if (watch) return await watch.wait(p.confirmTimeout as number, signal);
         await peerClosed(sock, p.closeTimeout as number, signal);
         return { kind: 'sent' };

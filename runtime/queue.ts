@@ -1,7 +1,6 @@
 // Delivery: one FIFO per printer, printers in parallel; owns retry, back-off, hold and order.
 import { EventEmitter } from 'node:events';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import type { Outcome, OutboundJob } from '../drivers/contract.js';
 import type { DriverRegistry } from '../drivers/registry.js';
 import { isFinal, type JobRecord } from './jobs.js';
@@ -38,9 +37,15 @@ const position = (j: JobRecord) => j.queuePos ?? j.seq;
 
 class PrinterQueue {
   readonly ids: string[] = []; // queued and held-at-head jobs, in order
+  private members = new Set<string>(); // the same ids, for O(1) membership (queues can be 100,000 deep)
   private wakeUp: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   current: { id: string; abort: AbortController } | null = null;
+  /**
+   * The durable record of the last job's outcome, still being written. The next job may be prepared
+   * meanwhile, but its first byte waits for it: otherwise a crash could repeat two jobs instead of one.
+   */
+  settling: Promise<unknown> | null = null;
   /** While a batch's part on this printer runs, only its jobs go (contiguity): other jobs wait behind it. */
   lock: string | null = null;
   private stopped = false;
@@ -53,17 +58,21 @@ class PrinterQueue {
   }
 
   insert(job: JobRecord): void {
-    if (this.ids.includes(job.id)) return;
+    if (this.members.has(job.id)) return;
     // Usually an append; a re-queue on start or a release of an older job finds its place by position.
     let i = this.ids.length;
     while (i > 0 && position(this.q.spool.get(this.ids[i - 1])!) > position(job)) i--;
-    this.ids.splice(i, 0, job.id);
+    if (i === this.ids.length) this.ids.push(job.id);
+    else this.ids.splice(i, 0, job.id);
+    this.members.add(job.id);
     this.wake();
   }
 
   remove(id: string): void {
-    const i = this.ids.indexOf(id);
-    if (i >= 0) this.ids.splice(i, 1);
+    if (this.members.delete(id)) {
+      if (this.ids[0] === id) this.ids.shift();
+      else this.ids.splice(this.ids.indexOf(id), 1);
+    }
     this.wake();
   }
 
@@ -89,16 +98,18 @@ class PrinterQueue {
   }
 
   private pickHead(): JobRecord | undefined {
-    // A job cancelled or moved while we awaited is dropped here, so the loop never spins on it.
-    for (let i = this.ids.length - 1; i >= 0; i--) {
-      const st = this.q.spool.get(this.ids[i])?.state;
-      if (st !== 'queued' && st !== 'held' && st !== 'sending') this.ids.splice(i, 1);
+    // A job cancelled or moved while we awaited is dropped when it reaches the head, so the loop never spins
+    // on it. Only the head is looked at: a scan of the whole line per job made deep queues quadratic.
+    while (this.ids.length) {
+      const st = this.q.spool.get(this.ids[0])?.state;
+      if (st === 'queued' || st === 'held' || st === 'sending') break;
+      this.members.delete(this.ids.shift()!);
     }
     if (this.lock && !this.q.deps.holdsPrinter?.(this.lock, this.printerId)) this.lock = null;
     if (this.lock) {
       for (const id of this.ids) {
         const j = this.q.spool.get(id);
-        if (j?.batchID === this.lock) return j;
+        if (j?.batchID === this.lock && (j.state === 'queued' || j.state === 'held' || j.state === 'sending')) return j;
       }
       return undefined; // the batch's next job has not arrived yet: nothing else may go in between
     }
@@ -200,17 +211,24 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     for (const q of this.queues.values()) q.wake();
   }
 
-  private async setJob(id: string, patch: Partial<JobRecord>, durable = true): Promise<JobRecord> {
-    const job = await this.spool.update(id, patch, { durable });
+  private async setJob(id: string, patch: Partial<JobRecord>, durable = true, lazyRemoval = false): Promise<JobRecord> {
+    const job = await this.spool.update(id, patch, { durable, lazyRemoval });
     this.emit('job', job);
     return job;
   }
 
   /** Delivery's own transitions apply only while the job is still where delivery left it: a cancel always wins. */
-  private async deliveryUpdate(id: string, patch: Partial<JobRecord>, durable = true): Promise<JobRecord | null> {
+  private async deliveryUpdate(id: string, patch: Partial<JobRecord>, durable = true, lazyRemoval = false): Promise<JobRecord | null> {
     const cur = this.spool.get(id);
     if (!cur || cur.state !== 'sending') return null;
-    return this.setJob(id, patch, durable);
+    return this.setJob(id, patch, durable, lazyRemoval);
+  }
+
+  /** A final delivery transition written in the background; a failure is logged here and re-thrown to whoever waits on it. */
+  private settle(id: string, patch: Partial<JobRecord>): Promise<unknown> {
+    const p = this.deliveryUpdate(id, patch, true, true);
+    p.catch((err) => this.deps.log.error({ err, jobID: id }, 'recording a delivery outcome failed'));
+    return p;
   }
 
   /** Cancels a job that has not finished; a job being sent is aborted. */
@@ -260,6 +278,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
   async stopAll(): Promise<void> {
     for (const q of this.queues.values()) q.stop();
     await Promise.all([...this.queues.values()].map((q) => q.done));
+    await Promise.all([...this.queues.values()].map((q) => q.settling?.catch(() => {})));
   }
 
   /** One attempt at the head job of a printer, and what its outcome means for the queue. */
@@ -283,12 +302,15 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         // Small documents are authenticated whole before any byte leaves, so a damaged file sends nothing;
         // the verified plaintext (at most preverifyBytes) is what gets sent, so it is decrypted once.
         try {
-          const chunks: Buffer[] = [];
-          await pipeline(this.spool.openDocument(head.id), new Writable({ write: (c, _e, cb) => (chunks.push(c), cb()) }));
-          verified = chunks;
+          verified = await this.spool.readDocument(head.id);
         } catch (err) {
           sealError = err as Error;
         }
+      }
+      if (q.settling) {
+        const s = q.settling;
+        q.settling = null;
+        await s;
       }
       let outcome: Outcome;
       if (!driver) {
@@ -304,6 +326,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
           size: head.size,
           options: head.options,
           uri: new URL(printer.uri),
+          bytes: verified ?? undefined,
           open: () => {
             if (verified) return Readable.from(verified);
             const s = this.spool.openDocument(head.id);
@@ -330,7 +353,10 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
       const merged = [...new Set([...now.warnings, ...warnings])];
       if (merged.length !== now.warnings.length) await this.deliveryUpdate(head.id, { warnings: merged }, false);
       await this.applyOutcome(q, this.spool.get(head.id)!, printer, outcome);
-      if (head.batchID) await this.deps.batchJobDone?.(head.batchID);
+      if (head.batchID) {
+        await q.settling; // the batch may move on only once this job's outcome is on disk
+        await this.deps.batchJobDone?.(head.batchID);
+      }
     } finally {
       q.current = null;
     }
@@ -344,13 +370,14 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
       case 'confirmed':
         q.lastError = undefined;
         q.remove(job.id);
-        await this.deliveryUpdate(job.id, { state: outcome.kind, reason: outcome.detail, nextAttemptAt: undefined });
+        // The record changes in memory now; the next job waits for it to be durable before its first byte.
+        q.settling = this.settle(job.id, { state: outcome.kind, reason: outcome.detail, nextAttemptAt: undefined });
         log.info({ jobID: job.id, printer: printer.name, outcome: outcome.kind }, 'job delivered');
         return;
       case 'fail':
         q.lastError = outcome.reason;
         q.remove(job.id);
-        await this.deliveryUpdate(job.id, { state: 'failed', reason: outcome.reason, nextAttemptAt: undefined });
+        q.settling = this.settle(job.id, { state: 'failed', reason: outcome.reason, nextAttemptAt: undefined });
         log.warn({ jobID: job.id, printer: printer.name, reason: outcome.reason }, 'job failed');
         return;
       case 'retry': {

@@ -72,8 +72,11 @@ test('plug-in drivers named in the config load, print, and a broken one is repor
     const p = await withPlugins.api.json('POST', '/v1/printers', { name: 'folder', uri: `file://${folder}` });
     assert.equal(p.status, 201, p.text);
     const r = await withPlugins.api.postJob({ printer: 'folder', contentType: 'text' }, Buffer.from('hello from a plug-in'));
-    await until('the document in the folder', async () => (await fs.readdir(folder)).length === 1, 10000);
-    const [file] = await fs.readdir(folder);
+    // The plug-in writes a dot-file first and renames it: wait for the final name, not the temp file.
+    await until('the document in the folder', async () => (await fs.readdir(folder)).some((f) => !f.startsWith('.')), 10000);
+    const files = await fs.readdir(folder);
+    assert.equal(files.length, 1, `one file, no temp left: ${files}`);
+    const [file] = files;
     assert.ok(file.startsWith(r.json.jobID));
     assert.equal(await fs.readFile(`${folder}/${file}`, 'utf8'), 'hello from a plug-in');
   } finally {
