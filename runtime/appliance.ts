@@ -181,22 +181,24 @@ export class Appliance {
     this.uploading.add(id);
     try {
       const now = new Date().toISOString();
-      const job = await this.spool.accept(
-        {
-          id,
-          ...meta,
-          contentType: v.contentType ?? sniff(head),
-          owner,
-          metaDigest,
-          state: admission.state,
-          reason: admission.reason,
-          warnings: [],
-          attempts: 0,
-          createdAt: now,
-          updatedAt: now,
-        },
-        r,
-      );
+      const fields = {
+        id,
+        ...meta,
+        contentType: v.contentType ?? sniff(head),
+        owner,
+        metaDigest,
+        state: admission.state,
+        reason: admission.reason,
+        warnings: [],
+        attempts: 0,
+        createdAt: now,
+        updatedAt: now,
+      };
+      const job = await this.spool.accept(fields, r).catch((err) => {
+        // The journal append met a full disk: the upload is undone, and the client hears 507 like any other.
+        if (err?.code === 'insufficient_storage') throw new ApiError(507, 'insufficient_storage', err.message);
+        throw err;
+      });
       if (job.state === 'queued') this.queue.enqueue(job);
       else await this.batches.arrived(job);
       this.metrics.jobsAccepted++;

@@ -11,17 +11,39 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes a whole small file atomically: temp file in the same dir → fsync → rename → fsync dir. */
+/**
+ * Writes every byte of `bufs` at the file's current position. A write(2) near a full disk may write only
+ * part and report no error (the ENOSPC comes with the next call): ignoring the count once let a truncated
+ * document be fsync'd and acknowledged.
+ */
+export async function writeFully(fh: fs.FileHandle, bufs: readonly Buffer[]): Promise<void> {
+  let list = bufs.filter((b) => b.length);
+  while (list.length) {
+    let { bytesWritten: n } = await fh.writev(list);
+    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    let i = 0;
+    while (i < list.length && n >= list[i].length) n -= list[i++].length;
+    list = list.slice(i);
+    if (n > 0) list[0] = list[0].subarray(n);
+  }
+}
+
+/** Writes a whole small file atomically: temp file in the same dir → fsync → rename → fsync dir. Leaves no temp file on failure. */
 export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  const fh = await fs.open(tmp, 'w', mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await fs.open(tmp, 'w', mode);
+    try {
+      await writeFully(fh, [typeof data === 'string' ? Buffer.from(data) : data]);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw err;
   }
-  await fs.rename(tmp, file);
   await fsyncDir(path.dirname(file));
 }
 

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { fsyncDir } from './fsutil.js';
+import { fsyncDir, writeFully } from './fsutil.js';
 import { openRecord, sealRecord, SealError } from './seal.js';
 
 interface Pending {
@@ -39,17 +39,29 @@ export class Journal {
     const rl = readline.createInterface({ input: createReadStream(this.file), crlfDelay: Infinity });
     let bad: { line: number; err: Error } | null = null;
     let n = 0;
+    let good = 0; // bytes up to the end of the last whole, readable line
     for await (const line of rl) {
       n++;
-      if (!line) continue;
       if (bad) throw new SealError(`journal ${this.file} is damaged at line ${bad.line}: ${bad.err.message}`);
+      if (!line) {
+        good += 1;
+        continue;
+      }
       try {
         onRecord(JSON.parse(openRecord(Buffer.from(line, 'base64'), this.key).toString('utf8')));
         count++;
+        good += line.length + 1; // base64 is ASCII: one byte per character, plus the newline
       } catch (err) {
         bad = { line: n, err: err as Error }; // tolerated only if it turns out to be the last line
       }
     }
+    // A torn last line (or a last line without its newline) is cut off now, before anything is appended
+    // after it: otherwise it would become a damaged line in the middle at the next start.
+    // A readable last line that lost only its newline is whole: the newline is put back, so the next line
+    // does not run into it.
+    const size = (await fs.stat(this.file)).size;
+    if (size > good) await fs.truncate(this.file, good);
+    else if (size < good) await fs.appendFile(this.file, '\n');
     return count;
   }
 
@@ -85,9 +97,16 @@ export class Journal {
         try {
           const dirs = new Set(batch.flatMap((p) => p.dirs));
           await Promise.all([...dirs].map(fsyncDir));
-          const data = batch.map((p) => p.line).join('');
-          await this.fh!.write(data);
-          this.bytes += Buffer.byteLength(data);
+          const data = Buffer.from(batch.map((p) => p.line).join(''));
+          try {
+            await writeFully(this.fh!, [data]);
+          } catch (err) {
+            // A partly written batch (full disk) would leave a torn line that the next lines land after:
+            // cut the file back to its last whole line, so the journal stays loadable.
+            await this.fh!.truncate(this.bytes).catch(() => {});
+            throw err;
+          }
+          this.bytes += data.length;
           this.linesWritten += batch.length;
           if (batch.some((p) => p.durable)) await this.fh!.datasync();
           for (const p of batch) p.resolve();

@@ -131,21 +131,77 @@ export class SealStream extends Transform {
   }
 }
 
-/** Sealed stream in, verified plaintext out. Emits only bytes whose MAC checked; truncation, reordering and tampering fail. */
-export class OpenStream extends Transform {
+/**
+ * Sealed bytes in, verified plaintext out, without a stream around it. Emits only bytes whose MAC checked;
+ * truncation, reordering and tampering fail with SealError. Holds at most one partial chunk.
+ */
+export class Opener {
   private buf: Buffer = Buffer.alloc(0);
   private prefix: Buffer | null = null;
   private counter = 0;
   private finished = false;
 
-  constructor(private key: Uint8Array, private box: SecretBox = defaultBox) {
+  constructor(private key: Uint8Array, private box: SecretBox = defaultBox) {}
+
+  /**
+   * Opens every whole chunk in `data` (plus what was left over). `atEnd`: no bytes follow, so the last
+   * chunk is tried as the final one first (one secretbox open instead of two for a one-chunk document).
+   */
+  push(data: Buffer, out: Buffer[] = [], atEnd = false): Buffer[] {
+    let buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
+    if (!this.prefix) {
+      if (buf.length < HEADER_BYTES) {
+        this.buf = Buffer.from(buf);
+        return out;
+      }
+      if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new SealError('not a sealed printbox document (bad magic)');
+      this.prefix = Buffer.from(buf.subarray(MAGIC.length, HEADER_BYTES));
+      buf = buf.subarray(HEADER_BYTES);
+    }
+    while (buf.length >= LEN_BYTES) {
+      if (this.finished) throw new SealError('sealed document has data after its final chunk');
+      const len = buf.readUInt32BE(0);
+      if (len < MAC_BYTES || len > CHUNK_BYTES + MAC_BYTES) throw new SealError('sealed document has a corrupt chunk length');
+      if (buf.length < LEN_BYTES + len) break;
+      const sealed = buf.subarray(LEN_BYTES, LEN_BYTES + len);
+      buf = buf.subarray(LEN_BYTES + len);
+      // The final flag lives in the authenticated nonce: try the likelier one first, then the other.
+      const likelyFinal = atEnd && buf.length === 0;
+      let plain = this.box.open(sealed, chunkNonce(this.prefix, this.counter, likelyFinal), this.key);
+      let final = likelyFinal;
+      if (!plain) {
+        plain = this.box.open(sealed, chunkNonce(this.prefix, this.counter, !likelyFinal), this.key);
+        final = !likelyFinal;
+        if (!plain) throw new SealError(`sealed document failed authentication at chunk ${this.counter} (tampered or wrong key)`);
+      }
+      if (final) this.finished = true;
+      this.counter++;
+      if (plain.length) out.push(plain);
+    }
+    if (this.finished && buf.length) throw new SealError('sealed document has data after its final chunk');
+    // Keep the partial chunk as a copy: `data` may be a reused read buffer.
+    this.buf = buf.length ? Buffer.from(buf) : Buffer.alloc(0);
+    return out;
+  }
+
+  /** Throws unless the final chunk was seen and nothing is left over. */
+  end(): void {
+    if (!this.finished || this.buf.length) throw new SealError('sealed document is truncated: the final chunk is missing');
+  }
+}
+
+/** Sealed stream in, verified plaintext out (a Transform around Opener). */
+export class OpenStream extends Transform {
+  private opener: Opener;
+
+  constructor(key: Uint8Array, box: SecretBox = defaultBox) {
     super();
+    this.opener = new Opener(key, box);
   }
 
   override _transform(data: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, data]) : data;
     try {
-      this.drain();
+      for (const p of this.opener.push(data)) this.push(p);
       done();
     } catch (err) {
       done(err as Error);
@@ -153,68 +209,21 @@ export class OpenStream extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    if (!this.finished || this.buf.length) return done(new SealError('sealed document is truncated: the final chunk is missing'));
-    done();
-  }
-
-  private drain(): void {
-    if (!this.prefix) {
-      if (this.buf.length < HEADER_BYTES) return;
-      if (!this.buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new SealError('not a sealed printbox document (bad magic)');
-      this.prefix = Buffer.from(this.buf.subarray(MAGIC.length, HEADER_BYTES));
-      this.buf = this.buf.subarray(HEADER_BYTES);
-    }
-    while (this.buf.length >= LEN_BYTES) {
-      if (this.finished) throw new SealError('sealed document has data after its final chunk');
-      const len = this.buf.readUInt32BE(0);
-      if (len < MAC_BYTES || len > CHUNK_BYTES + MAC_BYTES) throw new SealError('sealed document has a corrupt chunk length');
-      if (this.buf.length < LEN_BYTES + len) return;
-      const sealed = this.buf.subarray(LEN_BYTES, LEN_BYTES + len);
-      this.buf = this.buf.subarray(LEN_BYTES + len);
-      // Try as a middle chunk, then as the final one: the flag lives in the authenticated nonce.
-      let plain = this.box.open(sealed, chunkNonce(this.prefix, this.counter, false), this.key);
-      if (!plain) {
-        plain = this.box.open(sealed, chunkNonce(this.prefix, this.counter, true), this.key);
-        if (!plain) throw new SealError(`sealed document failed authentication at chunk ${this.counter} (tampered or wrong key)`);
-        this.finished = true;
-      }
-      this.counter++;
-      if (plain.length) this.push(plain);
+    try {
+      this.opener.end();
+      done();
+    } catch (err) {
+      done(err as Error);
     }
   }
 }
 
-/**
- * Opens a whole sealed document held in memory (small documents): the same checks as OpenStream, without a
- * stream, and the final-chunk flag is tried first where the data ends, so a one-chunk document costs one open.
- */
+/** Opens a whole sealed document held in memory (small documents). */
 export function openSealed(buf: Buffer, key: Uint8Array, box: SecretBox = defaultBox): Buffer[] {
-  if (buf.length < HEADER_BYTES || !buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new SealError(buf.length < HEADER_BYTES ? 'sealed document is truncated: the final chunk is missing' : 'not a sealed printbox document (bad magic)');
-  const prefix = buf.subarray(MAGIC.length, HEADER_BYTES);
-  const out: Buffer[] = [];
-  let at = HEADER_BYTES;
-  for (let counter = 0; ; counter++) {
-    if (at === buf.length) throw new SealError('sealed document is truncated: the final chunk is missing');
-    if (buf.length - at < LEN_BYTES) throw new SealError('sealed document is truncated: the final chunk is missing');
-    const len = buf.readUInt32BE(at);
-    if (len < MAC_BYTES || len > CHUNK_BYTES + MAC_BYTES) throw new SealError('sealed document has a corrupt chunk length');
-    if (buf.length - at - LEN_BYTES < len) throw new SealError('sealed document is truncated: the final chunk is missing');
-    const sealed = buf.subarray(at + LEN_BYTES, at + LEN_BYTES + len);
-    at += LEN_BYTES + len;
-    const last = at === buf.length;
-    let plain = box.open(sealed, chunkNonce(prefix, counter, last), key);
-    let final = last;
-    if (!plain) {
-      plain = box.open(sealed, chunkNonce(prefix, counter, !last), key);
-      final = !last;
-      if (!plain) throw new SealError(`sealed document failed authentication at chunk ${counter} (tampered or wrong key)`);
-    }
-    if (plain.length) out.push(plain);
-    if (final) {
-      if (!last) throw new SealError('sealed document has data after its final chunk');
-      return out;
-    }
-  }
+  const opener = new Opener(key, box);
+  const out = opener.push(buf, [], true);
+  opener.end();
+  return out;
 }
 
 // Record nonces come from a pool filled by one CSPRNG call: a syscall per journal line showed in profiles.

@@ -1,12 +1,11 @@
 // The spool: one sealed file per document plus the job journal; the only place job state lives.
 import fs from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { createHmac, randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Journal } from './journal.js';
-import { CHUNK_BYTES, HEADER_BYTES, OpenStream, openSealed, Sealer } from './seal.js';
-import { fsyncDir } from './fsutil.js';
+import { CHUNK_BYTES, HEADER_BYTES, Opener, openSealed, Sealer } from './seal.js';
+import { fsyncDir, writeFully } from './fsutil.js';
 import { isFinal, type JobRecord } from './jobs.js';
 
 export class SpoolError extends Error {
@@ -28,6 +27,9 @@ export interface Received {
 /** Sealed bytes are written to the temp file in batches of this size. */
 const WRITE_BATCH = 256 * 1024;
 const HEAD_BYTES = 16;
+const SYNC_EVERY = 16 * 1024 * 1024;
+/** Sealed bytes read per step when a document is streamed out: 16 whole chunks with their length and MAC. */
+const READ_BATCH = 4 * (CHUNK_BYTES + 20);
 /**
  * Small documents stay in memory (plaintext, never on disk) from upload until they are delivered, so the
  * queue need not read and decrypt the file it just wrote. Bounded per document and in total; anything
@@ -110,10 +112,20 @@ export class Spool {
     try {
       let out: Buffer[] = [];
       let outBytes = 0;
+      // Large uploads are flushed to disk while they arrive (one background fdatasync per SYNC_EVERY bytes),
+      // so the fsync before the 201 has only the tail left instead of the whole document.
+      let unsynced = 0;
+      let syncing: Promise<void> | null = null;
       const flush = async () => {
-        if (out.length) await fh.writev(out);
+        if (out.length) await writeFully(fh, out);
+        unsynced += outBytes;
         out = [];
         outBytes = 0;
+        if (unsynced >= SYNC_EVERY && !syncing) {
+          unsynced = 0;
+          syncing = fh.datasync().finally(() => (syncing = null));
+          syncing.catch(() => {}); // its error (if any) is met again by the final sync
+        }
       };
       for await (const chunk of source) {
         size += chunk.length;
@@ -129,6 +141,7 @@ export class Spool {
       }
       sealer.finish(out);
       await flush();
+      await (syncing as Promise<void> | null)?.catch(() => {});
       await fh.sync();
     } catch (err) {
       await fh.close().catch(() => {});
@@ -162,6 +175,7 @@ export class Spool {
     } catch (err) {
       this.jobs.delete(job.id);
       await fs.rm(this.docPath(job.id), { force: true });
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new SpoolError('insufficient_storage', 'the appliance disk is full; the job was not accepted');
       throw err;
     }
     if (r.plain && this.plainBytes + r.plain.length <= PLAIN_TOTAL_MAX) {
@@ -215,14 +229,44 @@ export class Spool {
     return openSealed(await fs.readFile(this.docPath(id)), this.opts.key);
   }
 
+  /**
+   * The document as a verified plaintext stream, for any size. Reads about 1 MiB of whole sealed chunks at a
+   * time and already reads the next batch while this one is decrypted and sent, so the disk, the cipher and
+   * the socket overlap. Memory: two read batches and their plaintext, whatever the document's size.
+   */
   openDocument(id: string): Readable {
-    // Read buffers sized to the sealed file: a 2 KiB job must not allocate 256 KiB twice per delivery.
-    const size = this.jobs.get(id)?.size ?? CHUNK_BYTES;
-    const sealedSize = HEADER_BYTES + size + 20 * (Math.ceil(size / CHUNK_BYTES) + 1);
-    const src = createReadStream(this.docPath(id), { highWaterMark: Math.min(256 * 1024, Math.max(1024, sealedSize)) });
-    const open = new OpenStream(this.opts.key);
-    src.on('error', (e) => open.destroy(e));
-    return src.pipe(open);
+    return Readable.from(this.readPlain(id), { objectMode: false, highWaterMark: READ_BATCH });
+  }
+
+  private async *readPlain(id: string): AsyncGenerator<Buffer> {
+    const kept = this.plain.get(id);
+    if (kept) {
+      yield kept;
+      return;
+    }
+    const fh = await fs.open(this.docPath(id), 'r');
+    try {
+      const opener = new Opener(this.opts.key);
+      // The first read takes the header too, so every later read starts on a chunk boundary (no carry-over).
+      const read = (at: number, n: number) => fh.read(Buffer.allocUnsafe(n), 0, n, at);
+      let at = 0;
+      let next = read(0, HEADER_BYTES + READ_BATCH);
+      try {
+        for (;;) {
+          const { bytesRead, buffer } = await next;
+          if (bytesRead === 0) break;
+          at += bytesRead;
+          next = read(at, READ_BATCH); // the next batch is on its way while this one is opened and sent
+          const plain = opener.push(buffer.subarray(0, bytesRead));
+          if (plain.length) yield plain.length === 1 ? plain[0] : Buffer.concat(plain);
+        }
+      } finally {
+        await next.catch(() => {}); // never leave a read running on a handle being closed
+      }
+      opener.end();
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Updates a job's record. Final states drop the sealed document unless `keepDocument`. */
