@@ -36,6 +36,8 @@ export async function loadPlugin(spec: string, baseDir: string, opts: LoadOption
   const file = resolvePlugin(spec, baseDir);
   let mod: Record<string, unknown>;
   try {
+    // The bundled runtime (dist/) runs without tsx; a TypeScript plug-in brings it in on demand.
+    if (/\.[cm]?ts$/.test(file) && !import.meta.url.endsWith('.ts')) await import('tsx/esm/api').then((t) => t.register()).catch(() => {});
     mod = await import(pathToFileURL(file).href);
   } catch (err) {
     throw new PluginError('plugin_invalid', spec, `driver plug-in "${spec}" failed to load: ${(err as Error)?.message ?? String(err)}`);

@@ -3,7 +3,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { X509Certificate, createHash } from 'node:crypto';
-import selfsigned from 'selfsigned';
 import { writeFileAtomic } from './fsutil.js';
 
 export interface TlsIdentity {
@@ -45,6 +44,8 @@ export function certNames(certPem: string): string[] {
 export async function generateIdentity(names: { dns: string[]; ips: string[] }): Promise<{ key: string; cert: string }> {
   const altNames = [...names.dns.map((value) => ({ type: 2 as const, value })), ...names.ips.map((ip) => ({ type: 7 as const, ip }))];
   const now = new Date();
+  // Loaded only when a certificate is made (first start, regenerate): node-forge is large and otherwise idle.
+  const { default: selfsigned } = await import('selfsigned');
   const pems = await selfsigned.generate([{ name: 'commonName', value: names.dns[0] }, { name: 'organizationName', value: 'printbox appliance' }], {
     keyType: 'ec',
     curve: 'P-256',

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PRINTBOX_MDNS=0 # no multicast on real interfaces from tests; namespace tests enable it inside their namespaces
+# Spawned servers run the bundle, as `npm start` and the .deb do (bin/printbox.mjs falls back to the sources if it is stale).
+node bin/build.mjs
 shopt -s nullglob
 files=(test/*.test.ts)
 exec node --import tsx --test --test-concurrency="${PRINTBOX_TEST_CONCURRENCY:-2}" --test-timeout=600000 "${files[@]}"

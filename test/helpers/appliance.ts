@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../../runtime/config.js';
 import { serve, type Running } from '../../runtime/serve.js';
 import { Api } from './api.js';
 import { freePort } from '../peers/ports.js';
+import { SERVER_NODE_FLAGS } from './node-flags.js';
 
 export async function tempDir(prefix = 'pbx-test-'): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));
@@ -58,7 +59,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** `printbox serve` as its own process (what kill -9 tests need). Resolves once HTTPS answers. */
 export async function spawnAppliance(dataDir: string, port: number, env: Record<string, string> = {}): Promise<ChildAppliance> {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/printbox.mjs'), 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
+  const proc = spawn(process.execPath, [...SERVER_NODE_FLAGS, path.join(ROOT, 'bin/printbox.mjs'), 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
     env: { ...process.env, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_LOG_LEVEL: 'info', PRINTBOX_MDNS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

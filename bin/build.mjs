@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Bundles the runtime into dist/printbox.mjs with esbuild (run by `npm start` and `npm test` when the bundle
+// is missing or older than its sources). The appliance then starts without a TypeScript loader: ~30 MiB
+// less resident memory and a faster start. Native modules stay outside the bundle.
+import fs from 'node:fs';
+import path from 'node:path';
+import { build } from 'esbuild';
+
+const root = path.resolve(import.meta.dirname, '..');
+const out = path.join(root, 'dist', 'printbox.mjs');
+
+export function newestSource() {
+  const newest = (p) => {
+    const st = fs.statSync(p);
+    if (!st.isDirectory()) return /\.(ts|json)$/.test(p) ? st.mtimeMs : 0;
+    return Math.max(0, ...fs.readdirSync(p).map((n) => newest(path.join(p, n))));
+  };
+  return Math.max(0, ...['runtime', 'drivers', 'package.json'].map((d) => path.join(root, d)).filter(fs.existsSync).map(newest));
+}
+
+export async function bundle() {
+  await build({
+    entryPoints: [path.join(root, 'runtime', 'cli.ts')],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    sourcemap: 'linked', // stack traces in the journal point at runtime/*.ts
+    // Native addons and loaders that must be resolved at run time from node_modules.
+    external: ['sodium-native', 'serialport', '@serialport/*', 'tsx', 'tsx/*', 'vite', 'esbuild'],
+    // CommonJS dependencies call require(); an ES module bundle has to provide it.
+    banner: { js: "import { createRequire as __pbxRequire } from 'node:module'; const require = __pbxRequire(import.meta.url);" },
+    logLevel: 'warning',
+  });
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
+  const force = process.argv.includes('--force');
+  const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= newestSource();
+  if (force || !fresh) {
+    const t0 = Date.now();
+    await bundle();
+    console.error(`printbox: bundled the runtime into dist/printbox.mjs in ${Date.now() - t0} ms`);
+  }
+}
