@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env node
 // Entry point of the `printbox` command. Runs the bundled runtime (dist/printbox.mjs, made by bin/build.mjs)
 // when it is there and not older than the sources; otherwise the TypeScript sources through tsx.
 import fs from 'node:fs';

@@ -38,6 +38,10 @@ step "printbox $VERSION for $ARCH (Node.js $NODE_VERSION, npm cpu $NPM_CPU)"
 
 step "copying the app"
 for d in bin runtime drivers; do cp -a "$ROOT/$d" "$APP/"; done
+# The bundle is what runs (bin/printbox.mjs prefers it); the sources stay for plug-ins and as a fallback.
+node "$ROOT/bin/build.mjs" --force
+mkdir -p "$APP/dist" && cp -a "$ROOT/dist/printbox.mjs" "$APP/dist/"
+rm -f "$APP/bin/build.mjs" # a build tool, not part of the installed app
 cp "$ROOT/package.json" "$ROOT/package-lock.json" "$APP/"
 if [ -d "$ROOT/web/dist" ]; then
 	mkdir -p "$APP/web" && cp -a "$ROOT/web/dist" "$APP/web/"
