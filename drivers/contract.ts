@@ -39,6 +39,11 @@ export interface OutboundJob {
   bytes?: readonly Buffer[];
   /** Reports an option the wire or document type could not carry (shown on the job, never dropped silently). */
   warn(message: string): void;
+  /**
+   * Reports what holds the job up while it is being sent ("the printer has taken no data for 30 s"),
+   * shown as the job's reason; null when it moves again. Optional for callers; drivers may always call it.
+   */
+  status?(message: string | null): void;
 }
 
 export type Outcome =

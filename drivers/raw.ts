@@ -9,6 +9,8 @@ const PARAMS = [
   { name: 'connectTimeout', type: 'integer', default: 10000, description: 'Milliseconds to wait for the printer to accept the connection' },
   { name: 'closeTimeout', type: 'integer', default: 30000, description: 'Milliseconds to wait, after the last byte, for the printer to close the connection' },
   { name: 'pjl', type: 'boolean', default: true, description: 'Wrap PDF, PostScript and PCL jobs in a PJL job ticket (name, copies, duplex, colour, tray, paper, orientation); turn off for printers that print PJL as text' },
+  { name: 'stallNotice', type: 'integer', default: 15000, description: 'Milliseconds without the printer taking data (paper out, jam, offline) before the job shows it; the job keeps waiting' },
+  { name: 'stallTimeout', type: 'integer', default: 0, description: 'Milliseconds without the printer taking data before the connection is reset and the job retried (0: wait as long as it takes, like CUPS; a retry after a reset may print part of the job twice)' },
   { name: 'confirm', type: 'enum', values: ['none', 'pjl'], default: 'none', description: 'pjl: ask the printer for PJL job status and report the job as confirmed when the printer says it finished printing it' },
   { name: 'confirmTimeout', type: 'integer', default: 60000, description: "Milliseconds to wait, after the last byte, for the printer's PJL job-end status before reporting the job as sent only" },
 ] as const satisfies Driver['schema']['params'];
@@ -146,6 +148,40 @@ export function writeAll(sock: net.Socket, bufs: Buffer[]): Promise<void> {
 }
 
 /**
+ * Watches a sending socket for progress (bytes the kernel took). After `noticeMs` without any, reports the
+ * stall on the job; after `timeoutMs` (0: never) destroys the socket with ETIMEDOUT so the job is retried.
+ */
+export function watchStall(sock: net.Socket, job: OutboundJob, noticeMs: number, timeoutMs: number): () => void {
+  const taken = () => sock.bytesWritten - sock.writableLength;
+  let last = taken();
+  let since = Date.now();
+  let reported = false;
+  const every = Math.max(100, Math.min(1000, noticeMs / 4));
+  const timer = setInterval(() => {
+    const now = taken();
+    if (now !== last || (sock.writableLength === 0 && !sock.writableEnded)) {
+      // Moving (or nothing of ours waiting to be taken: we are the slow side, reading the document).
+      last = now;
+      since = Date.now();
+      if (reported) job.status?.(null);
+      reported = false;
+      return;
+    }
+    const idle = Date.now() - since;
+    if (!reported && idle >= noticeMs) {
+      reported = true;
+      job.status?.(`the printer has taken no data for ${Math.round(idle / 1000)} s (out of paper, jammed or offline?); still waiting`);
+    }
+    if (timeoutMs > 0 && idle >= timeoutMs) sock.destroy(Object.assign(new Error(`the printer took no data for ${Math.round(idle / 1000)} s`), { code: 'ETIMEDOUT' }));
+  }, every);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    if (reported) job.status?.(null);
+  };
+}
+
+/**
  * Listens to the back channel from the first byte on (the START status arrives while we still send)
  * and settles when the printer reports END for our job name, closes, resets, or the time runs out.
  */
@@ -228,8 +264,12 @@ export const createRawDriver: DriverFactory = () => {
       try {
         signal.addEventListener('abort', reset, { once: true });
         // Both ways end the socket (half-close) after the last byte; the back channel stays readable.
+        const stopWatch = watchStall(sock, job, p.stallNotice as number, p.stallTimeout as number);
         const send = job.bytes ? writeAll(sock, wireBuffers(job.bytes, plan)) : pipeline(wireBytes(job, plan, reset), sock, { signal });
-        await send.finally(() => signal.removeEventListener('abort', reset));
+        await send.finally(() => {
+          stopWatch();
+          signal.removeEventListener('abort', reset);
+        });
         if (watch) return await watch.wait(p.confirmTimeout as number, signal);
         await peerClosed(sock, p.closeTimeout as number, signal);
         return { kind: 'sent' };

@@ -338,6 +338,13 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
           warn: (m) => {
             if (!warnings.includes(m)) warnings.push(m);
           },
+          // Shown at once and not made durable: it describes the present, which a restart changes anyway.
+          status: (m) => {
+            const cur = this.spool.get(head.id);
+            if (cur?.state !== 'sending' || cur.reason === (m ?? undefined)) return;
+            this.emit('job', this.spool.updateNow(head.id, { reason: m ?? undefined }));
+            if (m) this.deps.log.warn({ jobID: head.id, printer: printer.name, reason: m }, 'printer stalled');
+          },
         };
         const started = Date.now();
         try {

@@ -1,6 +1,7 @@
 // RAW driver against a real TCP sink on loopback: exact bytes on the wire, PJL tickets, and retry on a bad connection.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Driver } from '../drivers/contract.js';
 import { UEL } from '../drivers/pjl.js';
@@ -166,6 +167,48 @@ describe('raw driver', () => {
     assert.equal(out.kind, 'retry');
   });
 
+  test('a printer that stops taking data mid-job is reported on the job while it waits, and the job completes when it reads again', async () => {
+    // A printer that reads 256 KiB, then stops (paper out) for 1.5 s, then reads the rest.
+    let got = 0;
+    const hash = createHash('sha256');
+    const server = net.createServer((sock) => {
+      sock.on('data', (c: Buffer) => {
+        got += c.length;
+        hash.update(c);
+        if (got >= 256 * 1024 && got - c.length < 256 * 1024) {
+          sock.pause();
+          setTimeout(() => sock.resume(), 1500);
+        }
+      });
+      sock.on('end', () => sock.end());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const doc = randomBytes(24 * 1024 * 1024); // more than the socket buffers hold, so our side sees the stall
+    const job = testJob(`raw://127.0.0.1:${(server.address() as net.AddressInfo).port}?stallNotice=300`, doc);
+    const statuses: (string | null)[] = [];
+    job.status = (m) => statuses.push(m);
+    try {
+      const out = await driver.send(job, never());
+      assert.deepEqual(out, { kind: 'sent' });
+      assert.equal(got, doc.length);
+      assert.equal(hash.digest('hex'), sha(doc));
+      assert.match(String(statuses[0]), /taken no data for \d+ s .*still waiting/);
+      assert.equal(statuses.at(-1), null, 'the stall report is cleared once the printer reads again');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('with stallTimeout a printer that never reads again is given up on and the job retried', async () => {
+    const s = await startSink({ behaviour: 'stall' });
+    sinks.push(s);
+    const t0 = Date.now();
+    const out = await driver.send(testJob(`raw://127.0.0.1:${s.port}?stallNotice=200&stallTimeout=800`, randomBytes(32 * 1024 * 1024)), never());
+    assert.equal(out.kind, 'retry');
+    assert.match((out as { reason: string }).reason, /took no data/);
+    assert.ok(Date.now() - t0 < 5000);
+  });
+
   test('a bad URI parameter fails with its message', async () => {
     const out = await driver.send(testJob(`raw://127.0.0.1:${sink.port}?confirm=maybe`, Buffer.from('x')), never());
     assert.equal(out.kind, 'fail');
@@ -174,7 +217,7 @@ describe('raw driver', () => {
 
   test('the schema declares pjl, confirm and confirmTimeout', () => {
     const names = driver.schema.params.map((p) => p.name);
-    assert.deepEqual(names, ['connectTimeout', 'closeTimeout', 'pjl', 'confirm', 'confirmTimeout']);
+    assert.deepEqual(names, ['connectTimeout', 'closeTimeout', 'pjl', 'stallNotice', 'stallTimeout', 'confirm', 'confirmTimeout']);
     assert.deepEqual(driver.schema.params.find((p) => p.name === 'confirm')?.values, ['none', 'pjl']);
   });
 });
