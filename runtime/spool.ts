@@ -25,7 +25,7 @@ export interface Received {
 }
 
 /** Sealed bytes are written to the temp file in batches of this size. */
-const WRITE_BATCH = 256 * 1024;
+const WRITE_BATCH = 1024 * 1024;
 const HEAD_BYTES = 16;
 const SYNC_EVERY = 16 * 1024 * 1024;
 /** Sealed bytes read per step when a document is streamed out: 16 whole chunks with their length and MAC. */
@@ -109,18 +109,25 @@ export class Spool {
     let size = 0;
     let head = Buffer.alloc(0);
     let keep: Buffer[] | null = [];
+    let writing: Promise<void> | null = null;
+    let syncing: Promise<void> | null = null;
     try {
       let out: Buffer[] = [];
       let outBytes = 0;
-      // Large uploads are flushed to disk while they arrive (one background fdatasync per SYNC_EVERY bytes),
-      // so the fsync before the 201 has only the tail left instead of the whole document.
+      // One write stays in flight while the next batch is received and sealed (memory: two batches).
+      // Large uploads are also flushed to disk while they arrive (a background fdatasync per SYNC_EVERY
+      // bytes), so the fsync before the 201 has only the tail left instead of the whole document.
       let unsynced = 0;
-      let syncing: Promise<void> | null = null;
       const flush = async () => {
-        if (out.length) await writeFully(fh, out);
+        if (writing) await writing;
+        const bufs = out;
         unsynced += outBytes;
         out = [];
         outBytes = 0;
+        if (bufs.length) {
+          writing = writeFully(fh, bufs);
+          writing.catch(() => {}); // awaited by the next flush or at the end; this only marks it handled
+        }
         if (unsynced >= SYNC_EVERY && !syncing) {
           unsynced = 0;
           syncing = fh.datasync().finally(() => (syncing = null));
@@ -141,9 +148,12 @@ export class Spool {
       }
       sealer.finish(out);
       await flush();
+      await (writing as Promise<void> | null);
       await (syncing as Promise<void> | null)?.catch(() => {});
       await fh.sync();
     } catch (err) {
+      await (writing as Promise<void> | null)?.catch(() => {});
+      await (syncing as Promise<void> | null)?.catch(() => {});
       await fh.close().catch(() => {});
       await fs.rm(tmp, { force: true });
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new SpoolError('insufficient_storage', 'the appliance disk is full; the document was not accepted');
