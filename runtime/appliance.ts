@@ -100,7 +100,10 @@ export class Appliance {
     this.batchCounts = () => this.batches.counts();
     this.queue.on('job', (job) => this.onJobChange(job));
     this.queue.on('sendDone', (e) => this.metrics.onSend(e));
-    if (opts.startQueues) await this.queue.restore();
+    if (opts.startQueues) {
+      await this.queue.restore();
+      await this.batches.resume();
+    }
   }
 
   /** Plug-in drivers named in the config; a broken one is reported on GET /v1/drivers, never a crash. */

@@ -67,6 +67,15 @@ export class Batches {
     this.timer.unref();
   }
 
+  /**
+   * After a restart (once the queues are restored): a kill inside Batch Close's release leaves the batch
+   * `printing` with members still waiting, and a kill after the last member printed leaves it unsettled.
+   * Nothing else would ever release or settle them, and the printers stay locked to the batch.
+   */
+  async resume(): Promise<void> {
+    for (const b of [...this.batches.values()]) if (b.state === 'printing') await this.release(b);
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.journal.close();

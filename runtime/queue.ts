@@ -160,16 +160,14 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
 
   /** Re-queues every unfinished job in its original order (called once at start). */
   async restore(): Promise<void> {
+    // In flight when the process died: it goes again, first in its printer's line.
     for (const job of this.spool.live()) {
-      if (job.state === 'sending') {
-        // In flight when the process died: it goes again, first in its printer's line.
-        const again = await this.spool.update(job.id, { state: 'queued', reason: 'interrupted by a restart while sending; sent again' });
-        this.queueFor(again.printerId).insert(again);
-        continue;
-      }
-      if (job.state === 'queued' || (job.state === 'held' && this.blocksQueue(job))) {
-        this.queueFor(job.printerId).insert(job);
-      }
+      if (job.state === 'sending') await this.spool.update(job.id, { state: 'queued', reason: 'interrupted by a restart while sending; sent again' });
+    }
+    // Then every queue is filled and its batch lock set with no await in between: a queue that started on a
+    // partial line (jobs come in seq order, a released batch sits at its queuePos) would print a later job first.
+    for (const job of this.spool.live()) {
+      if (job.state === 'queued' || (job.state === 'held' && this.blocksQueue(job))) this.queueFor(job.printerId).insert(job);
     }
     for (const [printerId, q] of this.queues) q.lock = this.deps.batchStartedOn?.(printerId) ?? null;
   }

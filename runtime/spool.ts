@@ -81,7 +81,8 @@ export class Spool {
     const byFinish = [...this.jobs.values()].filter((j) => isFinal(j.state)).sort((a, b) => a.seq - b.seq);
     this.finished = byFinish.map((j) => j.id);
     this.trimHistory();
-    for (const j of this.jobs.values()) this.nextSeq = Math.max(this.nextSeq, j.seq + 1);
+    // A batch release places jobs at allocSeq() positions: later positions must stay behind them after a restart.
+    for (const j of this.jobs.values()) this.nextSeq = Math.max(this.nextSeq, j.seq + 1, (j.queuePos ?? 0) + 1);
     for (const f of await fs.readdir(this.tmpDir)) await fs.rm(path.join(this.tmpDir, f), { force: true });
     for (const f of await fs.readdir(this.docsDir)) {
       const id = f.replace(/\.sealed$/, '');

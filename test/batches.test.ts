@@ -284,3 +284,31 @@ test('kill -9 in the middle of a batch: after restart it resumes at the first jo
   assert.ok(got.length - dedup.length <= 1);
   api.close();
 });
+
+test('a restart between Batch Close saving the batch and releasing its jobs resumes the release: the batch prints in order and the printer is not left locked', async () => {
+  const dataDir = await tempDir('pbx-batch-close-crash-');
+  const s = await sink();
+  const first = await startAppliance({ dataDir, batches: { openTimeoutMs: 3600000, missingTimeoutMs: 60000, retentionMs: 3600000 } });
+  cleanups.push(() => fs.rm(dataDir, { recursive: true, force: true }));
+  await addRawPrinter(first.api, 'resume', s.port, { enabled: false });
+  const jobIDs = ids(6);
+  await first.api.json('POST', '/v1/batches', { batchID: 'resume', jobIDs });
+  for (const [i, id] of [...jobIDs.entries()].reverse()) await first.api.postJob({ printer: 'resume', jobID: id, batchID: 'resume' }, doc(`r${i}`));
+  // What Batch Close does first (the batch saved as printing), then the process ends before any job is released.
+  const batches = (first.running.app as any).batches;
+  const b = batches.get('resume');
+  await batches.save({ ...b, state: 'printing', closedAt: new Date().toISOString(), missingDeadline: new Date(Date.now() + 60000).toISOString() });
+  const token = first.token;
+  await first.stop();
+
+  const second = await startAppliance({ dataDir, batches: { openTimeoutMs: 3600000, missingTimeoutMs: 60000, retentionMs: 3600000 } });
+  const api = new Api(`https://127.0.0.1:${second.running.port}`, second.running.tls.cert, token);
+  cleanups.push(() => second.stop());
+  await api.json('PATCH', '/v1/printers/resume', { enabled: true });
+  const after = randomUUID();
+  await api.postJob({ printer: 'resume', jobID: after }, doc('after'));
+  await until('the batch and the job after it', () => s.jobs.length >= 7, 20000);
+  assert.deepEqual(labels(s), [...jobIDs.map((_, i) => `r${i}`), 'after']);
+  assert.equal((await api.request('GET', '/v1/batches/resume')).json.state, 'done');
+  api.close();
+});
