@@ -1,21 +1,28 @@
-// printbox torture suite: kill -9 storms, floods of malformed requests, and a plaintext-canary search of the data dir.
+// printbox torture suite: kill -9 storms, printer faults, a full disk, floods of malformed requests, and a
+// plaintext-canary search of every data dir they used.
 //
-//   npx tsx bench/torture.ts            full: 20 kills over 5,000 jobs, 10,000 bad requests
-//   npx tsx bench/torture.ts --quick    4 kills over 600 jobs, 1,000 bad requests
-//   --only=crash,bad                    run some scenarios only (the secrets check runs on their data dirs)
+//   npx tsx bench/torture.ts            full: 20 kills over 5,000 jobs (200 of them in 5 batches), 4 fault rounds
+//                                       on 5 printers, 3 disk-full cycles, 10,000 bad requests (a few minutes)
+//   npx tsx bench/torture.ts --quick    4 kills over 600 jobs (60 in 5 batches), 1 fault round, 1 disk-full
+//                                       cycle, 1,000 bad requests (about a minute; test/torture.test.ts runs it)
+//   --only=crash,faults,disk,bad        run some scenarios only (the secrets check runs on their data dirs)
 //
 // Each scenario prints one summary line; the process exits 1 if any scenario lost a job, broke order or broke its rule.
-// Not part of `npm test`: it takes minutes and spawns real servers that it kills.
 import fs from 'node:fs/promises';
 import https from 'node:https';
 import { createHash, randomBytes } from 'node:crypto';
 import { startSink, type Sink } from '../test/peers/tcp-sink.js';
 import { Api, multipart, type ApiReply } from '../test/helpers/api.js';
+import { printerFaults } from './torture-faults.js';
+import { diskFull } from './torture-disk.js';
 import { addRawPrinter, filesUnder, freePort, spawnAppliance, startAppliance, tempDir, until, type ChildAppliance } from '../test/helpers/appliance.js';
 
 const quick = process.argv.includes('--quick');
-const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'crash,bad').split(',');
-const P = quick ? { jobs: 600, clients: 8, printers: 4, kills: 4, bad: 1000, drainMs: 90_000 } : { jobs: 5000, clients: 8, printers: 4, kills: 20, bad: 10_000, drainMs: 300_000 };
+const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'crash,faults,disk,bad').split(',');
+// Batch jobs are part of `jobs`: 5 batches of `batchSize`, each posted by `batchPosters` concurrent clients.
+const P = quick
+  ? { jobs: 600, clients: 8, printers: 4, kills: 4, batches: 5, batchSize: 12, batchPosters: 4, bad: 1000, drainMs: 90_000 }
+  : { jobs: 5000, clients: 8, printers: 4, kills: 20, batches: 5, batchSize: 40, batchPosters: 4, bad: 10_000, drainMs: 300_000 };
 
 /** A string that must never reach the disk in clear: documents are sealed before they touch the spool. */
 const CANARY = `PBX-CANARY-${randomBytes(12).toString('hex')}`;
@@ -27,14 +34,29 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const secs = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 const MiB = 1024 * 1024;
 
-/** A deterministic UUID per (client, index) so a client can re-post after a kill with the same jobID. */
-function jobID(c: number, i: number): string {
-  const h = createHash('sha256').update(`torture-${c}-${i}`).digest('hex');
+/** A deterministic UUID per key so a client can re-post after a kill with the same jobID. */
+function jobID(key: string): string {
+  const h = createHash('sha256').update(`torture-${key}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
+function shuffle<T>(a: T[]): T[] {
+  for (let i = a.length - 1; i > 0; i--) {
+    const k = Math.floor(Math.random() * (i + 1));
+    [a[i], a[k]] = [a[k], a[i]];
+  }
+  return a;
+}
+
+/** The label a document starts with (`c3-00042` or `b1-00007`), read without decoding the whole document. */
+function labelOf(d: Buffer): string {
+  const bar = d.indexOf(0x7c);
+  return d.subarray(0, bar < 0 ? Math.min(d.length, 32) : bar).toString('latin1');
+}
+
 // ---------------------------------------------------------------------------------------------------------------
-// 1. crash: kill -9 at random moments while clients post; every acknowledged job prints, in order.
+// 1. crash: kill -9 at random moments while clients post; every acknowledged job prints, in order, and every
+// batch prints in its listed order without another job inside its run on a printer.
 async function crash(): Promise<void> {
   const t0 = Date.now();
   const dataDir = await tempDir('pbx-torture-crash-');
@@ -48,50 +70,115 @@ async function crash(): Promise<void> {
   const acked = new Set<string>();
   let kills = 0;
   const violations: string[] = [];
+  // Batch figures for the summary line.
+  const bs = { opened: 0, reopened: 0, closed: 0, closeAgain: 0, done: 0, inOrder: 0, interleaved: 0 };
   try {
     for (const [p, s] of sinks.entries()) {
       const r = await api.json('POST', '/v1/printers', { name: `p${p}`, uri: `raw://127.0.0.1:${s.port}`, retry: { limit: 1000, baseMs: 20, maxMs: 200, heldRetryMs: 200 } });
       if (r.status !== 201) throw new Error(`adding printer p${p}: ${r.status} ${r.text}`);
     }
     let restarting: Promise<void> | null = null;
-    let clientsDone = false;
-    const perClient = Math.ceil(P.jobs / P.clients);
+    let postingDone = false;
+    const batchJobs = P.batches * P.batchSize;
+    const regular = P.jobs - batchJobs;
+    const perClient = Math.ceil(regular / P.clients);
     const label = (c: number, i: number) => `c${c}-${String(i).padStart(5, '0')}`;
     // Jobs rotate over the printers so every printer interleaves several clients.
     const printerOf = (c: number, i: number) => (c + i) % P.printers;
+    // Batches: one per printer, and the rest spread over two printers (a batch's part on each printer must stay contiguous).
+    const batchID = (b: number) => `torture-batch-${b}`;
+    const batchLabel = (b: number, i: number) => `b${b}-${String(i).padStart(5, '0')}`;
+    const batchPrinters = (b: number) => (b < P.printers ? [b] : [b % P.printers, (b + 2) % P.printers]);
+    const batchPrinterOf = (b: number, i: number) => batchPrinters(b)[i % batchPrinters(b).length];
+    const batchJobIDs = (b: number) => Array.from({ length: P.batchSize }, (_, i) => jobID(`b${b}-${i}`));
+    const labelPrinter = (l: string): number | undefined => {
+      const m = /^([cb])(\d+)-(\d+)$/.exec(l);
+      if (!m) return undefined;
+      return m[1] === 'c' ? printerOf(+m[2], +m[3]) : batchPrinterOf(+m[2], +m[3]);
+    };
+    let ackedRegular = 0;
+    const killedAt: number[][] = []; // each sink's document count at each kill, to show a finding next to its kill
+
+    /**
+     * One request retried across kills: waits out a restart, retries network errors and 5xx; `ok` says which
+     * answers mean done. Any other 4xx is a finding and ends the run.
+     */
+    async function retried(what: string, send: () => Promise<ApiReply>, ok: (r: ApiReply) => boolean): Promise<ApiReply> {
+      let last = '';
+      for (let attempt = 0; ; attempt++) {
+        if (attempt >= 400) throw new Error(`${what} never accepted (last: ${last})`);
+        if (restarting) await restarting;
+        try {
+          const r = await send();
+          if (ok(r)) return r;
+          last = `${r.status} ${r.text.slice(0, 160)}`;
+          if (r.status < 500) throw Object.assign(new Error(`${what}: ${last}`), { fatal: true });
+        } catch (err) {
+          if ((err as { fatal?: boolean }).fatal) throw err;
+          last = (err as { code?: string }).code ?? (err as Error).message;
+        }
+        await sleep(50); // the server is down or restarting: try again once it is back
+      }
+    }
+    const accepted = (r: ApiReply) => r.status === 201 || r.status === 200;
 
     async function client(c: number) {
-      for (let i = 0; i < perClient && c * perClient + i < P.jobs; i++) {
+      for (let i = 0; i < perClient && c * perClient + i < regular; i++) {
         const doc = Buffer.from(`${label(c, i)}|${CANARY}|`.padEnd(DOC_SIZE, '.'));
-        for (let attempt = 0; ; attempt++) {
-          if (attempt >= 400) throw new Error(`client ${c} job ${i} never accepted`);
-          if (restarting) await restarting;
-          try {
-            const r = await api.postJob({ printer: `p${printerOf(c, i)}`, jobID: jobID(c, i), title: label(c, i) }, doc);
-            if (r.status === 201 || r.status === 200) {
-              acked.add(label(c, i));
-              break;
-            }
-            if (r.status < 500) throw Object.assign(new Error(`client ${c} job ${i}: ${r.status} ${r.text}`), { fatal: true });
-          } catch (err) {
-            if ((err as { fatal?: boolean }).fatal) throw err;
-          }
-          await sleep(50); // the server is down or restarting: try again once it is back
-        }
+        await retried(`client ${c} job ${i}`, () => api.postJob({ printer: `p${printerOf(c, i)}`, jobID: jobID(`${c}-${i}`), title: label(c, i) }, doc), accepted);
+        acked.add(label(c, i));
+        ackedRegular++;
       }
+    }
+
+    /** Batch b: opened once a share of the regular jobs is in, members posted by several clients in shuffled order, closed. */
+    async function batch(b: number) {
+      const at = Math.floor(regular * (0.05 + (0.8 * b) / Math.max(1, P.batches - 1)));
+      await until(`${at} regular jobs before batch ${b}`, () => ackedRegular >= at || postingDone, 600_000, 5);
+      const ids = batchJobIDs(b);
+      const body = { batchID: batchID(b), jobIDs: ids, requireAllJobs: true, name: `torture batch ${b}` };
+      // Open again after a kill: the same body answers 200 with the batch that was created before the kill.
+      const opened = await retried(`batch ${b} open`, () => api.json('POST', '/v1/batches', body), accepted);
+      bs.opened++;
+      if (opened.status === 200) bs.reopened++;
+      const order = shuffle(ids.map((_, i) => i));
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: P.batchPosters }, async () => {
+          while (next < order.length) {
+            const i = order[next++];
+            const doc = Buffer.from(`${batchLabel(b, i)}|${CANARY}|`.padEnd(DOC_SIZE, '.'));
+            const r = await retried(`batch ${b} job ${i}`, () => api.postJob({ printer: `p${batchPrinterOf(b, i)}`, jobID: ids[i], title: batchLabel(b, i), batchID: batchID(b) }, doc), accepted);
+            if (r.json?.state !== 'waiting-for-batch') violations.push(`batch ${b} job ${i} answered state ${r.json?.state} before close`);
+            acked.add(batchLabel(b, i));
+          }
+        }),
+      );
+      // Held until close: nothing of this batch may have reached a printer yet.
+      const early = sinks.flatMap((s) => s.jobs.filter((j) => j.size > 0 && labelOf(j.data!).startsWith(`b${b}-`))).length;
+      if (early) violations.push(`batch ${b}: ${early} jobs printed before Batch Close`);
+      // Close again after a kill: a close that was committed before the kill answers 409 batch_not_open.
+      const closed = await retried(`batch ${b} close`, () => api.request('POST', `/v1/batches/${batchID(b)}/close`), (r) => r.status === 200 || (r.status === 409 && r.json?.error?.code === 'batch_not_open'));
+      if (closed.status === 409) {
+        bs.closeAgain++;
+        const st = (await retried(`batch ${b} state`, () => api.request('GET', `/v1/batches/${batchID(b)}`), (r) => r.status === 200)).json?.state;
+        if (st !== 'printing' && st !== 'done') violations.push(`batch ${b}: close answered 409 batch_not_open but the batch is ${st}`);
+      }
+      bs.closed++;
     }
 
     async function killer() {
       // Random kill points spread over the run, each with a random extra delay so kills land mid-upload and mid-print.
       const points = Array.from({ length: P.kills }, () => Math.floor(P.jobs * (0.03 + 0.94 * Math.random()))).sort((a, b) => a - b);
       for (const at of points) {
-        await until(`${at} acknowledged jobs`, () => acked.size >= at || clientsDone, 600_000, 5);
-        if (clientsDone) return;
+        await until(`${at} acknowledged jobs`, () => acked.size >= at || postingDone, 600_000, 5);
+        if (postingDone) return;
         await sleep(Math.random() * 150);
         let done!: () => void;
         restarting = new Promise((r) => (done = r));
         await box.kill9();
         kills++;
+        killedAt.push(sinks.map((s) => s.jobs.length));
         box = await spawnAppliance(dataDir, port);
         const cert = await fs.readFile(`${dataDir}/tls/cert.pem`, 'utf8');
         api.close();
@@ -101,52 +188,162 @@ async function crash(): Promise<void> {
       }
     }
 
-    const clients = Promise.all(Array.from({ length: P.clients }, (_, c) => client(c))).finally(() => (clientsDone = true));
-    await Promise.all([clients, killer()]);
+    const posting = Promise.all([...Array.from({ length: P.clients }, (_, c) => client(c)), ...Array.from({ length: P.batches }, (_, b) => batch(b))]).finally(() => (postingDone = true));
+    await Promise.all([posting, killer()]);
     const postedAt = Date.now();
 
-    const labelOf = (d: Buffer) => d.toString('latin1').split('|')[0];
-    const printed = () => new Set(sinks.flatMap((s) => s.jobs.filter((j) => j.size > 0).map((j) => labelOf(j.data!))));
-    await until('every acknowledged job at a sink', () => [...acked].every((l) => printed().has(l)), P.drainMs, 250).catch(() => {});
+    // Sink bookkeeping, incremental: each document's label is read once, and the wait checks only what is still missing.
+    const scanned = sinks.map(() => 0);
+    const printedOn = sinks.map(() => [] as string[]); // labels of non-empty documents per printer, in arrival order
+    const seen = new Set<string>();
+    const scan = () => {
+      for (const [p, s] of sinks.entries()) {
+        for (; scanned[p] < s.jobs.length; scanned[p]++) {
+          const j = s.jobs[scanned[p]];
+          if (j.size === 0) continue;
+          const l = labelOf(j.data!);
+          printedOn[p].push(l);
+          seen.add(l);
+        }
+      }
+    };
+    const pending = new Set(acked);
+    let lastReport = Date.now();
+    await until(
+      'every acknowledged job at a sink',
+      () => {
+        scan();
+        for (const l of pending) if (seen.has(l)) pending.delete(l);
+        if (Date.now() - lastReport > 10_000) {
+          lastReport = Date.now();
+          console.log(`crash: drain +${secs(postedAt)}: ${pending.size} not yet printed; per printer ${printedOn.map((l) => l.length).join('/')}`);
+        }
+        return pending.size === 0;
+      },
+      P.drainMs,
+      100,
+    ).catch(() => {});
     const drainMs = Date.now() - postedAt;
+    // Every batch reaches done once its last member has printed (settle runs after the outcome is journaled).
+    type BatchState = { batchID: string; state: string };
+    const states: BatchState[] = await until<BatchState[] | null>(
+      'every batch done',
+      async () => {
+        const r = await api.request('GET', '/v1/batches').catch(() => null);
+        const list: BatchState[] = r?.json?.batches ?? [];
+        return list.length >= P.batches && list.every((x) => x.state === 'done') ? list : null;
+      },
+      10_000,
+      200,
+    ).then((x) => x!, async () => ((await api.request('GET', '/v1/batches').catch(() => null))?.json?.batches ?? []) as BatchState[]);
+    bs.done = states.filter((x) => x.state === 'done').length;
+    for (const x of states) if (x.state !== 'done') violations.push(`batch ${x.batchID} is ${x.state} after the drain`);
     // Why a drain is slow: the last server's delivery retries, with one reason of each kind.
     const retries = box.output().split('\n').filter((l) => l.includes('delivery will be retried') || l.includes('job held'));
     const reasons = [...new Set(retries.map((l) => (/"reason":"([^"]{0,120})/.exec(l)?.[1] ?? '?').replace(/\d+/g, 'N')))];
     console.log(`crash: last server logged ${retries.length} retries/holds${reasons.length ? `: ${reasons.slice(0, 4).join(' | ')}` : ''}`);
 
-    const seen = printed();
+    /** Where each kill fell on printer p, as an index into printedOn[p] (the first document printed after it). */
+    const killMarks = (p: number) => {
+      // printedOn skips empty documents: count only the non-empty ones before each kill.
+      const nonEmptyBefore: number[] = [0];
+      for (const j of sinks[p].jobs) nonEmptyBefore.push(nonEmptyBefore[nonEmptyBefore.length - 1] + (j.size > 0 ? 1 : 0));
+      return killedAt.map((ka) => nonEmptyBefore[ka[p]]);
+    };
+    /** The documents printed around position k of printer p, with the kills marked (`‖`) where they fell. */
+    const around = (p: number, k: number) => {
+      const marks = killMarks(p);
+      const out: string[] = [];
+      for (let x = Math.max(0, k - 6); x <= Math.min(printedOn[p].length - 1, k + 6); x++) {
+        if (marks.includes(x)) out.push('‖');
+        out.push(x === k ? `[${printedOn[p][x]}]` : printedOn[p][x]);
+      }
+      return out.join(' ');
+    };
+    scan();
     const lost = [...acked].filter((l) => !seen.has(l));
     let duplicated = 0;
     let outOfOrder = 0;
     for (const [p, s] of sinks.entries()) {
-      const odd = s.jobs.filter((j) => j.size > 0 && !/^c\d+-\d+$/.test(labelOf(j.data!)));
+      const labels = printedOn[p].filter((l) => labelPrinter(l) !== undefined);
       // Empty connections come from a kill between connect and first byte; anything else unlabelled is a torn document.
-      if (odd.length) violations.push(`p${p}: ${odd.length} unlabelled non-empty documents`);
+      const odd = printedOn[p].length - labels.length;
+      if (odd) violations.push(`p${p}: ${odd} unlabelled non-empty documents`);
       // The positive control for the secrets scenario: the canary really travelled inside every document.
       const noCanary = s.jobs.filter((j) => j.size > 0 && !j.data!.includes(CANARY));
       if (noCanary.length) violations.push(`p${p}: ${noCanary.length} printed documents without the canary`);
       const torn = s.jobs.filter((j) => j.size > 0 && j.size !== DOC_SIZE);
       if (torn.length) violations.push(`p${p}: ${torn.length} documents not whole (sizes ${torn.slice(0, 5).map((j) => j.size)})`);
-      const labels = s.jobs.filter((j) => j.size > 0).map((j) => labelOf(j.data!)).filter((l) => /^c\d+-\d+$/.test(l));
       const dups = labels.length - new Set(labels).size;
       duplicated += dups;
       if (dups > kills) violations.push(`p${p}: ${dups} duplicates for ${kills} kills`);
+      // A duplicate is the job in flight at a kill, sent again first after the restart: its two prints sit right
+      // before and right after a kill mark (give or take one: the sink may record the killed connection late).
+      const marks = killMarks(p);
+      const at = new Map<string, number>();
+      for (const [k, l] of printedOn[p].entries()) {
+        const prev = at.get(l);
+        at.set(l, k);
+        if (prev === undefined || labelPrinter(l) === undefined) continue;
+        if (!marks.some((m) => prev >= m - 2 && prev < m + 1 && k >= m && k <= m + 2)) violations.push(`p${p}: ${l} printed twice, not around a kill: ${around(p, k)}`);
+      }
       const first = new Set<string>();
       const last = new Map<number, number>();
       for (const l of labels) {
         if (first.has(l)) continue;
         first.add(l);
-        const [, c, i] = /^c(\d+)-(\d+)$/.exec(l)!.map(Number);
-        if (printerOf(c, i) !== p) violations.push(`${l} printed on p${p}, posted to p${printerOf(c, i)}`);
+        if (labelPrinter(l) !== p) violations.push(`${l} printed on p${p}, posted to p${labelPrinter(l)}`);
+        const m = /^c(\d+)-(\d+)$/.exec(l);
+        if (!m) continue;
+        const [c, i] = [+m[1], +m[2]];
         if ((last.get(c) ?? -1) > i) outOfOrder++;
         last.set(c, Math.max(i, last.get(c) ?? -1));
       }
+    }
+    // Batches: on each of its printers, a batch's part is its listed order (first prints only) and one run: between
+    // its first and last document nothing else prints, except a repeat of a document already printed (the job in
+    // flight at a kill is sent again).
+    for (let b = 0; b < P.batches; b++) {
+      let ok = true;
+      for (const p of batchPrinters(b)) {
+        const labels = printedOn[p];
+        const mine = (l: string) => l.startsWith(`b${b}-`);
+        const expected = Array.from({ length: P.batchSize }, (_, i) => i).filter((i) => batchPrinterOf(b, i) === p).map((i) => batchLabel(b, i));
+        const firstPrints = [...new Set(labels.filter(mine))];
+        if (firstPrints.join() !== expected.join()) {
+          ok = false;
+          const diff = firstPrints.findIndex((l, i) => l !== expected[i]);
+          const k = diff < 0 ? firstPrints.length : diff; // a prefix: the rest never printed
+          violations.push(`batch ${b} on p${p}: listed order broken at position ${k} (printed ${firstPrints.slice(Math.max(0, k - 2), k + 3).join(' ')}, listed ${expected.slice(Math.max(0, k - 2), k + 3).join(' ')})`);
+        }
+        const from = labels.findIndex(mine);
+        const to = labels.length - 1 - [...labels].reverse().findIndex(mine);
+        if (from < 0) continue;
+        const before = new Set(labels.slice(0, from));
+        for (let k = from; k <= to; k++) {
+          const l = labels[k];
+          if (mine(l)) {
+            before.add(l);
+            continue;
+          }
+          if (before.has(l)) continue; // a repeat of the job in flight at a kill
+          ok = false;
+          bs.interleaved++;
+          violations.push(`batch ${b} on p${p}: ${l} printed inside the batch's run: ${around(p, k)}`);
+          before.add(l);
+        }
+      }
+      if (ok) bs.inOrder++;
     }
     if (acked.size !== P.jobs) violations.push(`${P.jobs - acked.size} jobs never acknowledged`);
     if (kills !== P.kills) violations.push(`only ${kills} of ${P.kills} kills happened`);
     if (lost.length) violations.push(`lost: ${lost.slice(0, 10).join(', ')}${lost.length > 10 ? ' …' : ''}`);
     if (outOfOrder) violations.push(`${outOfOrder} out of order`);
-    console.log(`crash: posted ${P.jobs}, acknowledged ${acked.size}, printed ${seen.size}, lost ${lost.length}, duplicated ${duplicated}, out of order ${outOfOrder}; ${kills} kills, drain ${(drainMs / 1000).toFixed(1)} s, elapsed ${secs(t0)}`);
+    console.log(
+      `crash: posted ${P.jobs}, acknowledged ${acked.size}, printed ${seen.size}, lost ${lost.length}, duplicated ${duplicated}, out of order ${outOfOrder}; ` +
+        `batches ${P.batches} × ${P.batchSize} jobs: closed ${bs.closed}, done ${bs.done}, in listed order and contiguous ${bs.inOrder}, interleaved ${bs.interleaved}, re-opened after a kill ${bs.reopened}, re-closed ${bs.closeAgain}; ` +
+        `${kills} kills, drain ${(drainMs / 1000).toFixed(1)} s, elapsed ${secs(t0)}`,
+    );
   } catch (err) {
     violations.push(`aborted: ${(err as Error).message}`);
     console.log(`crash: aborted after ${kills} kills, ${acked.size} acknowledged, elapsed ${secs(t0)}`);
@@ -352,6 +549,8 @@ async function secrets(): Promise<void> {
 const t0 = Date.now();
 console.log(`printbox torture${quick ? ' (quick)' : ''}: ${only.join(', ')}`);
 if (only.includes('crash')) await crash();
+if (only.includes('faults')) failures.push(...(await printerFaults({ quick, canary: CANARY, canaryDirs })));
+if (only.includes('disk')) failures.push(...(await diskFull({ quick, canary: CANARY, canaryDirs })));
 if (only.includes('bad')) await badInput();
 await secrets();
 for (const d of canaryDirs) await fs.rm(d, { recursive: true, force: true }).catch(() => {});
