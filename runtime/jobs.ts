@@ -28,6 +28,7 @@ export interface JobRecord {
   updatedAt: string;
   finishedAt?: string;
   hasDocument: boolean;
+  inline?: boolean; // the sealed document is inside the journal record (small documents), not in docs/
   queuePos?: number; // place in the printer's FIFO when it differs from seq (batch release)
   replayOf?: string; // the job this one reprints (batch replay)
 }

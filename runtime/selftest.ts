@@ -21,6 +21,7 @@ export async function selftest(base: Config): Promise<number> {
     const r = await running.app.spool.receive(Readable.from([doc]), 1 << 20);
     const chunks: Buffer[] = [];
     const tmpPath = r.tmp;
+    if (!tmpPath) throw new Error('a 300 kB upload was not written to a temp file');
     await fs.rename(tmpPath, path.join(dir, 'selftest.sealed'));
     const sealed = await fs.readFile(path.join(dir, 'selftest.sealed'));
     if (sealed.includes(doc.subarray(0, 64))) throw new Error('sealed file contains plaintext');

@@ -15,13 +15,14 @@ export class SpoolError extends Error {
 }
 
 export interface Received {
-  tmp: string;
+  /** The sealed upload in tmp/, fsync'd; absent for a small document, whose sealed bytes are in `sealed`. */
+  tmp?: string;
+  /** A small document's whole sealed stream (at most INLINE_MAX bytes), never written to a file by receive(). */
+  sealed?: Buffer;
   size: number;
   digest: string;
   /** The document's first bytes (content sniffing), kept in memory only. */
   head: Buffer;
-  /** The whole plaintext of a small document (at most PLAIN_DOC_MAX), kept in memory only. */
-  plain?: Buffer;
 }
 
 /** Sealed bytes are written to the temp file in batches of this size. */
@@ -29,14 +30,17 @@ const WRITE_BATCH = 1024 * 1024;
 const HEAD_BYTES = 16;
 const SYNC_EVERY = 16 * 1024 * 1024;
 /** Sealed bytes read per step when a document is streamed out: 16 whole chunks with their length and MAC. */
-const READ_BATCH = 4 * (CHUNK_BYTES + 20);
+const READ_BATCH = 16 * (CHUNK_BYTES + 20);
 /**
- * Small documents stay in memory (plaintext, never on disk) from upload until they are delivered, so the
- * queue need not read and decrypt the file it just wrote. Bounded per document and in total; anything
- * else, and everything after a restart, is read from its sealed file.
+ * Small documents ride inside their job's journal record instead of a file of their own: accepting one
+ * costs no file create, write, fsync, close, rename and directory fsync, only its share of the journal's
+ * group commit. Their sealed bytes stay in memory until the job finishes (bounded in total; past the bound,
+ * small documents get files like large ones). Batch members always get files: replays hard-link them.
  */
-const PLAIN_DOC_MAX = 64 * 1024;
-const PLAIN_TOTAL_MAX = 8 * 1024 * 1024;
+const INLINE_MAX = 64 * 1024;
+const INLINE_TOTAL_MAX = 8 * 1024 * 1024;
+/** Sealed bytes of finished inline documents still in the journal that make a compaction due. */
+const INLINE_DEAD_MAX = 2 * 1024 * 1024;
 
 export interface SpoolOptions {
   dataDir: string;
@@ -59,8 +63,9 @@ export class Spool {
   private digestKey: Buffer;
   private compactAt = 4 * 1024 * 1024;
   private compacting = false;
-  private plain = new Map<string, Buffer>();
-  private plainBytes = 0;
+  private inline = new Map<string, Buffer>(); // job id → sealed document, for unfinished inline jobs
+  private inlineBytes = 0;
+  private inlineDead = 0; // sealed bytes of finished inline documents the journal still holds
 
   constructor(private opts: SpoolOptions) {
     const root = path.join(opts.dataDir, 'spool');
@@ -74,10 +79,22 @@ export class Spool {
   async open(): Promise<void> {
     await fs.mkdir(this.docsDir, { recursive: true, mode: 0o700 });
     await fs.mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
-    await this.journal.load((rec: JobRecord | { deleted: string }) => {
-      if ('deleted' in rec) this.jobs.delete(rec.deleted);
-      else this.jobs.set(rec.id, rec);
+    await this.journal.load((rec: (JobRecord & { doc?: string }) | { deleted: string }) => {
+      if ('deleted' in rec) {
+        this.jobs.delete(rec.deleted);
+        this.inline.delete(rec.deleted);
+        return;
+      }
+      // The accept line carries an inline document; later lines of the same job do not, and keep it.
+      if (rec.doc !== undefined) this.inline.set(rec.id, Buffer.from(rec.doc, 'base64'));
+      delete rec.doc;
+      this.jobs.set(rec.id, rec);
     });
+    for (const [id, sealed] of this.inline) {
+      const j = this.jobs.get(id);
+      if (j && !isFinal(j.state) && j.hasDocument) this.inlineBytes += sealed.length;
+      else this.inline.delete(id);
+    }
     const byFinish = [...this.jobs.values()].filter((j) => isFinal(j.state)).sort((a, b) => a.seq - b.seq);
     this.finished = byFinish.map((j) => j.id);
     this.trimHistory();
@@ -103,13 +120,13 @@ export class Spool {
    * than the sealing. Sealed bytes are written in batches of up to 256 KiB, so memory stays flat.
    */
   async receive(source: AsyncIterable<Buffer>, maxBytes: number): Promise<Received> {
-    const tmp = path.join(this.tmpDir, `${randomUUID()}.part`);
-    const fh = await fs.open(tmp, 'w', 0o600);
+    // The temp file is only opened once the sealed stream outgrows INLINE_MAX: small documents never touch it.
+    let tmp: string | undefined;
+    let fh: fs.FileHandle | undefined;
     const hmac = createHmac('sha256', this.digestKey);
     const sealer = new Sealer(this.opts.key);
     let size = 0;
     let head = Buffer.alloc(0);
-    let keep: Buffer[] | null = [];
     let writing: Promise<void> | null = null;
     let syncing: Promise<void> | null = null;
     try {
@@ -120,18 +137,23 @@ export class Spool {
       // bytes), so the fsync before the 201 has only the tail left instead of the whole document.
       let unsynced = 0;
       const flush = async () => {
+        if (!fh) {
+          tmp = path.join(this.tmpDir, `${randomUUID()}.part`);
+          fh = await fs.open(tmp, 'w', 0o600);
+        }
+        const file = fh;
         if (writing) await writing;
         const bufs = out;
         unsynced += outBytes;
         out = [];
         outBytes = 0;
         if (bufs.length) {
-          writing = writeFully(fh, bufs);
+          writing = writeFully(file, bufs);
           writing.catch(() => {}); // awaited by the next flush or at the end; this only marks it handled
         }
         if (unsynced >= SYNC_EVERY && !syncing) {
           unsynced = 0;
-          syncing = fh.datasync().finally(() => (syncing = null));
+          syncing = file.datasync().finally(() => (syncing = null));
           syncing.catch(() => {}); // its error (if any) is met again by the final sync
         }
       };
@@ -140,32 +162,55 @@ export class Spool {
         if (size > maxBytes) throw new SpoolError('document_too_large', `document is larger than the limit of ${maxBytes} bytes`);
         hmac.update(chunk);
         if (head.length < HEAD_BYTES) head = Buffer.concat([head, chunk.subarray(0, HEAD_BYTES - head.length)]);
-        if (keep && size <= PLAIN_DOC_MAX) keep.push(chunk);
-        else keep = null;
         const before = out.length;
         sealer.push(chunk, out);
         for (let i = before; i < out.length; i++) outBytes += out[i].length;
-        if (outBytes >= WRITE_BATCH) await flush();
+        if (outBytes >= (fh ? WRITE_BATCH : INLINE_MAX)) await flush();
       }
       sealer.finish(out);
+      if (!fh) {
+        let sealedBytes = 0;
+        for (const b of out) sealedBytes += b.length;
+        if (sealedBytes <= INLINE_MAX) return { sealed: Buffer.concat(out, sealedBytes), size, digest: hmac.digest('hex'), head };
+      }
       await flush();
       await (writing as Promise<void> | null);
       await (syncing as Promise<void> | null)?.catch(() => {});
-      await fh.sync();
+      await fh!.sync();
+      await fh!.close();
+      return { tmp, size, digest: hmac.digest('hex'), head };
     } catch (err) {
       await (writing as Promise<void> | null)?.catch(() => {});
       await (syncing as Promise<void> | null)?.catch(() => {});
-      await fh.close().catch(() => {});
+      await fh?.close().catch(() => {});
+      if (tmp) await fs.rm(tmp, { force: true });
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new SpoolError('insufficient_storage', 'the appliance disk is full; the document was not accepted');
+      throw err;
+    }
+  }
+
+  async discard(r: Received): Promise<void> {
+    if (r.tmp) await fs.rm(r.tmp, { force: true });
+  }
+
+  /** A small document that cannot ride inline (batch member, inline budget spent) gets its file after all. */
+  private async fileFor(r: Received): Promise<string> {
+    if (r.tmp) return r.tmp;
+    const tmp = path.join(this.tmpDir, `${randomUUID()}.part`);
+    try {
+      const fh = await fs.open(tmp, 'w', 0o600);
+      try {
+        await writeFully(fh, [r.sealed!]);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
       await fs.rm(tmp, { force: true });
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new SpoolError('insufficient_storage', 'the appliance disk is full; the document was not accepted');
       throw err;
     }
-    await fh.close();
-    return { tmp, size, digest: hmac.digest('hex'), head, plain: keep ? Buffer.concat(keep, size) : undefined };
-  }
-
-  async discard(r: Received): Promise<void> {
-    await fs.rm(r.tmp, { force: true });
+    return tmp;
   }
 
   metaDigest(meta: object): string {
@@ -176,22 +221,30 @@ export class Spool {
     return path.join(this.docsDir, `${id}.sealed`);
   }
 
-  /** Makes an upload a job: rename into docs/, then a durable journal record (one fsync shared by concurrent accepts). */
+  /**
+   * Makes an upload a job with one durable journal record (its fsync shared by concurrent accepts): the
+   * record carries a small document itself; a large one is renamed into docs/ first.
+   */
   async accept(fields: Omit<JobRecord, 'seq' | 'hasDocument' | 'size' | 'digest'>, r: Received): Promise<JobRecord> {
     const job: JobRecord = { ...fields, seq: this.nextSeq++, size: r.size, digest: r.digest, hasDocument: true };
-    await fs.rename(r.tmp, this.docPath(job.id));
+    const inline = r.sealed && !job.batchID && this.inlineBytes + r.sealed.length <= INLINE_TOTAL_MAX ? r.sealed : undefined;
+    if (inline) {
+      job.inline = true;
+      this.inline.set(job.id, inline);
+      this.inlineBytes += inline.length;
+    } else {
+      await fs.rename(await this.fileFor(r), this.docPath(job.id));
+    }
     this.jobs.set(job.id, job);
     try {
-      await this.journal.append(job, { durable: true, dirs: [this.docsDir] });
+      if (inline) await this.journal.append({ ...job, doc: inline.toString('base64') }, { durable: true });
+      else await this.journal.append(job, { durable: true, dirs: [this.docsDir] });
     } catch (err) {
       this.jobs.delete(job.id);
-      await fs.rm(this.docPath(job.id), { force: true });
+      if (inline) this.forgetInline(job.id, false);
+      else await fs.rm(this.docPath(job.id), { force: true });
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new SpoolError('insufficient_storage', 'the appliance disk is full; the job was not accepted');
       throw err;
-    }
-    if (r.plain && this.plainBytes + r.plain.length <= PLAIN_TOTAL_MAX) {
-      this.plain.set(job.id, r.plain);
-      this.plainBytes += r.plain.length;
     }
     return job;
   }
@@ -235,8 +288,8 @@ export class Spool {
 
   /** A small document, read and authenticated whole: its plaintext chunks (the queue's pre-verification). */
   async readDocument(id: string): Promise<Buffer[]> {
-    const kept = this.plain.get(id);
-    if (kept) return [kept];
+    const sealed = this.inline.get(id);
+    if (sealed) return openSealed(sealed, this.opts.key);
     return openSealed(await fs.readFile(this.docPath(id)), this.opts.key);
   }
 
@@ -250,9 +303,9 @@ export class Spool {
   }
 
   private async *readPlain(id: string): AsyncGenerator<Buffer> {
-    const kept = this.plain.get(id);
-    if (kept) {
-      yield kept;
+    const sealed = this.inline.get(id);
+    if (sealed) {
+      yield* openSealed(sealed, this.opts.key);
       return;
     }
     const fh = await fs.open(this.docPath(id), 'r');
@@ -289,11 +342,12 @@ export class Spool {
     const dropDoc = isFinal(job.state) && job.hasDocument && !opts.keepDocument && !job.batchID;
     if (dropDoc) job.hasDocument = false;
     this.jobs.set(id, job);
-    if (isFinal(job.state)) this.forgetPlain(id);
     await this.journal.append(job, { durable: opts.durable ?? true });
     // lazyRemoval (delivery): not awaited, the record already says the document is gone and a file that
     // outlives a crash is removed at the next start. A cancel waits: its answer promises the file is gone.
-    if (dropDoc) {
+    // An inline document leaves memory now and the journal at the next compaction (made due by its size).
+    if (dropDoc && job.inline) this.forgetInline(id, true);
+    else if (dropDoc) {
       const rm = fs.rm(this.docPath(id), { force: true });
       if (opts.lazyRemoval) rm.catch(() => {});
       else await rm;
@@ -310,16 +364,22 @@ export class Spool {
     return job;
   }
 
-  private forgetPlain(id: string): void {
-    const b = this.plain.get(id);
+  private forgetInline(id: string, inJournal: boolean): void {
+    const b = this.inline.get(id);
     if (!b) return;
-    this.plain.delete(id);
-    this.plainBytes -= b.length;
+    this.inline.delete(id);
+    this.inlineBytes -= b.length;
+    if (inJournal) this.inlineDead += b.length;
   }
 
   async dropDocument(id: string): Promise<void> {
-    this.forgetPlain(id);
     const job = this.jobs.get(id);
+    if (job?.inline) {
+      if (!job.hasDocument) return;
+      await this.update(id, { hasDocument: false }, { keepDocument: true });
+      this.forgetInline(id, true);
+      return;
+    }
     if (!job?.hasDocument) return;
     await this.update(id, { hasDocument: false }, { keepDocument: true });
     await fs.rm(this.docPath(id), { force: true });
@@ -330,15 +390,24 @@ export class Spool {
   private retire(id: string): void {
     this.finished.push(id);
     this.trimHistory();
-    if (this.journal.bytes > this.compactAt && !this.compacting) {
+    if ((this.journal.bytes > this.compactAt || this.inlineDead > INLINE_DEAD_MAX) && !this.compacting) {
       this.compacting = true;
+      this.inlineDead = 0;
       void this.journal
-        .compact(this.jobs.values())
+        .compact(this.compactionRecords())
         .catch(() => {}) // a failed compaction leaves the old journal in place; the next retire tries again
         .finally(() => {
           this.compacting = false;
           this.compactAt = Math.max(4 * 1024 * 1024, this.journal.bytes * 2);
         });
+    }
+  }
+
+  /** What a compacted journal holds: every record, the unfinished inline ones with their documents. */
+  private *compactionRecords(): Generator<object> {
+    for (const j of this.jobs.values()) {
+      const sealed = this.inline.get(j.id);
+      yield sealed ? { ...j, doc: sealed.toString('base64') } : j;
     }
   }
 

@@ -86,9 +86,13 @@ test('metadata may come as one JSON part, before or after the file, and is kept 
 test('cancelling a queued job removes its sealed document and it never prints', async () => {
   const s = await sink({ behaviour: 'refuse' });
   await addRawPrinter(box.api, 'cancel', s.port, { enabled: false });
-  const r = await box.api.postJob({ printer: 'cancel' }, randomBytes(1000));
+  // 100 KB: a document of its own in docs/ (small documents ride inside the journal record instead).
+  const r = await box.api.postJob({ printer: 'cancel' }, randomBytes(100_000));
   const docs = () => filesUnder(`${box.dataDir}/spool/docs`);
   assert.ok((await docs()).some((f) => f.includes(r.json.jobID)));
+  const small = await box.api.postJob({ printer: 'cancel' }, randomBytes(1000));
+  assert.equal((await docs()).some((f) => f.includes(small.json.jobID)), false, 'a 1 KB document has no file');
+  assert.equal((await box.api.request('DELETE', `/v1/jobs/${small.json.jobID}`)).json.state, 'cancelled');
   const c = await box.api.request('DELETE', `/v1/jobs/${r.json.jobID}`);
   assert.equal(c.json.state, 'cancelled');
   assert.equal((await docs()).some((f) => f.includes(r.json.jobID)), false);

@@ -105,3 +105,32 @@ test('on a nearly full disk an upload is refused whole: never a short write ackn
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('small documents ride in the journal: they survive a restart and a compaction, and a finished one leaves the journal at the next compaction', async () => {
+  const dir = await tmp();
+  const fields = (i: number) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, printerId: 'p', title: '', user: '', contentType: 'raw', options: { copies: 1 }, owner: 't', metaDigest: '', state: 'queued', warnings: [], attempts: 0, createdAt: '', updatedAt: '' }) as any;
+  const spool = new Spool({ dataDir: dir, key, historyLimit: 100 });
+  await spool.open();
+  const docs = Array.from({ length: 20 }, (_, i) => Buffer.from(`document ${i} `.repeat(200)));
+  for (const [i, d] of docs.entries()) await spool.accept(fields(i), await spool.receive(Readable.from([d]), 1 << 30));
+  assert.deepEqual(await fs.readdir(spool.docsDir), [], 'no files for small documents');
+  // Half of them print; then a compaction (what the spool does when the journal has grown).
+  for (let i = 0; i < 10; i++) await spool.update(fields(i).id, { state: 'sent' });
+  const before = (await fs.stat(spool.journal.file)).size;
+  await spool.journal.compact((spool as any).compactionRecords());
+  const after = (await fs.stat(spool.journal.file)).size;
+  assert.ok(after < before * 0.75, `the printed documents left the journal (${before} → ${after} bytes)`);
+  await spool.close();
+  const again = new Spool({ dataDir: dir, key, historyLimit: 100 });
+  await again.open();
+  for (let i = 10; i < 20; i++) assert.ok(Buffer.concat(await again.readDocument(fields(i).id)).equals(docs[i]), `document ${i} after compaction and restart`);
+  await assert.rejects(again.readDocument(fields(3).id), 'a printed document is gone');
+  // A line appended after the compaction (a state change, without the document) keeps it.
+  await again.update(fields(12).id, { state: 'held', reason: 'test' });
+  await again.close();
+  const third = new Spool({ dataDir: dir, key, historyLimit: 100 });
+  await third.open();
+  assert.ok(Buffer.concat(await third.readDocument(fields(12).id)).equals(docs[12]));
+  await third.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
