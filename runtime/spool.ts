@@ -46,6 +46,8 @@ export interface SpoolOptions {
   dataDir: string;
   key: Uint8Array;
   historyLimit: number; // finished jobs kept in memory and in the journal
+  /** A cancelled inline document is purged from the journal (a compaction) this long after the cancel. */
+  purgeAfterMs?: number;
 }
 
 /**
@@ -111,6 +113,7 @@ export class Spool {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.purgeTimer);
     await this.journal.close();
   }
 
@@ -346,7 +349,11 @@ export class Spool {
     // lazyRemoval (delivery): not awaited, the record already says the document is gone and a file that
     // outlives a crash is removed at the next start. A cancel waits: its answer promises the file is gone.
     // An inline document leaves memory now and the journal at the next compaction (made due by its size).
-    if (dropDoc && job.inline) this.forgetInline(id, true);
+    if (dropDoc && job.inline) {
+      this.forgetInline(id, true);
+      // A cancel is often a document sent to the wrong place: it does not wait for the next due compaction.
+      if (job.state === 'cancelled') this.purgeSoon();
+    }
     else if (dropDoc) {
       const rm = fs.rm(this.docPath(id), { force: true });
       if (opts.lazyRemoval) rm.catch(() => {});
@@ -390,17 +397,31 @@ export class Spool {
   private retire(id: string): void {
     this.finished.push(id);
     this.trimHistory();
-    if ((this.journal.bytes > this.compactAt || this.inlineDead > INLINE_DEAD_MAX) && !this.compacting) {
-      this.compacting = true;
-      this.inlineDead = 0;
-      void this.journal
-        .compact(this.compactionRecords())
-        .catch(() => {}) // a failed compaction leaves the old journal in place; the next retire tries again
-        .finally(() => {
-          this.compacting = false;
-          this.compactAt = Math.max(4 * 1024 * 1024, this.journal.bytes * 2);
-        });
-    }
+    if ((this.journal.bytes > this.compactAt || this.inlineDead > INLINE_DEAD_MAX) && !this.compacting) this.compact();
+  }
+
+  private purgeTimer?: NodeJS.Timeout;
+
+  private purgeSoon(): void {
+    if (this.purgeTimer) return;
+    this.purgeTimer = setTimeout(() => {
+      this.purgeTimer = undefined;
+      if (this.compacting) return this.purgeSoon(); // that compaction may have started before the cancel
+      this.compact();
+    }, this.opts.purgeAfterMs ?? 5000);
+    this.purgeTimer.unref();
+  }
+
+  private compact(): void {
+    this.compacting = true;
+    this.inlineDead = 0;
+    void this.journal
+      .compact(this.compactionRecords())
+      .catch(() => {}) // a failed compaction leaves the old journal in place; the next retire tries again
+      .finally(() => {
+        this.compacting = false;
+        this.compactAt = Math.max(4 * 1024 * 1024, this.journal.bytes * 2);
+      });
   }
 
   /** What a compacted journal holds: every record, the unfinished inline ones with their documents. */

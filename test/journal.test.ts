@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Journal } from '../runtime/journal.js';
 import { Spool } from '../runtime/spool.js';
+import { until } from './helpers/appliance.js';
 
 const key = randomBytes(32);
 const tmp = () => fs.mkdtemp(path.join(os.tmpdir(), 'pbx-journal-'));
@@ -132,5 +133,27 @@ test('small documents ride in the journal: they survive a restart and a compacti
   await third.open();
   assert.ok(Buffer.concat(await third.readDocument(fields(12).id)).equals(docs[12]));
   await third.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('a cancelled small document is purged from the journal soon after the cancel, not at some later compaction', async () => {
+  const dir = await tmp();
+  const spool = new Spool({ dataDir: dir, key, historyLimit: 100, purgeAfterMs: 50 });
+  await spool.open();
+  const ids = ['a', 'b'].map((x) => `00000000-0000-4000-8000-00000000000${x}`);
+  for (const id of ids) {
+    const r = await spool.receive(Readable.from([Buffer.from(`wrong patient ${id}`)]), 1 << 30);
+    await spool.accept({ id, printerId: 'p', title: '', user: '', contentType: 'raw', options: { copies: 1 }, owner: 't', metaDigest: '', state: 'queued', warnings: [], attempts: 0, createdAt: '', updatedAt: '' } as any, r);
+  }
+  const withDoc = async () => {
+    const has = new Set<string>();
+    await new Journal(spool.journal.file, key).load((r) => r.doc && has.add(r.id));
+    return has;
+  };
+  assert.deepEqual([...(await withDoc())].sort(), ids);
+  await spool.update(ids[0], { state: 'cancelled' });
+  await until('the cancelled document to leave the journal', async () => !(await withDoc()).has(ids[0]), 5000, 20);
+  assert.ok((await withDoc()).has(ids[1]), 'the other, still queued, keeps its document');
+  await spool.close();
   await fs.rm(dir, { recursive: true, force: true });
 });
