@@ -40,7 +40,14 @@ const READ_BATCH = 16 * (CHUNK_BYTES + 20);
 const INLINE_MAX = 64 * 1024;
 const INLINE_TOTAL_MAX = 8 * 1024 * 1024;
 /** Sealed bytes of finished inline documents still in the journal that make a compaction due. */
-const INLINE_DEAD_MAX = 2 * 1024 * 1024;
+const INLINE_DEAD_MAX = 32 * 1024 * 1024;
+/**
+ * The journal is compacted when it has grown to this many times its size after the last compaction (and at
+ * least COMPACT_MIN): a compaction rewrites the whole history, so it must be rare next to the jobs that
+ * grow the journal (a 2 KiB inline job adds ~4 KB; 10,000 jobs of history compact to ~7 MB).
+ */
+const COMPACT_GROWTH = 4;
+const COMPACT_MIN = 16 * 1024 * 1024;
 
 export interface SpoolOptions {
   dataDir: string;
@@ -63,7 +70,7 @@ export class Spool {
   private finishedHead = 0;
   private nextSeq = 1;
   private digestKey: Buffer;
-  private compactAt = 4 * 1024 * 1024;
+  private compactAt = COMPACT_MIN;
   private compacting = false;
   private inline = new Map<string, Buffer>(); // job id → sealed document, for unfinished inline jobs
   private inlineBytes = 0;
@@ -109,7 +116,7 @@ export class Spool {
       if (!job || !job.hasDocument) await fs.rm(path.join(this.docsDir, f), { force: true });
     }
     await this.journal.open();
-    this.compactAt = Math.max(4 * 1024 * 1024, this.journal.bytes * 2);
+    this.compactAt = Math.max(COMPACT_MIN, this.journal.bytes * COMPACT_GROWTH);
   }
 
   async close(): Promise<void> {
@@ -420,7 +427,7 @@ export class Spool {
       .catch(() => {}) // a failed compaction leaves the old journal in place; the next retire tries again
       .finally(() => {
         this.compacting = false;
-        this.compactAt = Math.max(4 * 1024 * 1024, this.journal.bytes * 2);
+        this.compactAt = Math.max(COMPACT_MIN, this.journal.bytes * COMPACT_GROWTH);
       });
   }
 
