@@ -322,7 +322,11 @@ export class Spool {
     try {
       const opener = new Opener(this.opts.key);
       // The first read takes the header too, so every later read starts on a chunk boundary (no carry-over).
-      const read = (at: number, n: number) => fh.read(Buffer.allocUnsafe(n), 0, n, at);
+      // Two read buffers take turns: the Opener copies what it keeps, and only fresh plaintext leaves here,
+      // so a 1 GiB document does not leave 1 GiB of read buffers for the garbage collector.
+      const buffers = [Buffer.allocUnsafe(HEADER_BYTES + READ_BATCH), Buffer.allocUnsafe(HEADER_BYTES + READ_BATCH)];
+      let turn = 0;
+      const read = (at: number, n: number) => fh.read(buffers[turn++ % 2], 0, n, at);
       let at = 0;
       let next = read(0, HEADER_BYTES + READ_BATCH);
       try {
@@ -330,9 +334,8 @@ export class Spool {
           const { bytesRead, buffer } = await next;
           if (bytesRead === 0) break;
           at += bytesRead;
-          next = read(at, READ_BATCH); // the next batch is on its way while this one is opened and sent
-          const plain = opener.push(buffer.subarray(0, bytesRead));
-          if (plain.length) yield plain.length === 1 ? plain[0] : Buffer.concat(plain);
+          next = read(at, READ_BATCH); // the next batch is on its way, into the other buffer
+          yield* opener.push(buffer.subarray(0, bytesRead));
         }
       } finally {
         await next.catch(() => {}); // never leave a read running on a handle being closed
