@@ -20,7 +20,8 @@ async function loadAll(file: string): Promise<any[]> {
   return recs;
 }
 
-test('a torn last line is cut off at load, so lines appended after it never make the journal unloadable', async () => {
+/** A fresh journal holding the records job-0, job-1, job-2. */
+async function threeRecords(): Promise<{ dir: string; file: string }> {
   const dir = await tmp();
   const file = path.join(dir, 'journal.log');
   const j = new Journal(file, key);
@@ -28,6 +29,11 @@ test('a torn last line is cut off at load, so lines appended after it never make
   await j.open();
   for (let i = 0; i < 3; i++) await j.append({ id: `job-${i}` });
   await j.close();
+  return { dir, file };
+}
+
+test('a torn last line is cut off at load, so lines appended after it never make the journal unloadable', async () => {
+  const { dir, file } = await threeRecords();
   // A crash in the middle of a write: half a line, no newline.
   const whole = await fs.readFile(file, 'utf8');
   await fs.appendFile(file, whole.split('\n')[0].slice(0, 40));
@@ -51,13 +57,7 @@ test('a torn last line is cut off at load, so lines appended after it never make
 });
 
 test('damage in the middle of the journal is reported, not skipped', async () => {
-  const dir = await tmp();
-  const file = path.join(dir, 'journal.log');
-  const j = new Journal(file, key);
-  await j.load(() => {});
-  await j.open();
-  for (let i = 0; i < 3; i++) await j.append({ id: `job-${i}` });
-  await j.close();
+  const { dir, file } = await threeRecords();
   const lines = (await fs.readFile(file, 'utf8')).split('\n');
   lines[1] = lines[1].slice(0, 20) + 'A' + lines[1].slice(21);
   await fs.writeFile(file, lines.join('\n'));

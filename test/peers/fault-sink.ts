@@ -22,6 +22,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { listenOn } from './ports.js';
 
 export type FaultMode = 'normal' | 'refuse' | 'reset' | 'stall';
 
@@ -90,14 +91,7 @@ export async function startFaultSink(host = '127.0.0.1'): Promise<FaultSink> {
     });
   });
 
-  const listen = (port: number) =>
-    new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.removeListener('error', reject);
-        resolve();
-      });
-    });
+  const listen = (port: number) => listenOn(server, port, host);
   await listen(0);
   const port = (server.address() as net.AddressInfo).port;
 

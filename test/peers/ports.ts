@@ -43,3 +43,14 @@ export function stopProcess(p: ChildProcess | undefined, timeoutMs = 3000): Prom
     p.kill('SIGTERM');
   });
 }
+
+/** Binds a server to `port` on `host` (0: any free port); rejects on EADDRINUSE and the like. */
+export function listenOn(server: import('node:net').Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+}

@@ -15,6 +15,7 @@
 // `keepBytes: false` keeps only size + sha256 (big jobs).
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { listenOn } from './ports.js';
 
 export type SinkBehaviour = 'normal' | 'refuse' | 'reset' | 'stall';
 
@@ -92,14 +93,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     });
   });
 
-  const listen = (port: number) =>
-    new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.removeListener('error', reject);
-        resolve();
-      });
-    });
+  const listen = (port: number) => listenOn(server, port, host);
   await listen(0);
   const port = (server.address() as net.AddressInfo).port;
   if (behaviour === 'refuse') await new Promise<void>((r) => server.close(() => r()));
