@@ -7,6 +7,7 @@ import { Journal } from './journal.js';
 import { CHUNK_BYTES, HEADER_BYTES, Opener, openSealed, Sealer } from './seal.js';
 import { fsyncDir, writeFully } from './fsutil.js';
 import { isFinal, type JobRecord } from './jobs.js';
+import { releaseBuffers } from './gc.js';
 
 export class SpoolError extends Error {
   constructor(public code: string, message: string) {
@@ -31,6 +32,9 @@ const HEAD_BYTES = 16;
 const SYNC_EVERY = 16 * 1024 * 1024;
 /** Sealed bytes read per step when a document is streamed out: 16 whole chunks with their length and MAC. */
 const READ_BATCH = 16 * (CHUNK_BYTES + 20);
+/** Large documents: dead chunk buffers are collected every ~8 MiB streamed (runtime/gc.ts). */
+const RELEASE_EVERY_BYTES = 8 * 1024 * 1024;
+const RELEASE_EVERY_READS = Math.round(RELEASE_EVERY_BYTES / READ_BATCH);
 /**
  * Small documents ride inside their job's journal record instead of a file of their own: accepting one
  * costs no file create, write, fsync, close, rename and directory fsync, only its share of the journal's
@@ -336,6 +340,7 @@ export class Spool {
           at += bytesRead;
           next = read(at, READ_BATCH); // the next batch is on its way, into the other buffer
           yield* opener.push(buffer.subarray(0, bytesRead));
+          if (turn % RELEASE_EVERY_READS === 0) releaseBuffers();
         }
       } finally {
         await next.catch(() => {}); // never leave a read running on a handle being closed
