@@ -103,6 +103,8 @@ export interface Driver {
   send(job: OutboundJob, signal: AbortSignal): Promise<Outcome>;
   probe?(uri: URL, signal?: AbortSignal): Promise<PrinterStatus>;
   discover?(): AsyncIterable<FoundPrinter>;
+  /** Lets go of what the driver keeps between jobs (open ports, connections); called when the appliance stops. */
+  close?(): Promise<void>;
 }
 
 export type DriverFactory = (ctx: DriverContext) => Driver;

@@ -1,4 +1,5 @@
 // Serial driver (serial:///dev/ttyUSB0?baud=9600): streams the document down a serial line, paced by the line's flow control.
+import fs from 'node:fs';
 import type { SerialPort } from 'serialport';
 import type { Driver, DriverContext, DriverFactory, FoundPrinter, OutboundJob, Outcome, PrinterStatus } from './contract.js';
 import { isRepeatable, unticketedWarnings } from './pjl.js';
@@ -13,6 +14,7 @@ const PARAMS = [
   { name: 'openTimeout', type: 'integer', default: 5000, description: 'Milliseconds to wait for the port to open' },
   { name: 'drainTimeout', type: 'integer', default: 60000, description: 'Milliseconds to wait, after the last byte was handed over, for the line to transmit everything' },
   { name: 'stallTimeout', type: 'integer', default: 0, description: 'Milliseconds the printer may hold the line busy (paper out, XOFF) before the job is retried later; 0 waits as long as it takes' },
+  { name: 'keepOpen', type: 'integer', default: 5000, description: 'Milliseconds the port stays open after a job, so back-to-back jobs share one open line; 0 closes it after every job' },
 ] as const satisfies Driver['schema']['params'];
 
 /** What a serial-port error means for the job; codes are ours, the library only gives messages. */
@@ -203,7 +205,59 @@ async function streamDocument(job: OutboundJob, times: number, port: SerialPort,
   }
 }
 
+/** Which device a path names right now: a replugged adapter or a restarted pty bridge gets a new one behind the same link. */
+function deviceOf(path: string): string | undefined {
+  try {
+    const st = fs.statSync(path);
+    return `${st.rdev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An open port kept between jobs. Opening a port flushes it (serialport's open calls tcflush(TCIOFLUSH)); on a
+ * real UART that is harmless after tcdrain, but on a pty, or a USB adapter with its own buffer, the flush can
+ * still discard the tail of the job before, which the other end had not read yet. Keeping the line open while
+ * jobs follow each other never flushes between them, and saves the open/close cost per job.
+ */
+interface HeldLine {
+  port: SerialPort;
+  key: string;
+  device?: string;
+  timer: NodeJS.Timeout;
+}
+
 export const createSerialDriver: DriverFactory = (ctx) => {
+  const held = new Map<string, HeldLine>();
+
+  /** Takes the held port for this line if it is still open on the same device with the same settings. */
+  function takeHeld(line: LineSettings): SerialPort | undefined {
+    const h = held.get(line.path);
+    if (!h) return undefined;
+    held.delete(line.path);
+    clearTimeout(h.timer);
+    h.port.removeAllListeners('close');
+    if (h.port.isOpen && h.key === JSON.stringify(line) && h.device !== undefined && h.device === deviceOf(line.path)) return h.port;
+    void closePort(h.port, false);
+    return undefined;
+  }
+
+  /** Keeps a port that just finished a job open for `ms`, then closes it; an error or close while idle drops it. */
+  function hold(port: SerialPort, line: LineSettings, ms: number, device: string | undefined) {
+    if (ms <= 0 || !port.isOpen) return closePort(port, false);
+    const drop = () => {
+      if (held.get(line.path)?.port !== port) return;
+      held.delete(line.path);
+      clearTimeout(h.timer);
+      void closePort(port, false);
+    };
+    const h: HeldLine = { port, key: JSON.stringify(line), device, timer: setTimeout(drop, ms) };
+    h.timer.unref();
+    port.on('close', drop);
+    held.set(line.path, h);
+  }
+
   const driver: Driver = {
     scheme: 'serial',
     schema: { scheme: 'serial', title: 'Serial port (RS-232, USB serial adapter)', uriTemplate: 'serial:///dev/ttyUSB0?baud=9600', params: [...PARAMS] },
@@ -221,11 +275,15 @@ export const createSerialDriver: DriverFactory = (ctx) => {
       // Labels, receipts and text stay valid when repeated, so copies are carried by sending the document n times.
       const times = isRepeatable(job.contentType) ? Math.max(1, job.options.copies) : 1;
 
-      let port: SerialPort;
-      try {
-        port = await openPort(line, p.openTimeout as number, signal);
-      } catch (err) {
-        return outcomeOf(err, line.path);
+      let port: SerialPort | undefined = takeHeld(line);
+      let device = port ? deviceOf(line.path) : undefined;
+      if (!port) {
+        try {
+          port = await openPort(line, p.openTimeout as number, signal);
+          device = deviceOf(line.path);
+        } catch (err) {
+          return outcomeOf(err, line.path);
+        }
       }
       const watch = new PortWatch(port, line.path);
       let done = false;
@@ -241,9 +299,18 @@ export const createSerialDriver: DriverFactory = (ctx) => {
         return outcomeOf(err, line.path);
       } finally {
         port.removeAllListeners('close');
-        port.on('error', () => {}); // errors while closing mean nothing now
-        await closePort(port, !done);
+        port.removeAllListeners('error');
+        port.on('error', () => {}); // errors while idle or closing mean nothing now; the next job sees a dead port
+        if (done) await hold(port, line, p.keepOpen as number, device);
+        else await closePort(port, true);
       }
+    },
+
+    async close(): Promise<void> {
+      const ports = [...held.values()];
+      held.clear();
+      for (const h of ports) clearTimeout(h.timer);
+      await Promise.all(ports.map((h) => closePort(h.port, false)));
     },
 
     async probe(uri: URL, signal = AbortSignal.timeout(5000)): Promise<PrinterStatus> {
@@ -253,6 +320,8 @@ export const createSerialDriver: DriverFactory = (ctx) => {
       } catch (err) {
         return { reachable: false, detail: (err as Error).message };
       }
+      // The port we keep open between jobs is ours and idle.
+      if (held.get(line.path)?.port.isOpen) return { reachable: true, state: 'idle' };
       try {
         const port = await openPort(line, 5000, signal);
         await closePort(port, false);

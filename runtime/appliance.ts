@@ -131,6 +131,12 @@ export class Appliance {
     for (const fn of this.closers.reverse()) await fn().catch((err) => this.log.warn({ err: (err as Error).message }, 'error while stopping'));
     this.health?.stop();
     await this.queue?.stopAll();
+    for (const d of this.drivers.all()) {
+      if (typeof d.close !== 'function') continue;
+      await Promise.resolve()
+        .then(() => d.close!())
+        .catch((err) => this.log.warn({ err: (err as Error).message, driver: d.scheme }, 'error while closing a driver'));
+    }
     await this.batches?.close();
     await this.callbacks?.drain();
     await this.spool?.close();

@@ -7,6 +7,7 @@
 // printer.pause() / printer.resume();           // stop / start reading: the line's back-pressure reaches the sender
 // await line.unplug();                          // kill socat: the links disappear, like a cable pulled out
 // await line.plugIn();                          // start socat again with the same link names
+// line.freeze() / line.thaw();                  // SIGSTOP / SIGCONT socat: written bytes wait in the kernel, unread
 // await line.close();                           // in after(): kills socat, removes the temp dir
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
@@ -21,6 +22,8 @@ export interface PtyPair {
   b: string;
   unplug(): Promise<void>;
   plugIn(): Promise<void>;
+  freeze(): void;
+  thaw(): void;
   close(): Promise<void>;
 }
 
@@ -72,7 +75,10 @@ export async function startPtyPair(): Promise<PtyPair> {
     b,
     unplug,
     plugIn,
+    freeze: () => socat?.kill('SIGSTOP'),
+    thaw: () => socat?.kill('SIGCONT'),
     async close() {
+      socat?.kill('SIGCONT');
       await unplug();
       fs.rmSync(dir, { recursive: true, force: true });
     },
