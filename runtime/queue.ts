@@ -402,8 +402,10 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
           q.remove(job.id);
           await this.deliveryUpdate(job.id, { state: 'held', reason, nextAttemptAt: undefined });
         } else if (printer.errorPolicy === 'stop-printer') {
-          await this.deliveryUpdate(job.id, { state: 'held', reason, nextAttemptAt: undefined });
+          // Printer first: whoever sees the held job also sees the stopped printer (and a crash in between
+          // leaves a stopped printer with its job still queued, which resume handles).
           await this.deps.setStopped(printer.id, reason);
+          await this.deliveryUpdate(job.id, { state: 'held', reason, nextAttemptAt: undefined });
         } else {
           await this.deliveryUpdate(job.id, { state: 'held', reason, nextAttemptAt: new Date(Date.now() + r.heldRetryMs).toISOString() });
         }
