@@ -66,8 +66,11 @@ function chunkNonce(prefix: Buffer, counter: number, final: boolean): Buffer {
 /** Plaintext in, sealed bytes out, without a stream around it (intake writes the output itself). Holds at most one chunk. */
 export class Sealer {
   private prefix = randomBytes(16);
-  private pending: Buffer[] = [];
+  /** The chunk being filled: a view of the caller's buffer while it comes from one piece, else `stage`. */
+  private pending: Buffer | null = null;
   private pendingBytes = 0;
+  /** Reused for chunks that arrive in pieces (seal() copies its input, so the stage is free again at once). */
+  private stage: Buffer | null = null;
   private counter = 0;
   private headerSent = false;
 
@@ -80,7 +83,14 @@ export class Sealer {
     while (offset < data.length) {
       if (this.pendingBytes === CHUNK_BYTES) this.emitChunk(false, out);
       const take = Math.min(CHUNK_BYTES - this.pendingBytes, data.length - offset);
-      this.pending.push(take === data.length ? data : data.subarray(offset, offset + take));
+      if (this.pendingBytes === 0) {
+        this.pending = take === data.length ? data : data.subarray(offset, offset + take);
+      } else {
+        const stage = (this.stage ??= Buffer.allocUnsafe(CHUNK_BYTES));
+        if (this.pending !== stage) this.pending!.copy(stage, 0, 0, this.pendingBytes);
+        data.copy(stage, this.pendingBytes, offset, offset + take);
+        this.pending = stage;
+      }
       this.pendingBytes += take;
       offset += take;
     }
@@ -101,12 +111,12 @@ export class Sealer {
   }
 
   private emitChunk(final: boolean, out: Buffer[]): void {
-    const plain = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    const plain = this.pending ? this.pending.subarray(0, this.pendingBytes) : Buffer.alloc(0);
     const sealed = this.box.seal(plain, chunkNonce(this.prefix, this.counter++, final), this.key);
     const len = Buffer.allocUnsafe(LEN_BYTES);
     len.writeUInt32BE(sealed.length);
     out.push(len, sealed);
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
   }
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { CHUNK_BYTES, HEADER_BYTES, OpenStream, SealStream, sodiumBox, tweetnaclBox, type SecretBox } from '../runtime/seal.js';
+import { CHUNK_BYTES, HEADER_BYTES, OpenStream, openSealed, Sealer, SealStream, sodiumBox, tweetnaclBox, type SecretBox } from '../runtime/seal.js';
 
 const key = randomBytes(32);
 
@@ -28,6 +28,28 @@ test('documents of every awkward size come back byte for byte', async () => {
     const sealed = await seal(plain, tweetnaclBox);
     assert.ok(sealed.length >= HEADER_BYTES + size, `sealed ${size}`);
     assert.deepEqual(await open(sealed, tweetnaclBox), plain, `size ${size}`);
+  }
+});
+
+test('plaintext arriving in pieces of any size, across chunk boundaries, seals to the same document', () => {
+  let seed = 7;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n) + 1;
+  for (const box of [tweetnaclBox, sodiumBox].filter((b): b is SecretBox => !!b)) {
+    const plain = randomBytes(5 * CHUNK_BYTES + 12345);
+    for (let round = 0; round < 5; round++) {
+      const sealer = new Sealer(key, box);
+      const out: Buffer[] = [];
+      // Pieces from 1 byte to 1.5 chunks, each a fresh copy (as the network delivers them).
+      for (let at = 0; at < plain.length; ) {
+        const n = Math.min(plain.length - at, round === 0 ? 1 + (at % 3) * 40000 : rand(CHUNK_BYTES * 1.5));
+        sealer.push(Buffer.from(plain.subarray(at, at + n)), out);
+        at += n;
+      }
+      sealer.finish(out);
+      const sealed = Buffer.concat(out);
+      assert.equal(sealed.length, HEADER_BYTES + plain.length + 6 * (16 + 4), `${box.name} round ${round}: whole chunks only`);
+      assert.ok(Buffer.concat(openSealed(sealed, key, box)).equals(plain), `${box.name} round ${round}`);
+    }
   }
 });
 
