@@ -169,6 +169,13 @@ export class Appliance {
   /** Makes a sealed upload a job. Idempotent for the same jobID with the same content. */
   async acceptJob(v: ValidJob, r: Received, head: Buffer, owner: string): Promise<{ job: JobRecord; created: boolean }> {
     const id = v.jobID ?? randomUUID();
+    const metaOf = (batchID: string | undefined) => ({ printerId: v.printerId, title: v.title, user: v.user, contentType: v.contentType, options: v.options, statusURL: v.statusURL, batchID });
+    // A repeat is answered before the batch rules: re-posting a member of a finished batch is the same job.
+    const existing = this.spool.get(id);
+    if (existing) {
+      await this.spool.discard(r);
+      return { job: sameJob(existing, r.digest, this.spool.metaDigest(metaOf(v.batchID ?? this.batches.listing(id)))), created: false };
+    }
     let admission;
     try {
       admission = this.batches.admit(v.jobID, v.batchID);
@@ -176,13 +183,8 @@ export class Appliance {
       await this.spool.discard(r);
       throw err;
     }
-    const meta = { printerId: v.printerId, title: v.title, user: v.user, contentType: v.contentType, options: v.options, statusURL: v.statusURL, batchID: admission.batch?.batchID ?? v.batchID };
+    const meta = metaOf(admission.batch?.batchID ?? v.batchID);
     const metaDigest = this.spool.metaDigest(meta);
-    const existing = this.spool.get(id);
-    if (existing) {
-      await this.spool.discard(r);
-      return { job: sameJob(existing, r.digest, metaDigest), created: false };
-    }
     if (this.uploading.has(id)) {
       await this.spool.discard(r);
       throw new ApiError(409, 'job_in_progress', `job ${id} is being uploaded by another request`);

@@ -141,6 +141,11 @@ export class Batches {
     return { batch, created: true };
   }
 
+  /** The batch that lists this job, if any. */
+  listing(jobID: string): string | undefined {
+    return this.byJob.get(jobID);
+  }
+
   /** Which batch (if any) a job being posted belongs to, and the state it starts in. Throws the client's mistakes. */
   admit(jobID: string | undefined, batchID: string | undefined): { batch?: BatchRecord; state: JobRecord['state']; reason?: string } {
     const listedIn = jobID ? this.byJob.get(jobID) : undefined;

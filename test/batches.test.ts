@@ -218,6 +218,27 @@ test('replay prints a finished batch again in the same order, whole or from one 
   assert.equal(part.json.replays.length, 2);
 });
 
+test('re-posting a member of a finished batch is idempotent: the same job for the same content, 409 for other content, nothing printed again', async () => {
+  const s = await sink();
+  await addRawPrinter(box.api, 'repost', s.port);
+  const jobIDs = ids(2);
+  await box.api.json('POST', '/v1/batches', { batchID: 'repost', jobIDs });
+  for (const [i, id] of jobIDs.entries()) assert.equal((await box.api.postJob({ printer: 'repost', jobID: id }, doc(`p${i}`))).status, 201);
+  await box.api.request('POST', '/v1/batches/repost/close');
+  await until('done', async () => (await box.api.request('GET', '/v1/batches/repost')).json.state === 'done');
+  // A client that lost the first answer retries, with or without the batchID.
+  const again = await box.api.postJob({ printer: 'repost', jobID: jobIDs[0] }, doc('p0'));
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.jobID, jobIDs[0]);
+  assert.equal(again.json.state, 'sent');
+  assert.equal((await box.api.postJob({ printer: 'repost', jobID: jobIDs[1], batchID: 'repost' }, doc('p1'))).status, 200);
+  const other = await box.api.postJob({ printer: 'repost', jobID: jobIDs[0] }, doc('changed'));
+  assert.equal(other.status, 409);
+  assert.equal(other.json.error.code, 'job_conflict');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(labels(s), ['p0', 'p1']);
+});
+
 test('after the retention time the documents are deleted and replay says so', async () => {
   const short = await startAppliance({ batches: { openTimeoutMs: 3600000, missingTimeoutMs: 2000, retentionMs: 200 } });
   cleanups.push(() => short.stop());
