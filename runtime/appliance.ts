@@ -8,7 +8,7 @@ import type { DriverContext } from '../drivers/contract.js';
 import type { Config } from './config.js';
 import { StatusCallbacks } from './callbacks.js';
 import { Dispatcher } from './queue.js';
-import { isFinal, type JobRecord } from './jobs.js';
+import { isFinal, type CallbackOutcome, type JobRecord } from './jobs.js';
 import { loadCallbackSecret, loadSpoolKey } from './keys.js';
 import { Printers } from './printers.js';
 import { Spool } from './spool.js';
@@ -25,6 +25,9 @@ import type { PrinterDiscovery } from './discovery/browser.js';
 import type { SystemHealth } from './health.js';
 
 export const VERSION = '0.1.0';
+
+/** A finished job whose statusURL callback never ended is called back after a restart within this time. */
+const CALLBACK_REDO_MS = 24 * 3600 * 1000;
 
 /** The local admin socket (0600) through which the CLI reaches a running server. */
 export const adminSocketPath = (dataDir: string) => path.join(dataDir, 'admin.sock');
@@ -103,7 +106,24 @@ export class Appliance {
     if (opts.startQueues) {
       await this.queue.restore();
       await this.batches.resume();
+      this.resendDueCallbacks();
     }
+  }
+
+  /**
+   * Callbacks are at least once: a job that finished but whose callback never ended (the appliance stopped or
+   * crashed while it was being sent or retried) gets it again after a start. Only jobs finished in the last
+   * CALLBACK_REDO_MS: a receiver that was told about a job long ago is not told again.
+   */
+  private resendDueCallbacks(): void {
+    const since = Date.now() - CALLBACK_REDO_MS;
+    let n = 0;
+    for (const job of this.spool.all()) {
+      if (!job.statusURL || job.callback || !isFinal(job.state) || !job.finishedAt || Date.parse(job.finishedAt) < since) continue;
+      this.onJobChange(job);
+      n++;
+    }
+    if (n) this.log.info({ callbacks: n }, 'sending status callbacks that were due when the appliance stopped');
   }
 
   /** Plug-in drivers named in the config; a broken one is reported on GET /v1/drivers, never a crash. */
@@ -144,9 +164,12 @@ export class Appliance {
   }
 
   private onJobChange(job: JobRecord): void {
-    if (!job.statusURL || !isFinal(job.state)) return;
+    if (!job.statusURL || !isFinal(job.state) || job.callback) return;
     const ok = job.state === 'sent' || job.state === 'confirmed';
-    this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) });
+    // The outcome is journaled (not fsync'd: losing it only means one more callback after a crash).
+    const record = (callback: CallbackOutcome) =>
+      this.spool.update(job.id, { callback }, { durable: false }).catch((err) => this.log.warn({ jobID: job.id, err: (err as Error).message }, 'could not record the status callback outcome'));
+    this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) }, record);
   }
 
   defaultPrinter() {

@@ -1,5 +1,6 @@
 // statusURL callbacks: POST {jobID, status, message} signed with the appliance's HMAC secret, bounded retries.
 import { createHmac } from 'node:crypto';
+import type { CallbackOutcome } from './jobs.js';
 
 export interface CallbackLog {
   info(o: object, m?: string): void;
@@ -15,14 +16,17 @@ export class StatusCallbacks {
 
   constructor(private secret: Buffer, private log: CallbackLog, private opts = { attempts: 5, baseMs: 1000, timeoutMs: 10000 }) {}
 
-  /** Fire and forget: delivery is retried in the background and never blocks the queue. */
-  send(url: string, payload: object): void {
-    const p = this.deliver(url, payload).finally(() => this.inflight.delete(p));
+  /** Fire and forget: delivery is retried in the background and never blocks the queue. `done` hears how it ended. */
+  send(url: string, payload: object, done?: (outcome: CallbackOutcome) => void): void {
+    const p = this.deliver(url, payload)
+      .then((outcome) => done?.(outcome))
+      .finally(() => this.inflight.delete(p));
     this.inflight.add(p);
   }
 
-  private async deliver(url: string, payload: object): Promise<void> {
+  private async deliver(url: string, payload: object): Promise<CallbackOutcome> {
     const body = JSON.stringify(payload);
+    const outcome = (result: CallbackOutcome['result'], attempts: number): CallbackOutcome => ({ result, attempts, at: new Date().toISOString() });
     for (let attempt = 1; attempt <= this.opts.attempts; attempt++) {
       const timestamp = String(Math.floor(Date.now() / 1000));
       try {
@@ -33,10 +37,10 @@ export class StatusCallbacks {
           signal: AbortSignal.timeout(this.opts.timeoutMs),
         });
         await res.arrayBuffer().catch(() => {});
-        if (res.ok) return;
+        if (res.ok) return outcome('delivered', attempt);
         if (res.status >= 400 && res.status < 500 && res.status !== 429) {
           this.log.warn({ url: redact(url), status: res.status }, 'status callback refused; not retried');
-          return;
+          return outcome('refused', attempt);
         }
       } catch (err) {
         if (attempt === this.opts.attempts) this.log.warn({ url: redact(url), err: (err as Error).message }, 'status callback failed');
@@ -44,6 +48,7 @@ export class StatusCallbacks {
       if (attempt < this.opts.attempts) await new Promise((r) => setTimeout(r, this.opts.baseMs * 2 ** (attempt - 1)));
     }
     this.log.warn({ url: redact(url), attempts: this.opts.attempts }, 'status callback gave up');
+    return outcome('gave-up', this.opts.attempts);
   }
 
   async drain(ms = 2000): Promise<void> {

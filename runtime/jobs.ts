@@ -31,6 +31,14 @@ export interface JobRecord {
   inline?: boolean; // the sealed document is inside the journal record (small documents), not in docs/
   queuePos?: number; // place in the printer's FIFO when it differs from seq (batch release)
   replayOf?: string; // the job this one reprints (batch replay)
+  callback?: CallbackOutcome; // what became of the statusURL callback; absent while it is due
+}
+
+/** How the statusURL callback of a finished job ended. */
+export interface CallbackOutcome {
+  result: 'delivered' | 'refused' | 'gave-up';
+  attempts: number;
+  at: string;
 }
 
 export function isFinal(state: JobState): boolean {
@@ -58,5 +66,6 @@ export function jobView(j: JobRecord) {
     updatedAt: j.updatedAt,
     finishedAt: j.finishedAt,
     replayOf: j.replayOf,
+    callback: j.callback,
   };
 }

@@ -2,9 +2,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import { startSink, type Sink } from './peers/tcp-sink.js';
 import { Api } from './helpers/api.js';
-import { freePort, spawnAppliance, tempDir, until, type ChildAppliance } from './helpers/appliance.js';
+import { addRawPrinter, freePort, spawnAppliance, tempDir, until, type ChildAppliance } from './helpers/appliance.js';
 import fs from 'node:fs/promises';
 
 const JOBS = 300;
@@ -108,4 +109,58 @@ test('kill -9 during intake and printing loses no acknowledged job and breaks no
   assert.ok(complete, 'every printed document is whole');
   console.log(`# crash: ${JOBS} acknowledged, ${kills} kills, ${duplicates} duplicates at the sinks, 0 lost, 0 out of order`);
   api.close();
+});
+
+test('a status callback still due at kill -9 is sent after the restart, once; its outcome is on the job', async () => {
+  const dataDir = await tempDir('pbx-callback-crash-');
+  const port = await freePort();
+  const sink = await startSink();
+  // The receiver is down (503) until the appliance has been killed, so the callback is mid-retry at the kill.
+  let up = false;
+  const got: string[] = [];
+  const receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      got.push(`${up ? 'ok' : 'down'} ${body}`);
+      res.statusCode = up ? 200 : 503;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+  const statusURL = `http://127.0.0.1:${(receiver.address() as import('node:net').AddressInfo).port}/cb`;
+  let box = await spawnAppliance(dataDir, port);
+  cleanups.push(
+    () => box.stop(),
+    () => sink.close(),
+    () => new Promise((r) => receiver.close(r)),
+    () => fs.rm(dataDir, { recursive: true, force: true }),
+  );
+  const cert = await fs.readFile(`${dataDir}/tls/cert.pem`, 'utf8');
+  const api = new Api(`https://127.0.0.1:${port}`, cert, box.token);
+  await addRawPrinter(api, 'cb', sink.port);
+  const r = await api.postJob({ printer: 'cb', statusURL }, Buffer.from('call me back'));
+  assert.equal(r.status, 201, r.text);
+  await until('a refused callback attempt', () => got.length >= 1, 10000);
+  await box.kill9();
+  up = true;
+  const before = got.length;
+
+  box = await spawnAppliance(dataDir, port);
+  const api2 = new Api(`https://127.0.0.1:${port}`, cert, api.token);
+  const job = await until('the callback outcome on the job', async () => {
+    const j = (await api2.request('GET', `/v1/jobs/${r.json.jobID}`)).json;
+    return j.callback ? j : null;
+  }, 15000);
+  assert.equal(job.callback.result, 'delivered');
+  const after = got.slice(before);
+  assert.deepEqual(after, [`ok ${JSON.stringify({ jobID: r.json.jobID, status: 'success', message: 'job sent' })}`]);
+
+  // Delivered and recorded: another restart does not call back again.
+  await box.stop();
+  box = await spawnAppliance(dataDir, port);
+  await new Promise((res) => setTimeout(res, 500));
+  assert.equal(got.length, before + 1, got.join('\n'));
+  api.close();
+  api2.close();
 });
