@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { DriverRegistry, BUILTIN_DRIVERS } from '../drivers/registry.js';
 import type { DriverContext } from '../drivers/contract.js';
 import type { Config } from './config.js';
-import { StatusCallbacks } from './callbacks.js';
+import { CALLBACK_REDO_MS, StatusCallbacks } from './callbacks.js';
 import { Dispatcher } from './queue.js';
 import { isFinal, type CallbackOutcome, type JobRecord } from './jobs.js';
 import { loadCallbackSecret, loadSpoolKey } from './keys.js';
@@ -25,9 +25,6 @@ import type { PrinterDiscovery } from './discovery/browser.js';
 import type { SystemHealth } from './health.js';
 
 export const VERSION = '0.1.0';
-
-/** A finished job whose statusURL callback never ended is called back after a restart within this time. */
-const CALLBACK_REDO_MS = 24 * 3600 * 1000;
 
 /** The local admin socket (0600) through which the CLI reaches a running server. */
 export const adminSocketPath = (dataDir: string) => path.join(dataDir, 'admin.sock');

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Journal } from './journal.js';
 import { ApiError, conflict, notFound } from './errors.js';
-import { isFinal, type JobRecord } from './jobs.js';
+import { isFinal, type CallbackOutcome, type JobRecord } from './jobs.js';
 import type { Spool } from './spool.js';
 import type { Dispatcher } from './queue.js';
-import type { StatusCallbacks } from './callbacks.js';
+import { CALLBACK_REDO_MS, type StatusCallbacks } from './callbacks.js';
 
 export const BATCH_STATES = ['open', 'expired', 'printing', 'done', 'failed', 'cancelled'] as const;
 export type BatchState = (typeof BATCH_STATES)[number];
@@ -30,7 +30,8 @@ export interface BatchRecord {
   retainUntil?: string; // sealed documents kept for replay until then
   documentsDeleted?: boolean;
   replays: { at: string; fromJobID: string; jobIDs: string[] }[];
-  notified?: boolean;
+  notified?: boolean; // the batch callback has ended (delivered, refused or given up)
+  callback?: CallbackOutcome;
 }
 
 export interface BatchOptions {
@@ -52,6 +53,7 @@ const FINISHED: ReadonlySet<BatchState> = new Set(['done', 'failed', 'cancelled'
 export class Batches {
   private batches = new Map<string, BatchRecord>();
   private byJob = new Map<string, string>(); // jobID → batchID (original members only)
+  private notifying = new Set<string>(); // batches whose callback is being sent
   private journal: Journal;
   private timer: NodeJS.Timeout | null = null;
 
@@ -74,6 +76,11 @@ export class Batches {
    */
   async resume(): Promise<void> {
     for (const b of [...this.batches.values()]) if (b.state === 'printing') await this.release(b);
+    // A batch callback still due when the appliance stopped (finished in the last 24 hours) is sent now.
+    const since = Date.now() - CALLBACK_REDO_MS;
+    for (const b of this.batches.values()) {
+      if (FINISHED.has(b.state) && b.statusURL && !b.notified && b.finishedAt && Date.parse(b.finishedAt) >= since) this.notify(b);
+    }
   }
 
   async close(): Promise<void> {
@@ -246,12 +253,18 @@ export class Batches {
     this.queue.wakeAll();
   }
 
+  /** The batch callback, at least once: `notified` is saved when it has ended, so a restart sends it again. */
   private notify(b: BatchRecord): void {
-    if (!b.statusURL || b.notified) return;
+    if (!b.statusURL || b.notified || this.notifying.has(b.batchID)) return;
+    this.notifying.add(b.batchID);
     const failed = this.members(b).filter((j) => j.state === 'failed' || j.state === 'cancelled').map((j) => j.id);
     const message = b.state === 'done' ? `batch printed: ${b.jobIDs.length} jobs in order` : `batch ${b.state}: ${[b.skipped.length && `skipped ${b.skipped.join(', ')}`, failed.length && `failed ${failed.join(', ')}`].filter(Boolean).join('; ')}`;
-    this.callbacks.send(b.statusURL, { batchID: b.batchID, status: b.state === 'done' ? 'success' : 'fail', message });
-    void this.save({ ...this.get(b.batchID), notified: true });
+    this.callbacks.send(b.statusURL, { batchID: b.batchID, status: b.state === 'done' ? 'success' : 'fail', message }, (callback) => {
+      this.notifying.delete(b.batchID);
+      const cur = this.batches.get(b.batchID);
+      if (!cur || cur.state !== b.state || cur.finishedAt !== b.finishedAt) return; // replayed meanwhile: that run calls back itself
+      this.save({ ...cur, notified: true, callback }).catch((err) => this.log.warn({ batchID: b.batchID, err: (err as Error).message }, 'could not record the batch callback outcome'));
+    });
   }
 
   /** DELETE: cancels every member not yet printed. */
@@ -283,7 +296,7 @@ export class Batches {
       this.queue.enqueue(job);
       ids.push(id);
     }
-    const next: BatchRecord = { ...this.get(batchID), state: 'printing', notified: false, finishedAt: undefined, replays: [...b.replays, { at: new Date().toISOString(), fromJobID: sources[0]?.id ?? '', jobIDs: ids }] };
+    const next: BatchRecord = { ...this.get(batchID), state: 'printing', notified: false, callback: undefined, finishedAt: undefined, replays: [...b.replays, { at: new Date().toISOString(), fromJobID: sources[0]?.id ?? '', jobIDs: ids }] };
     await this.save(next);
     await this.settle(batchID);
     return this.get(batchID);

@@ -7,6 +7,9 @@ export interface CallbackLog {
   warn(o: object, m?: string): void;
 }
 
+/** A finished job or batch whose callback never ended (stop, crash) is called back after a start within this time. */
+export const CALLBACK_REDO_MS = 24 * 3600 * 1000;
+
 export function signBody(secret: Buffer, timestamp: string, body: string): string {
   return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
 }

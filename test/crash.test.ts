@@ -1,7 +1,7 @@
 // kill -9 while 300 jobs are being posted and printed: every acknowledged job prints, in order, at most the in-flight one twice.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { startSink, type Sink } from './peers/tcp-sink.js';
 import { Api } from './helpers/api.js';
@@ -111,7 +111,7 @@ test('kill -9 during intake and printing loses no acknowledged job and breaks no
   api.close();
 });
 
-test('a status callback still due at kill -9 is sent after the restart, once; its outcome is on the job', async () => {
+test('status callbacks (job and batch) still due at kill -9 are sent after the restart, once; their outcome is on the job and the batch', async () => {
   const dataDir = await tempDir('pbx-callback-crash-');
   const port = await freePort();
   const sink = await startSink();
@@ -141,7 +141,11 @@ test('a status callback still due at kill -9 is sent after the restart, once; it
   await addRawPrinter(api, 'cb', sink.port);
   const r = await api.postJob({ printer: 'cb', statusURL }, Buffer.from('call me back'));
   assert.equal(r.status, 201, r.text);
-  await until('a refused callback attempt', () => got.length >= 1, 10000);
+  const members = [randomUUID(), randomUUID()];
+  assert.equal((await api.json('POST', '/v1/batches', { batchID: 'called', jobIDs: members, statusURL })).status, 201);
+  for (const id of members) assert.equal((await api.postJob({ printer: 'cb', jobID: id }, Buffer.from(id))).status, 201);
+  await api.request('POST', '/v1/batches/called/close');
+  await until('refused attempts at both callbacks', () => got.some((g) => g.includes('"jobID"')) && got.some((g) => g.includes('"batchID"')), 10000);
   await box.kill9();
   up = true;
   const before = got.length;
@@ -153,14 +157,22 @@ test('a status callback still due at kill -9 is sent after the restart, once; it
     return j.callback ? j : null;
   }, 15000);
   assert.equal(job.callback.result, 'delivered');
-  const after = got.slice(before);
-  assert.deepEqual(after, [`ok ${JSON.stringify({ jobID: r.json.jobID, status: 'success', message: 'job sent' })}`]);
+  const batch = await until('the batch callback outcome', async () => {
+    const b = (await api2.request('GET', '/v1/batches/called')).json;
+    return b.callback ? b : null;
+  }, 15000);
+  assert.equal(batch.callback.result, 'delivered');
+  const after = got.slice(before).sort();
+  assert.deepEqual(after, [
+    `ok ${JSON.stringify({ batchID: 'called', status: 'success', message: 'batch printed: 2 jobs in order' })}`,
+    `ok ${JSON.stringify({ jobID: r.json.jobID, status: 'success', message: 'job sent' })}`,
+  ]);
 
   // Delivered and recorded: another restart does not call back again.
   await box.stop();
   box = await spawnAppliance(dataDir, port);
   await new Promise((res) => setTimeout(res, 500));
-  assert.equal(got.length, before + 1, got.join('\n'));
+  assert.equal(got.length, before + 2, got.join('\n'));
   api.close();
   api2.close();
 });
