@@ -1,24 +1,9 @@
 // The driver contract: what every transport (raw, lpr, ipp, serial, plug-ins) implements.
 import type { Readable } from 'node:stream';
+import type { ContentType, JobOptions, PrinterStatus, FoundPrinter, DriverSchema } from './contract-types.js';
 
-export const CONTENT_TYPES = ['pdf', 'postscript', 'pcl', 'pwg-raster', 'zpl', 'escpos', 'text', 'raw'] as const;
-export type ContentType = (typeof CONTENT_TYPES)[number];
-export const DUPLEX = ['none', 'long-edge', 'short-edge'] as const;
-export type Duplex = (typeof DUPLEX)[number];
-export const ORIENTATIONS = ['portrait', 'landscape', 'reverse-portrait', 'reverse-landscape'] as const;
-export type Orientation = (typeof ORIENTATIONS)[number];
-
-/** Job-ticket options as the client asked for them; a driver carries what its wire can. */
-export interface JobOptions {
-  copies: number;
-  color?: boolean;
-  duplex?: Duplex;
-  media?: string; // e.g. 'iso_a4_210x297mm', 'na_letter_8.5x11in', 'A4', 'Letter'
-  orientation?: Orientation;
-  pageRanges?: string; // e.g. '1-3,5'
-  finishings?: string[]; // e.g. ['staple', 'punch']
-  tray?: string; // e.g. 'tray-1', 'manual'
-}
+// The plain data shapes live in contract-types.ts (no Node types, so the setup page shares them).
+export * from './contract-types.js';
 
 export interface OutboundJob {
   id: string;
@@ -51,39 +36,6 @@ export type Outcome =
   | { kind: 'confirmed'; detail?: string } // the printer said it printed
   | { kind: 'retry'; reason: string } // transient: retry this job, keep order
   | { kind: 'fail'; reason: string }; // permanent for this job
-
-export interface PrinterStatus {
-  reachable: boolean;
-  state?: string; // 'idle' | 'processing' | 'stopped' | driver's own words
-  reasons?: string[];
-  formats?: string[];
-  supported?: Record<string, unknown>;
-  detail?: string;
-}
-
-export interface FoundPrinter {
-  id: string;
-  name: string;
-  uri: string;
-  driver: string;
-  info?: Record<string, unknown>;
-}
-
-/** One URI parameter a driver accepts, declared so the setup page can render a form for it. */
-export interface UriParam {
-  name: string;
-  type: 'string' | 'integer' | 'boolean' | 'enum';
-  values?: string[];
-  default?: string | number | boolean;
-  description: string;
-}
-
-export interface DriverSchema {
-  scheme: string;
-  title: string;
-  uriTemplate: string; // e.g. 'raw://host:9100'
-  params: UriParam[];
-}
 
 /** Small persistent key-value store a driver may use (e.g. LPR job numbers 000–999). */
 export interface DriverStore {

@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PRINTBOX_MDNS=0 # no multicast on real interfaces from tests; namespace tests enable it inside their namespaces
+# Types first (runtime, drivers, tests and the setup page, which shares the runtime's job and driver types).
+npx --no-install tsc --noEmit -p .
+npx --no-install tsc --noEmit -p web
 # Spawned servers run the bundle, as `npm start` and the .deb do (bin/printbox.mjs falls back to the sources if it is stale).
 node bin/build.mjs
 shopt -s nullglob

@@ -1,23 +1,7 @@
 // Shapes of the API's answers, as the page uses them (the API's OpenAPI document is the full truth).
-export type JobState = 'received' | 'waiting-for-batch' | 'queued' | 'sending' | 'sent' | 'confirmed' | 'held' | 'failed' | 'cancelled';
-
-export interface Job {
-  jobID: string;
-  state: JobState;
-  printer: string;
-  title: string;
-  user: string;
-  contentType: string;
-  size: number;
-  batchID?: string;
-  reason?: string;
-  warnings: string[];
-  attempts: number;
-  nextAttemptAt?: string;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-}
+// Jobs and driver schemas are the runtime's own types (type-only imports: no runtime code in the page).
+export type { JobState, JobView as Job } from '../../runtime/jobs';
+export type { UriParam, DriverSchema } from '../../drivers/contract-types';
 
 export interface JobDefaults {
   copies?: number;
@@ -39,21 +23,6 @@ export interface Printer {
   defaults: JobDefaults;
   stopped?: { reason: string; at: string };
   queue: { state: 'idle' | 'printing' | 'waiting' | 'stopped' | 'disabled'; queued: number; current: string | null; lastError: string | null };
-}
-
-export interface UriParam {
-  name: string;
-  type: 'string' | 'integer' | 'boolean' | 'enum';
-  values?: string[];
-  default?: string | number | boolean;
-  description: string;
-}
-
-export interface DriverSchema {
-  scheme: string;
-  title: string;
-  uriTemplate: string;
-  params: UriParam[];
 }
 
 export interface Discovered {
