@@ -40,7 +40,9 @@ step "copying the app"
 for d in bin runtime drivers; do cp -a "$ROOT/$d" "$APP/"; done
 # The bundle is what runs (bin/printbox.mjs prefers it); the sources stay for plug-ins and as a fallback.
 node "$ROOT/bin/build.mjs" --force
-mkdir -p "$APP/dist" && cp -a "$ROOT/dist/printbox.mjs" "$ROOT/dist/printbox.mjs.LEGAL.txt" "$APP/dist/" # the licence comments of bundled packages
+mkdir -p "$APP/dist" && cp -a "$ROOT/dist/printbox.mjs" "$APP/dist/"
+# The licence comments of the bundled packages (esbuild writes the file only when there are any).
+if [ -f "$ROOT/dist/printbox.mjs.LEGAL.txt" ]; then cp -a "$ROOT/dist/printbox.mjs.LEGAL.txt" "$APP/dist/"; fi
 rm -f "$APP/bin/build.mjs" # a build tool, not part of the installed app
 cp "$ROOT/package.json" "$ROOT/package-lock.json" "$APP/"
 if [ -d "$ROOT/web/dist" ]; then
