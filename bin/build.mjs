@@ -42,7 +42,6 @@ export async function bundle() {
   // esbuild leaves regular expression literals as written (systeminformation has /[^°]/); an escape means the
   // same there and in strings, so the text becomes pure ASCII (columns after it on that line shift by a few).
   const text = fs.readFileSync(out, 'utf8');
-  // eslint-disable-next-line no-control-regex
   if (/[^\x00-\x7f]/.test(text)) {
     const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
     fs.writeFileSync(out, ascii);

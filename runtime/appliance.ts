@@ -138,6 +138,7 @@ export class Appliance {
   }
 
   private closers: (() => Promise<void>)[] = [];
+  private calling = new Set<string>(); // jobs whose status callback is being sent
 
   onClose(fn: () => Promise<void>): void {
     this.closers.push(fn);
@@ -161,11 +162,14 @@ export class Appliance {
   }
 
   private onJobChange(job: JobRecord): void {
-    if (!job.statusURL || !isFinal(job.state) || job.callback) return;
+    if (!job.statusURL || !isFinal(job.state) || job.callback || this.calling.has(job.id)) return;
+    this.calling.add(job.id);
     const ok = job.state === 'sent' || job.state === 'confirmed';
     // The outcome is journaled (not fsync'd: losing it only means one more callback after a crash).
-    const record = (callback: CallbackOutcome) =>
+    const record = (callback: CallbackOutcome) => {
+      this.calling.delete(job.id);
       this.spool.update(job.id, { callback }, { durable: false }).catch((err) => this.log.warn({ jobID: job.id, err: (err as Error).message }, 'could not record the status callback outcome'));
+    };
     this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) }, record);
   }
 
