@@ -6,7 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { loadConfig, type Config } from '../../runtime/config.js';
 import { serve, type Running } from '../../runtime/serve.js';
 import { Api } from './api.js';
-import { freePort } from '../peers/ports.js';
+import { freePort, until } from '../peers/ports.js';
+
+export { until };
 import { SERVER_NODE_FLAGS } from './node-flags.js';
 
 export async function tempDir(prefix = 'pbx-test-'): Promise<string> {
@@ -89,17 +91,6 @@ export async function spawnAppliance(dataDir: string, port: number, env: Record<
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     },
   };
-}
-
-/** Polls until `fn` returns a truthy value, or throws after `ms`. */
-export async function until<T>(what: string, fn: () => Promise<T> | T, ms = 20000, every = 50): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, every));
-  }
 }
 
 /** Every file under a directory (recursively), for "nothing left behind" and "no plaintext" checks. */

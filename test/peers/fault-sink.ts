@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { listenOn } from './ports.js';
+import { listenOn, until } from './ports.js';
 
 export type FaultMode = 'normal' | 'refuse' | 'reset' | 'stall';
 
@@ -134,14 +134,6 @@ export interface SerialCapture {
   close(): Promise<void>;
 }
 
-async function waitFor(what: string, ok: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 export async function startSerialCapture(): Promise<SerialCapture> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'printbox-serial-'));
   const tty = path.join(dir, 'ttyPRN');
@@ -157,7 +149,7 @@ export async function startSerialCapture(): Promise<SerialCapture> {
     const proc = spawn('socat', ['-d', '-d', '-u', `pty,raw,echo=0,link=${hidden}`, `open:${out},creat,trunc`], { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr!.on('data', (c: Buffer) => (log += c.toString()));
     socat = proc;
-    await waitFor(`socat to create ${hidden}`, () => proc.exitCode !== null || /starting data transfer loop/.test(log), 5000);
+    await until(`socat to create ${hidden}`, () => proc.exitCode !== null || /starting data transfer loop/.test(log), 5000, 20);
     if (proc.exitCode !== null) throw new Error(`socat exited with ${proc.exitCode}: ${log}`);
     holder = fs.openSync(hidden, fs.constants.O_RDWR | fs.constants.O_NOCTTY | fs.constants.O_NONBLOCK);
     fs.renameSync(hidden, tty);

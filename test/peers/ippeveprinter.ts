@@ -5,8 +5,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from './ports.js';
+import { freePort, until } from './ports.js';
 
 export interface IppEvePrinter {
   /** ipp://127.0.0.1:PORT/ipp/print */
@@ -27,15 +26,6 @@ export interface IppEveOptions {
 
 export function haveIppEvePrinter(): boolean {
   return ['/usr/sbin/ippeveprinter', '/usr/bin/ippeveprinter'].some(existsSync) && ['/usr/bin/dbus-daemon', '/bin/dbus-daemon'].some(existsSync);
-}
-
-async function waitFor(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -81,7 +71,7 @@ export async function startIppEvePrinter(opts: IppEveOptions = {}): Promise<IppE
     const dbus = spawn('dbus-daemon', ['--session', `--address=unix:path=${bus}`, '--nofork', '--nopidfile'], { stdio: ['ignore', 'ignore', 'pipe'] });
     children.push(dbus);
     dbus.stderr!.on('data', (d) => (stderr += `[dbus] ${d}`));
-    await waitFor(() => existsSync(bus), 5000, 'the private dbus-daemon socket');
+    await until('the private dbus-daemon socket', () => existsSync(bus), 5000);
 
     const port = await freePort();
     const formats = opts.formats ?? ['application/pdf', 'image/pwg-raster'];
@@ -96,10 +86,10 @@ export async function startIppEvePrinter(opts: IppEveOptions = {}): Promise<IppE
     eve.stderr!.on('data', (d) => (stderr += d));
     let exited = false;
     eve.once('exit', () => (exited = true));
-    await waitFor(async () => {
+    await until(`ippeveprinter on port ${port}`, async () => {
       if (exited) throw new Error(`ippeveprinter exited at start: ${stderr.slice(-2000)}`);
       return canConnect(port);
-    }, 10000, `ippeveprinter on port ${port}`);
+    }, 10000);
     return { uri: `ipp://127.0.0.1:${port}/ipp/print`, port, spoolDir, log: () => stderr, stop };
   } catch (err) {
     await stop();

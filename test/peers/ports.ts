@@ -1,4 +1,4 @@
-// Peers started by tests and benchmarks: a free loopback port, waiting until one listens, stopping the process.
+// Peers started by tests and benchmarks: a free loopback port, waiting (for a port, or any condition), stopping the process.
 import net from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 
@@ -8,6 +8,17 @@ export async function freePort(): Promise<number> {
   const { port } = srv.address() as net.AddressInfo;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
+}
+
+/** Polls until `fn` returns a truthy value, or throws after `ms`. */
+export async function until<T>(what: string, fn: () => Promise<T> | T, ms = 20000, every = 50): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
 }
 
 /** Polls until 127.0.0.1:port accepts connections (bounded); fails early if `proc` exits. */

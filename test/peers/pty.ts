@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tty from 'node:tty';
+import { until } from './ports.js';
 
 export interface PtyPair {
   dir: string;
@@ -25,14 +26,6 @@ export interface PtyPair {
   freeze(): void;
   thaw(): void;
   close(): Promise<void>;
-}
-
-async function until(what: string, ok: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 export async function startPtyPair(): Promise<PtyPair> {
@@ -48,7 +41,7 @@ export async function startPtyPair(): Promise<PtyPair> {
     proc.stderr!.on('data', (c: Buffer) => (log += c.toString()));
     socat = proc;
     // socat logs "starting data transfer loop" once both links exist.
-    await until(`socat to create ${a} and ${b} (log: ${log})`, () => proc.exitCode !== null || /starting data transfer loop/.test(log), 5000);
+    await until(`socat to create ${a} and ${b} (log: ${log})`, () => proc.exitCode !== null || /starting data transfer loop/.test(log), 5000, 20);
     if (proc.exitCode !== null) throw new Error(`socat exited with ${proc.exitCode}: ${log}`);
   }
 
@@ -62,7 +55,7 @@ export async function startPtyPair(): Promise<PtyPair> {
     await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 3000)))]);
     clearTimeout(timer);
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    await until('socat to remove its links', () => !fs.existsSync(a) && !fs.existsSync(b), 3000).catch(() => {
+    await until('socat to remove its links', () => !fs.existsSync(a) && !fs.existsSync(b), 3000, 20).catch(() => {
       fs.rmSync(a, { force: true });
       fs.rmSync(b, { force: true });
     });
@@ -112,7 +105,9 @@ export function openPrinterEnd(ttyPath: string, opts: { keepBytes?: boolean; pau
     data: () => Buffer.concat(chunks),
     pause: () => stream.pause(),
     resume: () => stream.resume(),
-    waitForBytes: (n, ms) => until(`${n} bytes at ${ttyPath} (have ${end.size})`, () => end.size >= n, ms),
+    waitForBytes: async (n, ms) => {
+      await until(`${n} bytes at ${ttyPath} (have ${end.size})`, () => end.size >= n, ms, 20);
+    },
     close: () => stream.destroy(),
   };
   stream.on('data', (c: Buffer) => {
