@@ -15,6 +15,11 @@ export class SpoolError extends Error {
   }
 }
 
+/** ENOSPC becomes the 507 the client is owed; any other error stays as it is. */
+function diskFull(err: unknown, what: string): unknown {
+  return (err as NodeJS.ErrnoException).code === 'ENOSPC' ? new SpoolError('insufficient_storage', `the appliance disk is full; ${what} was not accepted`) : err;
+}
+
 export interface Received {
   /** The sealed upload in tmp/, fsync'd; absent for a small document, whose sealed bytes are in `sealed`. */
   tmp?: string;
@@ -131,7 +136,7 @@ export class Spool {
   /**
    * Seals an upload into tmp/ and fsyncs it. Throws SpoolError('document_too_large') past maxBytes.
    * A plain loop rather than a stream pipeline: for the common 2 KiB job the pipeline's machinery cost more
-   * than the sealing. Sealed bytes are written in batches of up to 256 KiB, so memory stays flat.
+   * than the sealing. Sealed bytes are written in batches of WRITE_BATCH (1 MiB), so memory stays flat.
    */
   async receive(source: AsyncIterable<Buffer>, maxBytes: number): Promise<Received> {
     // The temp file is only opened once the sealed stream outgrows INLINE_MAX: small documents never touch it.
@@ -198,8 +203,7 @@ export class Spool {
       await (syncing as Promise<void> | null)?.catch(() => {});
       await fh?.close().catch(() => {});
       if (tmp) await fs.rm(tmp, { force: true });
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new SpoolError('insufficient_storage', 'the appliance disk is full; the document was not accepted');
-      throw err;
+      throw diskFull(err, 'the document');
     }
   }
 
@@ -221,8 +225,7 @@ export class Spool {
       }
     } catch (err) {
       await fs.rm(tmp, { force: true });
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new SpoolError('insufficient_storage', 'the appliance disk is full; the document was not accepted');
-      throw err;
+      throw diskFull(err, 'the document');
     }
     return tmp;
   }
@@ -257,8 +260,7 @@ export class Spool {
       this.jobs.delete(job.id);
       if (inline) this.forgetInline(job.id, false);
       else await fs.rm(this.docPath(job.id), { force: true });
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw new SpoolError('insufficient_storage', 'the appliance disk is full; the job was not accepted');
-      throw err;
+      throw diskFull(err, 'the job');
     }
     return job;
   }
@@ -398,14 +400,9 @@ export class Spool {
 
   async dropDocument(id: string): Promise<void> {
     const job = this.jobs.get(id);
-    if (job?.inline) {
-      if (!job.hasDocument) return;
-      await this.update(id, { hasDocument: false }, { keepDocument: true });
-      this.forgetInline(id, true);
-      return;
-    }
     if (!job?.hasDocument) return;
     await this.update(id, { hasDocument: false }, { keepDocument: true });
+    if (job.inline) return this.forgetInline(id, true);
     await fs.rm(this.docPath(id), { force: true });
     await fsyncDir(this.docsDir);
   }
