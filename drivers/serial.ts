@@ -232,13 +232,13 @@ export const createSerialDriver: DriverFactory = (ctx) => {
   const held = new Map<string, HeldLine>();
 
   /** Takes the held port for this line if it is still open on the same device with the same settings. */
-  function takeHeld(line: LineSettings): SerialPort | undefined {
+  function takeHeld(line: LineSettings): HeldLine | undefined {
     const h = held.get(line.path);
     if (!h) return undefined;
     held.delete(line.path);
     clearTimeout(h.timer);
     h.port.removeAllListeners('close');
-    if (h.port.isOpen && h.key === JSON.stringify(line) && h.device !== undefined && h.device === deviceOf(line.path)) return h.port;
+    if (h.port.isOpen && h.key === JSON.stringify(line) && h.device !== undefined && h.device === deviceOf(line.path)) return h;
     void closePort(h.port, false);
     return undefined;
   }
@@ -275,8 +275,9 @@ export const createSerialDriver: DriverFactory = (ctx) => {
       // Labels, receipts and text stay valid when repeated, so copies are carried by sending the document n times.
       const times = isRepeatable(job.contentType) ? Math.max(1, job.options.copies) : 1;
 
-      let port: SerialPort | undefined = takeHeld(line);
-      let device = port ? deviceOf(line.path) : undefined;
+      const kept = takeHeld(line);
+      let port = kept?.port;
+      let device = kept?.device;
       if (!port) {
         try {
           port = await openPort(line, p.openTimeout as number, signal);
