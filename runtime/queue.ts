@@ -34,6 +34,8 @@ export interface QueueEvents {
 
 /** Sorting key of a job inside its printer's FIFO. */
 const position = (j: JobRecord) => j.queuePos ?? j.seq;
+/** Still in its printer's line: not cancelled, moved or finished while the queue awaited something. */
+const inLine = (j: JobRecord | undefined) => j?.state === 'queued' || j?.state === 'held' || j?.state === 'sending';
 
 class PrinterQueue {
   readonly ids: string[] = []; // queued and held-at-head jobs, in order
@@ -101,15 +103,14 @@ class PrinterQueue {
     // A job cancelled or moved while we awaited is dropped when it reaches the head, so the loop never spins
     // on it. Only the head is looked at: a scan of the whole line per job made deep queues quadratic.
     while (this.ids.length) {
-      const st = this.q.spool.get(this.ids[0])?.state;
-      if (st === 'queued' || st === 'held' || st === 'sending') break;
+      if (inLine(this.q.spool.get(this.ids[0]))) break;
       this.members.delete(this.ids.shift()!);
     }
     if (this.lock && !this.q.deps.holdsPrinter?.(this.lock, this.printerId)) this.lock = null;
     if (this.lock) {
       for (const id of this.ids) {
         const j = this.q.spool.get(id);
-        if (j?.batchID === this.lock && (j.state === 'queued' || j.state === 'held' || j.state === 'sending')) return j;
+        if (j?.batchID === this.lock && inLine(j)) return j;
       }
       return undefined; // the batch's next job has not arrived yet: nothing else may go in between
     }
