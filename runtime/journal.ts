@@ -134,6 +134,7 @@ export class Journal {
     const tmp = `${this.file}.compact`;
     const out = await fs.open(tmp, 'w', 0o600);
     let size = 0;
+    let written = false;
     try {
       let buf: string[] = [];
       const write = async () => {
@@ -148,8 +149,11 @@ export class Journal {
       }
       await write();
       await out.sync();
+      written = true;
     } finally {
       await out.close();
+      // A copy cut short (full disk) must not keep the space it took: the old journal stays in use.
+      if (!written) await fs.rm(tmp, { force: true });
     }
     await fs.rename(tmp, this.file);
     await fsyncDir(path.dirname(this.file));

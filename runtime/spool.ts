@@ -411,7 +411,7 @@ export class Spool {
   private retire(id: string): void {
     this.finished.push(id);
     this.trimHistory();
-    if ((this.journal.bytes > this.compactAt || this.inlineDead > INLINE_DEAD_MAX) && !this.compacting) this.compact();
+    if ((this.journal.bytes > this.compactAt || this.inlineDead > INLINE_DEAD_MAX) && !this.compacting && !this.purgeTimer) this.compact();
   }
 
   private purgeTimer?: NodeJS.Timeout;
@@ -428,14 +428,20 @@ export class Spool {
 
   private compact(): void {
     this.compacting = true;
+    const dead = this.inlineDead;
     this.inlineDead = 0;
     void this.journal
       .compact(this.compactionRecords())
-      .catch(() => {}) // a failed compaction leaves the old journal in place; the next retire tries again
-      .finally(() => {
-        this.compacting = false;
-        this.compactAt = Math.max(COMPACT_MIN, this.journal.bytes * COMPACT_GROWTH);
-      });
+      .then(
+        () => (this.compactAt = Math.max(COMPACT_MIN, this.journal.bytes * COMPACT_GROWTH)),
+        // The old journal stays in place (a full disk?) and whatever made this compaction due (a purge, dead
+        // documents, growth) still holds: try again after purgeAfterMs, not at every retire or next growth.
+        () => {
+          this.inlineDead += dead;
+          this.purgeSoon();
+        },
+      )
+      .finally(() => (this.compacting = false));
   }
 
   /** What a compacted journal holds: every record, the unfinished inline ones with their documents. */

@@ -158,3 +158,48 @@ test('a cancelled small document is purged from the journal soon after the cance
   await spool.close();
   await fs.rm(dir, { recursive: true, force: true });
 });
+
+test('a compaction that meets a full disk leaves no partial copy behind, and the purge it was for happens once there is room', async (t) => {
+  const dir = await tmp();
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
+  } catch {
+    t.skip('cannot mount a small tmpfs here (needs root)');
+    return;
+  }
+  const spool = new Spool({ dataDir: dir, key, historyLimit: 100, purgeAfterMs: 300 });
+  try {
+    await spool.open();
+    const ids = ['a', 'b'].map((x) => `00000000-0000-4000-8000-00000000000${x}`);
+    for (const id of ids) {
+      const r = await spool.receive(Readable.from([randomBytes(20_000)]), 1 << 30);
+      await spool.accept({ id, printerId: 'p', title: '', user: '', contentType: 'raw', options: { copies: 1 }, owner: 't', metaDigest: '', state: 'queued', warnings: [], attempts: 0, createdAt: '', updatedAt: '' } as any, r);
+    }
+    const withDoc = async () => {
+      const has = new Set<string>();
+      await new Journal(spool.journal.file, key).load((r) => r.doc && has.add(r.id));
+      return has;
+    };
+    await spool.update(ids[0], { state: 'cancelled' }); // on disk; its purge is due in 300 ms
+    // Fill what is left before then, so the compaction's new copy of the journal cannot be written.
+    const filler = path.join(dir, 'filler');
+    const fh = await fs.open(filler, 'w');
+    try {
+      for (;;) await fh.write(Buffer.alloc(4096));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+    }
+    await fh.close();
+    await new Promise((r) => setTimeout(r, 1000)); // the purge meets the full disk
+    const left = (await fs.readdir(dir, { recursive: true })).filter((f) => f.includes('compact'));
+    assert.deepEqual(left, [], 'no partial journal copy holds on to the little space there is');
+    assert.ok((await withDoc()).has(ids[0]), 'the purge could not have happened yet');
+    await fs.rm(filler);
+    await until('the cancelled document to leave the journal once there is room', async () => !(await withDoc()).has(ids[0]), 5000, 20);
+    assert.ok((await withDoc()).has(ids[1]), 'the other, still queued, keeps its document');
+  } finally {
+    await spool.close();
+    execFileSync('umount', [dir]);
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
