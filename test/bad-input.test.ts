@@ -3,9 +3,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import https from 'node:https';
 import { startSink, type Sink } from './peers/tcp-sink.js';
-import { addRawPrinter, filesUnder, startAppliance, tempDir, type TestAppliance } from './helpers/appliance.js';
+import { addRawPrinter, filesUnder, startAppliance, tempDir, until, type TestAppliance } from './helpers/appliance.js';
 import { multipart } from './helpers/api.js';
 
 let box: TestAppliance;
@@ -71,6 +72,29 @@ test('malformed multipart is 400', async () => {
   await expectError(() => box.api.request('POST', '/v1/jobs', { body: 'garbage', headers: { 'content-type': 'multipart/form-data; boundary=zzz' } }), 400, 'bad_multipart');
   await expectError(() => box.api.request('POST', '/v1/jobs', { body: '{}', headers: { 'content-type': 'application/json' } }), 415, 'not_multipart');
   await expectError(() => box.api.request('POST', '/v1/jobs', { body: Buffer.from(`--b\r\ncontent-disposition: form-data; name="printer"\r\n\r\np\r\n--b--\r\n`), headers: { 'content-type': 'multipart/form-data; boundary=b' } }), 400, 'missing_file');
+});
+
+test('an upload whose client goes away mid-file is not taken for a whole document: no job, no file', async () => {
+  const before = await spoolFiles();
+  const jobID = randomUUID();
+  const { contentType, body } = multipart({ printer: 'p', jobID }, randomBytes(600 * 1024));
+  const half = (body as Buffer).subarray(0, 400 * 1024);
+  const req = https.request(new URL('/v1/jobs', box.api.base), {
+    method: 'POST',
+    ca: box.running.tls.cert,
+    headers: { authorization: `Bearer ${box.token}`, 'content-type': contentType, 'content-length': String((body as Buffer).length) },
+  });
+  req.on('error', () => {}); // the reset below is the point
+  req.write(half);
+  await until('the server to be sealing the first part into a temp file', async () => (await spoolFiles()).some((f) => f.endsWith('.part')), 5000);
+  req.destroy();
+  await until('the partial upload to be gone', async () => (await spoolFiles()).length === before.length, 5000);
+  const r = await box.api.request('GET', `/v1/jobs/${jobID}`);
+  assert.equal(r.status, 404, r.text);
+  assert.equal(r.json?.error?.code, 'job_not_found', r.text);
+  assert.deepEqual(await spoolFiles(), before, 'no file left behind');
+  const ok = await box.api.postJob({ printer: 'p', jobID }, randomBytes(1000));
+  assert.equal(ok.status, 201, 'the same jobID is free to be posted again, and the server still serves');
 });
 
 test('a wrong, missing or revoked token is 401 on every kind of route', async () => {

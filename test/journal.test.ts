@@ -203,3 +203,36 @@ test('a compaction that meets a full disk leaves no partial copy behind, and the
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('receive() ends as its upload ends: every byte in order, a stream that errors or closes before its end is refused with no temp file left, an over-limit one is destroyed', async () => {
+  const dir = await tmp();
+  const spool = new Spool({ dataDir: dir, key, historyLimit: 100 });
+  await spool.open();
+  // 3 MiB in uneven chunks: many batches, with batch borders falling anywhere.
+  const doc = randomBytes(3 * 1024 * 1024);
+  const chunks: Buffer[] = [];
+  for (let at = 0, k = 0; at < doc.length; k++) chunks.push(doc.subarray(at, (at += 1000 + ((k * 7919) % 70000))));
+  const id = '00000000-0000-4000-8000-000000000001';
+  const fields = { id, printerId: 'p', title: '', user: '', contentType: 'raw', options: { copies: 1 }, owner: 't', metaDigest: '', state: 'queued', warnings: [], attempts: 0, createdAt: '', updatedAt: '' } as any;
+  await spool.accept(fields, await spool.receive(Readable.from(chunks), 1 << 30));
+  assert.ok(Buffer.concat(await spool.readDocument(id)).equals(doc), 'the document reads back byte for byte');
+
+  const cutOff = (end: (s: Readable) => void) => {
+    const s = new Readable({ read() {} });
+    s.push(randomBytes(300 * 1024)); // past the inline limit: a temp file is open when the stream ends
+    setTimeout(() => end(s), 50);
+    return s;
+  };
+  await assert.rejects(spool.receive(cutOff((s) => s.destroy()), 1 << 30), { code: 'ERR_STREAM_PREMATURE_CLOSE' }, 'closed without an end is not a whole document');
+  await assert.rejects(spool.receive(cutOff((s) => s.destroy(new Error('connection reset'))), 1 << 30), /connection reset/);
+  assert.deepEqual(await fs.readdir(spool.tmpDir), [], 'no temp file left behind');
+
+  let pushed = 0;
+  const endless = new Readable({ read() { this.push(pushed++ < 1024 ? Buffer.alloc(64 * 1024) : null); } }); // 64 MiB, over a 1 MiB limit
+  await assert.rejects(spool.receive(endless, 1024 * 1024), { code: 'document_too_large' });
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(endless.destroyed && pushed < 1024, `a stream given up on is destroyed, not read on to its end for nothing (${pushed} of 1024 chunks read)`);
+  assert.deepEqual(await fs.readdir(spool.tmpDir), []);
+  await spool.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
