@@ -247,4 +247,25 @@ export async function startCups(dir: string, sinkPort: number): Promise<CupsProc
   return { pid: proc.pid!, port, queueUri: `ipp://127.0.0.1:${port}/printers/sink`, stop: () => stopProcess(proc) };
 }
 
+export interface BareProcess {
+  pid: number;
+  base: string;
+  stop(): Promise<void>;
+}
+
+/** bench/bare-server.mjs (the least a Node.js print server can do per job) on a free port, with printbox's own TLS key. */
+export async function startBare(dir: string, sinkPort: number, tlsDir: string): Promise<BareProcess> {
+  await fs.mkdir(dir, { recursive: true });
+  const port = await freePort();
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bench/bare-server.mjs'), String(port), String(sinkPort), dir, path.join(tlsDir, 'cert.pem'), path.join(tlsDir, 'key.pem')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c));
+  proc.stderr!.on('data', (c: Buffer) => (out += c));
+  await waitForPort(port, 15000, proc, 'bench/bare-server.mjs').catch(async (e) => {
+    await stopProcess(proc);
+    throw new Error(`${(e as Error).message}: ${out}`);
+  });
+  return { pid: proc.pid!, base: `https://127.0.0.1:${port}`, stop: () => stopProcess(proc) };
+}
+
 export { freePort };

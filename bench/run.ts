@@ -14,7 +14,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { execFileSync } from 'node:child_process';
-import { ROOT, startBenchSink, startPrintbox, startCups, smallDoc, largeDoc, type BenchSink, type PrintboxProcess, type CupsProcess } from './peers.js';
+import { ROOT, startBenchSink, startPrintbox, startCups, startBare, smallDoc, largeDoc, type BenchSink, type PrintboxProcess, type CupsProcess } from './peers.js';
 import { printboxClient, submitPrintbox, ippClient, submitLp, runPool } from './clients.js';
 import { seedHistory } from './history.js';
 import { phaseMeter, percentile, progress, renderTable, fmtMs, fmtRate, fmtMB, ratio, MiB, rss, type Row } from './measure.js';
@@ -187,6 +187,26 @@ async function fsyncSmall(dir: string, n: number) {
   return { rate, lat };
 }
 
+/** 2 KiB appended to one open file and fdatasync'd, one after another: what a journal commit costs on this disk. */
+async function appendSync(dir: string, n: number): Promise<number[]> {
+  const file = path.join(dir, 'append-baseline.log');
+  const fh = await fs.open(file, 'a');
+  const lat: number[] = [];
+  const doc = smallDoc(0, SMALL);
+  try {
+    for (let k = 0; k < n; k++) {
+      const t0 = performance.now();
+      await fh.write(doc);
+      await fh.datasync();
+      lat.push(performance.now() - t0);
+    }
+  } finally {
+    await fh.close();
+    await fs.rm(file, { force: true });
+  }
+  return lat;
+}
+
 /* ------------------------------------------------------------------ printbox */
 
 async function addPrinter(pb: PrintboxProcess, sink: BenchSink) {
@@ -288,7 +308,7 @@ async function measureSide(sys: System, sink: BenchSink): Promise<SideResult> {
   return { load, seq, large };
 }
 
-async function sectionB(tmp: string, sink: BenchSink, pbSys: System) {
+async function sectionB(tmp: string, sink: BenchSink, pbSys: System, pbDataDir: string) {
   const pb = await measureSide(pbSys, sink);
   progress('B starting a private cupsd with a raw queue to the same sink');
   let cups: CupsProcess | undefined;
@@ -321,18 +341,35 @@ async function sectionB(tmp: string, sink: BenchSink, pbSys: System) {
   }
   const tcpLarge = await rawTcpLarge(sink, P.bLarge);
   // What no server that makes a job durable before printing it can beat, on this machine, in this run.
-  progress(`B floors: ${fmtMB(P.bLarge)} dd conv=fsync; ${P.bSeq} × (2 KiB write + fsync) and ${P.bSeq} × 2 KiB raw TCP, one at a time`);
+  progress(`B floors: ${fmtMB(P.bLarge)} dd conv=fsync; ${P.bSeq} × (2 KiB append + fdatasync) and ${P.bSeq} × 2 KiB raw TCP, one at a time`);
   const ddLarge = ddFsync(tmp, P.bLarge);
   const bound = 1 / (1 / ddLarge + 1 / tcpLarge);
-  const fsyncSeq = await fsyncSmall(tmp, P.bSeq);
+  const syncSeq = await appendSync(tmp, P.bSeq);
   const tcpSeq: number[] = [];
   for (let k = 0; k < P.bSeq; k++) {
     const { t0, index } = await rawTcpSend(sink, stampedSmall());
     tcpSeq.push((await sink.waitIndex(index, 30000)).lastAt - t0);
   }
-  const floor = ms(fsyncSeq.lat, 50) + ms(tcpSeq, 50);
+  const floor = ms(syncSeq, 50) + ms(tcpSeq, 50);
+  // The same two runs on the least a Node.js print server can do (no auth, parsing, sealing or records), with the same client and TLS key.
+  progress(`B bare Node.js server (bench/bare-server.mjs): ${P.bWarm} warm-up, ${P.bSmall} jobs from ${P.bClients} clients, ${P.bSeq} one at a time`);
+  const bareProc = await startBare(path.join(tmp, 'bare'), sink.port, path.join(pbDataDir, 'tls'));
+  let bare: { load: Awaited<ReturnType<typeof loadRun>>; seq: Awaited<ReturnType<typeof seqRun>> };
+  try {
+    const api = printboxClient(bareProc.base, await fs.readFile(path.join(pbDataDir, 'tls/cert.pem'), 'utf8'), 'none', 32);
+    const bareSys: System = { name: 'bare Node.js server', pid: bareProc.pid, submit: (doc) => submitPrintbox(api, 'sink', doc) };
+    await warmUp(bareSys, sink, P.bWarm);
+    bare = { load: await loadRun(bareSys, sink, P.bSmall, P.bClients), seq: await seqRun(bareSys, sink, P.bSeq) };
+    api.close();
+  } finally {
+    await bareProc.stop();
+  }
+  progress(`   ${bare.load.deliverRate.toFixed(0)} jobs/s end to end; one at a time submit→last byte p50 ${fmtMs(ms(bare.seq.last, 50))}`);
   notes.push(
-    `B: both servers are measured warm: printbox after ${P.bWarm} jobs (its JavaScript is compiled while it runs; the first thousand jobs after a start are ~25% slower), CUPS after ${Math.min(P.warm, 100)}. The two floor rows are the disk and the wire alone in this run: a ${fmtMB(P.bLarge)} job that must be on disk before it prints cannot arrive faster than dd conv=fsync followed by raw TCP, and a small job not faster than one fsync plus one TCP job.`,
+    `B: both servers are measured warm: printbox after ${P.bWarm} jobs (its JavaScript is compiled while it runs; the first thousand jobs after a start are ~25% slower), CUPS after ${Math.min(P.warm, 100)}. The two floor rows are the disk and the wire alone in this run: a ${fmtMB(P.bLarge)} job that must be on disk before it prints cannot arrive faster than dd conv=fsync followed by raw TCP, and a small job not faster than one journal commit (append + fdatasync) plus one TCP job.`,
+  );
+  notes.push(
+    `B: the "bare Node.js server" rows run bench/bare-server.mjs with the same client, TLS key and sink: it reads the POST whole, appends it to one file with fdatasync, answers 201 and sends it to the sink, one job after another, and does nothing else (no token, no multipart parsing, no sealing, no job record). It measures Node.js itself on this machine: its ratio to CUPS is about the most a single Node.js process could show here.`,
   );
   const best = (l: SideResult['large']) => Math.max(...l.map((x) => x.e2e));
   const cpuLarge = (l: SideResult['large']) => l.reduce((s, x) => s + x.cpu, 0) / l.length;
@@ -340,14 +377,16 @@ async function sectionB(tmp: string, sink: BenchSink, pbSys: System) {
   const size = fmtMB(P.bLarge);
   rows.push(
     { section: 'B', metric: `small jobs end to end, ${P.bClients} clients (submit until the sink has all)`, printbox: fmtRate(pb.load.deliverRate, 'jobs/s'), baseline: `CUPS ${fmtRate(cu!.load.deliverRate, 'jobs/s')} (IPP keep-alive)`, ratio: ratio(pb.load.deliverRate, cu!.load.deliverRate), target: '≥ 10×', ok: pb.load.deliverRate >= 10 * cu!.load.deliverRate },
+    { section: 'B', metric: `the same load on a bare Node.js server (append + fdatasync, 201, forward; nothing else)`, printbox: fmtRate(pb.load.deliverRate, 'jobs/s'), baseline: `bare ${fmtRate(bare.load.deliverRate, 'jobs/s')} = ${ratio(bare.load.deliverRate, cu!.load.deliverRate)} CUPS`, ratio: ratio(pb.load.deliverRate, bare.load.deliverRate), target: '' },
     { section: 'B', metric: 'small jobs, one client, one at a time', printbox: fmtRate(pb.seq.rate, 'jobs/s'), baseline: `CUPS ${fmtRate(cu!.seq.rate, 'jobs/s')} IPP; ${fmtRate(lp!.rate, 'jobs/s')} with lp`, ratio: ratio(pb.seq.rate, cu!.seq.rate), target: '' },
     { section: 'B', metric: 'submit → last byte at sink, one at a time, p50 / p99', printbox: p50p99(pb.seq.last), baseline: `CUPS ${p50p99(cu!.seq.last)} IPP; lp ${p50p99(lp!.last)}`, ratio: ratio(ms(pb.seq.last, 50), ms(cu!.seq.last, 50)), target: '≤ 1/10 (0.10×)', ok: ms(pb.seq.last, 50) <= ms(cu!.seq.last, 50) / 10 },
-    { section: 'B', metric: 'the floor under that latency for any server that fsyncs a job before printing it: one fsync\'d 2 KiB write + one raw TCP job, p50', printbox: fmtMs(ms(pb.seq.last, 50)), baseline: `${fmtMs(floor)} (fsync ${fmtMs(ms(fsyncSeq.lat, 50))} + TCP ${fmtMs(ms(tcpSeq, 50))}); CUPS/10 = ${fmtMs(ms(cu!.seq.last, 50) / 10)}`, ratio: ratio(ms(pb.seq.last, 50), floor), target: '' },
+    { section: 'B', metric: 'the floor under that latency for any server that makes a job durable before printing it: one 2 KiB append + fdatasync, then one raw TCP job, p50', printbox: fmtMs(ms(pb.seq.last, 50)), baseline: `${fmtMs(floor)} (fdatasync ${fmtMs(ms(syncSeq, 50))} + TCP ${fmtMs(ms(tcpSeq, 50))}); CUPS/10 = ${fmtMs(ms(cu!.seq.last, 50) / 10)}`, ratio: ratio(ms(pb.seq.last, 50), floor), target: '' },
+    { section: 'B', metric: 'submit → last byte, one at a time, on the bare Node.js server, p50 / p99', printbox: p50p99(pb.seq.last), baseline: `bare ${p50p99(bare.seq.last)}; its p50 = ${ratio(ms(bare.seq.last, 50), ms(cu!.seq.last, 50))} CUPS`, ratio: ratio(ms(pb.seq.last, 50), ms(bare.seq.last, 50)), target: '' },
     { section: 'B', metric: `submit → last byte under ${P.bClients}-client load, p50 / p99`, printbox: p50p99(pb.load.last), baseline: `CUPS ${p50p99(cu!.load.last)}`, ratio: ratio(ms(pb.load.last, 50), ms(cu!.load.last, 50)), target: '' },
     { section: 'B', metric: `${size} job end to end (best of ${P.bLargeReps})`, printbox: fmtRate(best(pb.large), 'MB/s'), baseline: `CUPS ${fmtRate(best(cu!.large), 'MB/s')}`, ratio: ratio(best(pb.large), best(cu!.large)), target: '≥ 1× CUPS', ok: best(pb.large) >= best(cu!.large) },
     { section: 'B', metric: `${size} job end to end vs raw TCP`, printbox: fmtRate(best(pb.large), 'MB/s'), baseline: `raw TCP ${fmtRate(tcpLarge, 'MB/s')}`, ratio: ratio(best(pb.large), tcpLarge), target: '≥ 50% raw', ok: best(pb.large) >= 0.5 * tcpLarge },
     { section: 'B', metric: `${size} job end to end vs the bound for a job made durable before it prints (dd conv=fsync, then raw TCP)`, printbox: fmtRate(best(pb.large), 'MB/s'), baseline: `${fmtRate(bound, 'MB/s')} = ${ratio(bound, tcpLarge)} raw, ${ratio(bound, best(cu!.large))} CUPS`, ratio: ratio(best(pb.large), bound), target: '' },
-    { section: 'B', metric: 'CPU per small job (server + children), under load', printbox: fmtMs(pb.load.cpuPerJobMs), baseline: `CUPS ${fmtMs(cu!.load.cpuPerJobMs)} (cupsd + backends)`, ratio: ratio(pb.load.cpuPerJobMs, cu!.load.cpuPerJobMs), target: '' },
+    { section: 'B', metric: 'CPU per small job (server + children), under load', printbox: fmtMs(pb.load.cpuPerJobMs), baseline: `CUPS ${fmtMs(cu!.load.cpuPerJobMs)} (cupsd + backends); bare Node.js server ${fmtMs(bare.load.cpuPerJobMs)}`, ratio: ratio(pb.load.cpuPerJobMs, cu!.load.cpuPerJobMs), target: '' },
     { section: 'B', metric: `CPU per ${size} job (server + children)`, printbox: fmtMs(cpuLarge(pb.large) * 1000), baseline: `CUPS ${fmtMs(cpuLarge(cu!.large) * 1000)}`, ratio: ratio(cpuLarge(pb.large), cpuLarge(cu!.large)), target: '' },
     { section: 'B', metric: 'peak memory, small-job load (process tree, sampled)', printbox: fmtMB(pb.load.treePeak), baseline: `CUPS ${fmtMB(cu!.load.treePeak)}`, ratio: ratio(pb.load.treePeak, cu!.load.treePeak), target: '' },
     { section: 'B', metric: `peak memory, ${size} job (process tree, sampled)`, printbox: fmtMB(peakLarge(pb.large)), baseline: `CUPS ${fmtMB(peakLarge(cu!.large))}`, ratio: ratio(peakLarge(pb.large), peakLarge(cu!.large)), target: '' },
@@ -438,7 +477,7 @@ async function main() {
         progress(`fresh printbox for B: pid ${pb.pid}; ${P.bWarm} warm-up jobs`);
         await warmUp(sys, sink, P.bWarm);
       }
-      if (only.includes('B')) await sectionB(tmp, sink, sys);
+      if (only.includes('B')) await sectionB(tmp, sink, sys, pb.dataDir);
       api.close();
       await pb.stop();
       pb = undefined;
