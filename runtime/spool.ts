@@ -2,7 +2,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHmac, randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { finished, Readable } from 'node:stream';
 import { Journal } from './journal.js';
 import { CHUNK_BYTES, HEADER_BYTES, Opener, openSealed, Sealer } from './seal.js';
 import { fsyncDir, writeFully } from './fsutil.js';
@@ -497,16 +497,15 @@ async function* inBatches(stream: Readable, highWater: number): AsyncGenerator<B
     if (bytes >= highWater) stream.pause();
     poke();
   };
-  const onEnd = () => ((ended = true), poke());
-  const onError = (e: Error) => ((failed ??= e), poke());
-  const onClose = () => {
-    if (!stream.readableEnded) failed ??= Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+  // finished() also answers for a stream that had already ended, failed or closed before this generator
+  // started (a truncated multipart body can fail its file stream that early): own listeners would wait forever.
+  const stop = finished(stream, (err) => {
+    if (err) failed ??= err;
+    else ended = true;
     poke();
-  };
+  });
   stream.on('data', onData);
-  stream.once('end', onEnd);
-  stream.on('error', onError);
-  stream.once('close', onClose);
+  stream.on('error', () => {}); // met through finished(); this stays so a late error of a stream given up on is not a crash
   try {
     for (;;) {
       if (failed) throw failed;
@@ -523,8 +522,7 @@ async function* inBatches(stream: Readable, highWater: number): AsyncGenerator<B
     }
   } finally {
     stream.off('data', onData);
-    stream.off('end', onEnd);
-    stream.off('close', onClose);
-    if (!ended) stream.destroy(); // the 'error' listener stays: a late error of a stream given up on is not a crash
+    stop();
+    if (!ended) stream.destroy();
   }
 }
