@@ -18,13 +18,14 @@ export class SealError extends Error {
 /** One secretbox implementation; every one gives the same bytes. */
 export interface SecretBox {
   name: string;
-  seal(plain: Uint8Array, nonce: Uint8Array, key: Uint8Array): Buffer;
+  /** Writes the sealed box (plain.length + 16 bytes) into `out`. */
+  sealInto(out: Uint8Array, plain: Uint8Array, nonce: Uint8Array, key: Uint8Array): void;
   open(box: Uint8Array, nonce: Uint8Array, key: Uint8Array): Buffer | null;
 }
 
 export const tweetnaclBox: SecretBox = {
   name: 'tweetnacl',
-  seal: (plain, nonce, key) => Buffer.from(nacl.secretbox(plain, nonce, key)),
+  sealInto: (out, plain, nonce, key) => out.set(nacl.secretbox(plain, nonce, key)),
   open(box, nonce, key) {
     const out = nacl.secretbox.open(box, nonce, key);
     return out ? Buffer.from(out.buffer, out.byteOffset, out.byteLength) : null;
@@ -36,10 +37,8 @@ function loadSodium(): SecretBox | null {
     const sodium = createRequire(import.meta.url)('sodium-native');
     return {
       name: 'sodium-native',
-      seal(plain, nonce, key) {
-        const out = Buffer.allocUnsafe(plain.length + MAC_BYTES);
+      sealInto(out, plain, nonce, key) {
         sodium.crypto_secretbox_easy(out, plain, nonce, key);
-        return out;
       },
       open(box, nonce, key) {
         if (box.length < MAC_BYTES) return null;
@@ -69,12 +68,20 @@ export class Sealer {
   /** The chunk being filled: a view of the caller's buffer while it comes from one piece, else `stage`. */
   private pending: Buffer | null = null;
   private pendingBytes = 0;
-  /** Reused for chunks that arrive in pieces (seal() copies its input, so the stage is free again at once). */
+  /** Reused for chunks that arrive in pieces (sealing copies its input, so the stage is free again at once). */
   private stage: Buffer | null = null;
   private counter = 0;
   private headerSent = false;
 
-  constructor(private key: Uint8Array, private box: SecretBox = defaultBox) {}
+  /**
+   * `alloc` gives the memory each sealed chunk (length prefix + box) is written into; a caller that writes the
+   * output away in batches can hand out slices of a reused buffer instead of one new allocation per chunk.
+   */
+  constructor(
+    private key: Uint8Array,
+    private box: SecretBox = defaultBox,
+    private alloc: (bytes: number) => Buffer = Buffer.allocUnsafe,
+  ) {}
 
   /** Sealed bytes that this plaintext completes (a full chunk is only sealed once more data proves it is not the last). */
   push(data: Buffer, out: Buffer[] = []): Buffer[] {
@@ -112,10 +119,10 @@ export class Sealer {
 
   private emitChunk(final: boolean, out: Buffer[]): void {
     const plain = this.pending ? this.pending.subarray(0, this.pendingBytes) : Buffer.alloc(0);
-    const sealed = this.box.seal(plain, chunkNonce(this.prefix, this.counter++, final), this.key);
-    const len = Buffer.allocUnsafe(LEN_BYTES);
-    len.writeUInt32BE(sealed.length);
-    out.push(len, sealed);
+    const chunk = this.alloc(LEN_BYTES + plain.length + MAC_BYTES);
+    chunk.writeUInt32BE(plain.length + MAC_BYTES, 0);
+    this.box.sealInto(chunk.subarray(LEN_BYTES), plain, chunkNonce(this.prefix, this.counter++, final), this.key);
+    out.push(chunk);
     this.pending = null;
     this.pendingBytes = 0;
   }
@@ -151,7 +158,15 @@ export class Opener {
   private counter = 0;
   private finished = false;
 
-  constructor(private key: Uint8Array, private box: SecretBox = defaultBox) {}
+  /**
+   * `alloc` gives the memory each sealed chunk (length prefix + box) is written into; a caller that writes the
+   * output away in batches can hand out slices of a reused buffer instead of one new allocation per chunk.
+   */
+  constructor(
+    private key: Uint8Array,
+    private box: SecretBox = defaultBox,
+    private alloc: (bytes: number) => Buffer = Buffer.allocUnsafe,
+  ) {}
 
   /**
    * Opens every whole chunk in `data` (plus what was left over). `atEnd`: no bytes follow, so the last
@@ -250,7 +265,10 @@ function randomNonce(): Buffer {
 /** Seals one small record (journal lines): random 24-byte nonce + box. */
 export function sealRecord(plain: Buffer, key: Uint8Array, box: SecretBox = defaultBox): Buffer {
   const nonce = randomNonce();
-  return Buffer.concat([nonce, box.seal(plain, nonce, key)]);
+  const out = Buffer.allocUnsafe(nonce.length + plain.length + MAC_BYTES);
+  nonce.copy(out, 0);
+  box.sealInto(out.subarray(nonce.length), plain, nonce, key);
+  return out;
 }
 
 export function openRecord(sealed: Buffer, key: Uint8Array, box: SecretBox = defaultBox): Buffer {

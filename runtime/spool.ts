@@ -35,12 +35,14 @@ export interface Received {
 const WRITE_BATCH = 1024 * 1024;
 /** Bytes of an upload taken from its stream per await (see inBatches). */
 const UPLOAD_BATCH = 256 * 1024;
+/** What is sealed between two writes: a write batch, overshot by at most one upload batch and a chunk. */
+const SLAB_BYTES = WRITE_BATCH + UPLOAD_BATCH + 2 * (CHUNK_BYTES + 20);
 const HEAD_BYTES = 16;
 const SYNC_EVERY = 16 * 1024 * 1024;
 /** Sealed bytes read per step when a document is streamed out: 16 whole chunks with their length and MAC. */
 const READ_BATCH = 16 * (CHUNK_BYTES + 20);
-/** Large documents: dead chunk buffers are collected every ~8 MiB streamed (runtime/gc.ts). */
-const RELEASE_EVERY_BYTES = 8 * 1024 * 1024;
+/** Large documents: dead chunk buffers are collected every ~4 MiB streamed (runtime/gc.ts; 8 MiB peaked 4 MiB higher at the same speed). */
+const RELEASE_EVERY_BYTES = 4 * 1024 * 1024;
 const RELEASE_EVERY_READS = Math.round(RELEASE_EVERY_BYTES / READ_BATCH);
 /**
  * Small documents ride inside their job's journal record instead of a file of their own: accepting one
@@ -145,7 +147,18 @@ export class Spool {
     let tmp: string | undefined;
     let fh: fs.FileHandle | undefined;
     const hmac = createHmac('sha256', this.digestKey);
-    const sealer = new Sealer(this.opts.key);
+    // Once a document goes to a file, its sealed chunks are written into two reused slabs, one filled while the
+    // other is being written, instead of one new 64 KiB buffer per chunk that only a GC frees (a 1 GiB upload
+    // peaked ~4 MiB higher that way). Anything that does not fit, and all of a small document, gets its own.
+    let slabs: Buffer[] | null = null;
+    let slab = 0;
+    let used = 0;
+    const alloc = (bytes: number): Buffer => {
+      if (!slabs || used + bytes > SLAB_BYTES) return Buffer.allocUnsafe(bytes);
+      used += bytes;
+      return slabs[slab].subarray(used - bytes, used);
+    };
+    const sealer = new Sealer(this.opts.key, undefined, alloc);
     let size = 0;
     let head = Buffer.alloc(0);
     let writing: Promise<void> | null = null;
@@ -172,6 +185,10 @@ export class Spool {
           writing = writeFully(file, bufs);
           writing.catch(() => {}); // awaited by the next flush or at the end; this only marks it handled
         }
+        // The other slab's write was awaited above: it is free to be filled.
+        slabs ??= [Buffer.allocUnsafe(SLAB_BYTES), Buffer.allocUnsafe(SLAB_BYTES)];
+        slab ^= 1;
+        used = 0;
         if (unsynced >= SYNC_EVERY && !syncing) {
           unsynced = 0;
           syncing = file.datasync().finally(() => (syncing = null));
