@@ -1,5 +1,5 @@
 // The journal and the spool on the edge of a full disk and after torn writes: nothing acknowledged is lost, the journal stays loadable.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -19,6 +19,18 @@ async function loadAll(file: string): Promise<any[]> {
   const recs: any[] = [];
   await new Journal(file, key).load((r) => recs.push(r));
   return recs;
+}
+
+/** A 1 MiB tmpfs on a fresh directory (the caller unmounts it), or null with the test skipped when mounting is not allowed. */
+async function smallTmpfs(t: TestContext): Promise<string | null> {
+  const dir = await tmp();
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
+    return dir;
+  } catch {
+    t.skip('cannot mount a small tmpfs here (needs root)');
+    return null;
+  }
 }
 
 /** A fresh journal holding the records job-0, job-1, job-2. */
@@ -68,13 +80,8 @@ test('damage in the middle of the journal is reported, not skipped', async () =>
 });
 
 test('on a nearly full disk an upload is refused whole: never a short write acknowledged, and the journal stays loadable', async (t) => {
-  const dir = await tmp();
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
-  } catch {
-    t.skip('cannot mount a small tmpfs here (needs root)');
-    return;
-  }
+  const dir = await smallTmpfs(t);
+  if (!dir) return;
   try {
     const spool = new Spool({ dataDir: dir, key, historyLimit: 100 });
     await spool.open();
@@ -161,13 +168,8 @@ test('a cancelled small document is purged from the journal soon after the cance
 });
 
 test('a compaction that meets a full disk leaves no partial copy behind, and the purge it was for happens once there is room', async (t) => {
-  const dir = await tmp();
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
-  } catch {
-    t.skip('cannot mount a small tmpfs here (needs root)');
-    return;
-  }
+  const dir = await smallTmpfs(t);
+  if (!dir) return;
   const spool = new Spool({ dataDir: dir, key, historyLimit: 100, purgeAfterMs: 300 });
   try {
     await spool.open();
