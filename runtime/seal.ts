@@ -158,15 +158,7 @@ export class Opener {
   private counter = 0;
   private finished = false;
 
-  /**
-   * `alloc` gives the memory each sealed chunk (length prefix + box) is written into; a caller that writes the
-   * output away in batches can hand out slices of a reused buffer instead of one new allocation per chunk.
-   */
-  constructor(
-    private key: Uint8Array,
-    private box: SecretBox = defaultBox,
-    private alloc: (bytes: number) => Buffer = Buffer.allocUnsafe,
-  ) {}
+  constructor(private key: Uint8Array, private box: SecretBox = defaultBox) {}
 
   /**
    * Opens every whole chunk in `data` (plus what was left over). `atEnd`: no bytes follow, so the last
