@@ -2,9 +2,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { loadSpoolKey } from '../runtime/keys.js';
-import { sealRecord } from '../runtime/seal.js';
-import type { JobRecord } from '../runtime/jobs.js';
+import { loadSpoolKey } from '../runtime/spool/keys.js';
+import { sealRecord } from '../runtime/spool/seal.js';
+import type { JobRecord } from '../runtime/spool/jobs.js';
 
 /**
  * Appends `count` finished ('sent', document dropped) job records to <dataDir>/spool/journal.log, sealed with the

@@ -2,9 +2,9 @@
 // (or, when no server runs, through the same routes in-process on the data dir).
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from './config.js';
+import { loadConfig, type Config } from './system/config.js';
 import { Appliance, adminSocketPath } from './appliance.js';
-import { buildServer } from './server.js';
+import { buildServer } from './api/server.js';
 
 const HELP = `usage: printbox <command> [options]
 

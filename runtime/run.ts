@@ -1,7 +1,7 @@
 // `printbox serve`: runs until SIGTERM/SIGINT, then drains and exits; tells systemd when ready.
-import type { Config } from './config.js';
+import type { Config } from './system/config.js';
 import { serve } from './serve.js';
-import { notifyReady, notifyStopping, startWatchdog } from './sdnotify.js';
+import { notifyReady, notifyStopping, startWatchdog } from './system/sdnotify.js';
 
 export async function runServe(cfg: Config): Promise<number> {
   const running = await serve(cfg);

@@ -5,10 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { randomBytes, createHash } from 'node:crypto';
-import type { Config } from './config.js';
+import type { Config } from './system/config.js';
 import { serve } from './serve.js';
-import { defaultBox } from './seal.js';
-import { loadSpoolKey } from './keys.js';
+import { defaultBox } from './spool/seal.js';
+import { loadSpoolKey } from './spool/keys.js';
 
 export async function selftest(base: Config): Promise<number> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'printbox-selftest-'));
@@ -25,7 +25,7 @@ export async function selftest(base: Config): Promise<number> {
     await fs.rename(tmpPath, path.join(dir, 'selftest.sealed'));
     const sealed = await fs.readFile(path.join(dir, 'selftest.sealed'));
     if (sealed.includes(doc.subarray(0, 64))) throw new Error('sealed file contains plaintext');
-    const { OpenStream } = await import('./seal.js');
+    const { OpenStream } = await import('./spool/seal.js');
     const key = await loadSpoolKey(dir); // the same key the appliance used (a systemd credential when there is one)
     for await (const c of Readable.from([sealed]).pipe(new OpenStream(key))) chunks.push(c as Buffer);
     const same = createHash('sha256').update(Buffer.concat(chunks)).digest('hex') === createHash('sha256').update(doc).digest('hex');

@@ -2,9 +2,9 @@
 import fs from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { Appliance, VERSION } from './appliance.js';
-import type { Config } from './config.js';
-import { buildServer } from './server.js';
-import { loadOrCreateIdentity, type TlsIdentity } from './tls.js';
+import type { Config } from './system/config.js';
+import { buildServer } from './api/server.js';
+import { loadOrCreateIdentity, type TlsIdentity } from './system/tls.js';
 
 export interface Running {
   app: Appliance;
@@ -17,7 +17,7 @@ export interface Running {
 
 /** Health probes always; mDNS browsing and the appliance's announcement unless config "mdns" is false. */
 async function startLan(app: Appliance, cfg: Config, tls: TlsIdentity, port: number): Promise<void> {
-  const { SystemHealth } = await import('./health.js');
+  const { SystemHealth } = await import('./system/health.js');
   app.health = new SystemHealth({ dataDir: cfg.dataDir, version: VERSION });
   app.health.start();
   if (!cfg.mdns) return;
@@ -58,7 +58,7 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
   await fs.chmod(sock, 0o600);
   const addr = https.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
-  app.log.info({ port, host: cfg.host, dataDir: cfg.dataDir, fingerprint: tls.fingerprint, crypto: (await import('./seal.js')).defaultBox.name }, 'printbox listening (HTTPS)');
+  app.log.info({ port, host: cfg.host, dataDir: cfg.dataDir, fingerprint: tls.fingerprint, crypto: (await import('./spool/seal.js')).defaultBox.name }, 'printbox listening (HTTPS)');
   let stopping: Promise<void> | null = null;
   const running: Running = {
     app,

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
-import { SystemHealth, freeBytes, freeBytesSync } from '../runtime/health.js';
+import { SystemHealth, freeBytes, freeBytesSync } from '../runtime/system/health.js';
 
 function timed<T>(f: () => T): { value: T; ms: number } {
   const t = process.hrtime.bigint();

@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
-import { Journal } from '../runtime/journal.js';
-import { Spool } from '../runtime/spool.js';
+import { Journal } from '../runtime/spool/journal.js';
+import { Spool } from '../runtime/spool/local-spool.js';
 import { until } from './helpers/appliance.js';
 
 const key = randomBytes(32);

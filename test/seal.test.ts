@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { CHUNK_BYTES, HEADER_BYTES, OpenStream, openSealed, Sealer, SealStream, sodiumBox, tweetnaclBox, type SecretBox } from '../runtime/seal.js';
+import { CHUNK_BYTES, HEADER_BYTES, OpenStream, openSealed, Sealer, SealStream, sodiumBox, tweetnaclBox, type SecretBox } from '../runtime/spool/seal.js';
 
 const key = randomBytes(32);
 

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { connect as tlsConnect } from 'node:tls';
-import { fingerprintOf, generateIdentity, loadOrCreateIdentity } from '../runtime/tls.js';
+import { fingerprintOf, generateIdentity, loadOrCreateIdentity } from '../runtime/system/tls.js';
 import { startAppliance, until, type TestAppliance } from './helpers/appliance.js';
 import { Api } from './helpers/api.js';
 import { startSink, type Sink } from './peers/tcp-sink.js';

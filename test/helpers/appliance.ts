@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { loadConfig, type Config } from '../../runtime/config.js';
+import { loadConfig, type Config } from '../../runtime/system/config.js';
 import { serve, type Running } from '../../runtime/serve.js';
 import { Api } from './api.js';
 import { freePort, until } from '../peers/ports.js';

@@ -1,6 +1,6 @@
 // Shapes of the API's answers, as the page uses them (the API's OpenAPI document is the full truth).
 // Jobs and driver schemas are the runtime's own types (type-only imports: no runtime code in the page).
-export type { JobState, JobView as Job } from '../../runtime/jobs';
+export type { JobState, JobView as Job } from '../../runtime/spool/jobs';
 export type { UriParam, DriverSchema } from '../../drivers/contract-types';
 
 export interface JobDefaults {

@@ -2,7 +2,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { writeFileAtomic } from './fsutil.js';
+import { writeFileAtomic } from '../system/fsutil.js';
 
 async function loadOrCreate(file: string, bytes: number, credName: string): Promise<Buffer> {
   // systemd LoadCredential= puts the key outside the data dir, readable only by the service.

@@ -1,8 +1,8 @@
 // Batch API (Vasion's Batch Open / Batch Close): open, close, inspect, cancel, replay.
 import type { FastifyInstance } from 'fastify';
 import { requireAdmin } from './server.js';
-import { ApiError } from './errors.js';
-import type { Appliance } from './appliance.js';
+import { ApiError } from '../system/errors.js';
+import type { Appliance } from '../appliance.js';
 
 const UUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 const batchParam = { type: 'object', properties: { batchID: { type: 'string', minLength: 1, maxLength: 128 } }, required: ['batchID'] };

@@ -1,11 +1,11 @@
 // Job intake: reads a multipart upload (fields before or after the file), seals the file, validates, accepts.
 import type { FastifyRequest } from 'fastify';
 import type { MultipartFile, MultipartValue } from '@fastify/multipart';
-import { CONTENT_TYPES, DUPLEX, ORIENTATIONS, type ContentType, type JobOptions } from '../drivers/contract.js';
-import { ApiError, badRequest, conflict } from './errors.js';
-import type { JobRecord } from './jobs.js';
-import type { Received } from './spool.js';
-import type { Appliance } from './appliance.js';
+import { CONTENT_TYPES, DUPLEX, ORIENTATIONS, type ContentType, type JobOptions } from '../../drivers/contract.js';
+import { ApiError, badRequest, conflict } from '../system/errors.js';
+import type { JobRecord } from '../spool/jobs.js';
+import type { Received } from '../spool/local-spool.js';
+import type { Appliance } from '../appliance.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PAGE_RANGES = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;

@@ -1,5 +1,5 @@
 // Job records and states: the vocabulary shared by the spool, the queue and the API.
-import type { ContentType, JobOptions } from '../drivers/contract-types.js'; // no Node types: web/ imports this file's types
+import type { ContentType, JobOptions } from '../../drivers/contract-types.js'; // no Node types: web/ imports this file's types
 
 export const JOB_STATES = ['received', 'waiting-for-batch', 'queued', 'sending', 'sent', 'confirmed', 'held', 'failed', 'cancelled'] as const;
 export type JobState = (typeof JOB_STATES)[number];

@@ -2,11 +2,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Journal } from './journal.js';
-import { ApiError, conflict, notFound } from './errors.js';
-import { isFinal, type CallbackOutcome, type JobRecord } from './jobs.js';
-import type { Spool } from './spool.js';
-import type { Dispatcher } from './queue.js';
+import { Journal } from '../spool/journal.js';
+import { ApiError, conflict, notFound } from '../system/errors.js';
+import { isFinal, type CallbackOutcome, type JobRecord } from '../spool/jobs.js';
+import type { Spool } from '../spool/local-spool.js';
+import type { Dispatcher } from './dispatcher.js';
 import { CALLBACK_REDO_MS, type StatusCallbacks } from './callbacks.js';
 
 export const BATCH_STATES = ['open', 'expired', 'printing', 'done', 'failed', 'cancelled'] as const;

@@ -1,11 +1,11 @@
 // Delivery: one FIFO per printer, printers in parallel; owns retry, back-off, hold and order.
 import { EventEmitter } from 'node:events';
 import { Readable } from 'node:stream';
-import type { Outcome, OutboundJob } from '../drivers/contract.js';
-import type { DriverRegistry } from '../drivers/registry.js';
-import { isFinal, type JobRecord } from './jobs.js';
-import type { Spool } from './spool.js';
-import type { PrinterRecord } from './state.js';
+import type { Outcome, OutboundJob } from '../../drivers/contract.js';
+import type { DriverRegistry } from '../../drivers/registry.js';
+import { isFinal, type JobRecord } from '../spool/jobs.js';
+import type { Spool } from '../spool/local-spool.js';
+import type { PrinterRecord } from '../system/state.js';
 
 export interface QueueDeps {
   spool: Spool;

@@ -2,15 +2,15 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
-import { ApiError, notFound } from './errors.js';
-import { JOB_STATES, jobView, type JobState } from './jobs.js';
-import { readUpload } from './intake.js';
-import { ERROR_POLICIES } from './state.js';
-import { VERSION, type Appliance } from './appliance.js';
-import type { TlsIdentity } from './tls.js';
+import { ApiError, notFound } from '../system/errors.js';
+import { JOB_STATES, jobView, type JobState } from '../spool/jobs.js';
+import { readUpload } from '../intake/multipart.js';
+import { ERROR_POLICIES } from '../system/state.js';
+import { VERSION, type Appliance } from '../appliance.js';
+import type { TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
 import { registerBatchRoutes } from './batch-routes.js';
-import { isPublicWebRoute, principalFromSession, registerWeb } from './web.js';
+import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-page.js';
 
 export interface Principal {
   id: string;

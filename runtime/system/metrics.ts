@@ -1,6 +1,6 @@
 // Prometheus metrics: counters fed by intake and the queue, gauges read from the spool at scrape time.
-import type { Appliance } from './appliance.js';
-import type { SendDone } from './queue.js';
+import type { Appliance } from '../appliance.js';
+import type { SendDone } from '../queue/dispatcher.js';
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { fsyncDir, writeFully } from './fsutil.js';
+import { fsyncDir, writeFully } from '../system/fsutil.js';
 import { openRecord, sealRecord, SealError } from './seal.js';
 
 interface Pending {

@@ -1,18 +1,19 @@
 // The setup page's server side: first-run setup, password sessions, live events (SSE), the certificate, and web/dist.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { X509Certificate, createPrivateKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Appliance } from './appliance.js';
+import type { Appliance } from '../appliance.js';
 import type { Principal } from './server.js';
 import { requireAdmin } from './server.js';
-import { ApiError, badRequest } from './errors.js';
-import { isFinal, jobView, type JobRecord } from './jobs.js';
-import { writeFileAtomic } from './fsutil.js';
-import { boxNames, certNames, fingerprintOf, generateIdentity, type TlsIdentity } from './tls.js';
-import { hashPassword, passwordProblem, verifyPassword } from './password.js';
+import { ApiError, badRequest } from '../system/errors.js';
+import { isFinal, jobView, type JobRecord } from '../spool/jobs.js';
+import { writeFileAtomic } from '../system/fsutil.js';
+import { boxNames, certNames, fingerprintOf, generateIdentity, type TlsIdentity } from '../system/tls.js';
+import { hashPassword, passwordProblem, verifyPassword } from '../system/password.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -27,7 +28,13 @@ const DEFAULT_IDLE_MS = 12 * 3600 * 1000;
 const MAX_SESSION_MS = 7 * 24 * 3600 * 1000;
 const LOGIN_LIMIT = { failures: 5, windowMs: 60000 };
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-const DIST = path.resolve(import.meta.dirname, '../web/dist');
+/** web/dist of the app root: the nearest folder above this file (runtime/api/ from source, dist/ in the bundle) with package.json. */
+const DIST = path.join(appRoot(import.meta.dirname), 'web/dist');
+
+function appRoot(from: string): string {
+  for (let dir = from, i = 0; i < 8; i++, dir = path.dirname(dir)) if (existsSync(path.join(dir, 'package.json'))) return dir;
+  return path.resolve(from, '..');
+}
 
 /** What the setup page keeps in state.json under "web". */
 export interface WebSettings {

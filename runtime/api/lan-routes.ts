@@ -2,12 +2,12 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { ApiError, notFound } from './errors.js';
-import { adoptionFor, type DiscoveryChange } from './discovery/browser.js';
-import { testPage, testPageKindFor } from '../drivers/testpage.js';
-import { jobView } from './jobs.js';
+import { ApiError, notFound } from '../system/errors.js';
+import { adoptionFor, type DiscoveryChange } from '../discovery/browser.js';
+import { testPage, testPageKindFor } from '../../drivers/testpage.js';
+import { jobView } from '../spool/jobs.js';
 import { requireAdmin } from './server.js';
-import type { Appliance } from './appliance.js';
+import type { Appliance } from '../appliance.js';
 
 const idParam = { type: 'object', properties: { id: { type: 'string', maxLength: 256 } }, required: ['id'] };
 

@@ -5,7 +5,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { finished, Readable } from 'node:stream';
 import { Journal } from './journal.js';
 import { CHUNK_BYTES, HEADER_BYTES, Opener, openSealed, Sealer } from './seal.js';
-import { fsyncDir, writeFully } from './fsutil.js';
+import { fsyncDir, writeFully } from '../system/fsutil.js';
 import { isFinal, type JobRecord } from './jobs.js';
 import { releaseBuffers } from './gc.js';
 

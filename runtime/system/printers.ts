@@ -1,8 +1,8 @@
 // Configured printers: validation, lookup by id or name, and changes persisted through State.
 import { randomUUID } from 'node:crypto';
-import { CONTENT_TYPES, DUPLEX, ORIENTATIONS } from '../drivers/contract.js';
-import type { DriverRegistry } from '../drivers/registry.js';
-import { readParams } from '../drivers/uri.js';
+import { CONTENT_TYPES, DUPLEX, ORIENTATIONS } from '../../drivers/contract.js';
+import type { DriverRegistry } from '../../drivers/registry.js';
+import { readParams } from '../../drivers/uri.js';
 import { ApiError, badRequest, conflict, notFound } from './errors.js';
 import { ERROR_POLICIES, type PrinterRecord, type State } from './state.js';
 import type { Config } from './config.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import { writeFileAtomic } from './fsutil.js';
-import type { JobOptions, ContentType } from '../drivers/contract.js';
+import type { JobOptions, ContentType } from '../../drivers/contract.js';
 
 export const ERROR_POLICIES = ['retry-job', 'hold-job', 'stop-printer'] as const;
 export type ErrorPolicy = (typeof ERROR_POLICIES)[number];

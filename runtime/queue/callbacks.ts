@@ -1,6 +1,6 @@
 // statusURL callbacks: POST {jobID, status, message} signed with the appliance's HMAC secret, bounded retries.
 import { createHmac } from 'node:crypto';
-import type { CallbackOutcome } from './jobs.js';
+import type { CallbackOutcome } from '../spool/jobs.js';
 
 export interface CallbackLog {
   info(o: object, m?: string): void;
