@@ -1,7 +1,6 @@
 // The appliance process core: owns config, state, spool, queue, drivers and callbacks, and their lifecycle.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { DriverRegistry, BUILTIN_DRIVERS } from '../drivers/registry.js';
 import type { DriverContext } from '../drivers/contract.js';
@@ -11,12 +10,12 @@ import { Dispatcher } from './queue/dispatcher.js';
 import { isFinal, type CallbackOutcome, type JobRecord } from './spool/jobs.js';
 import { loadCallbackSecret, loadSpoolKey } from './spool/keys.js';
 import { Printers } from './system/printers.js';
-import { Spool } from './spool/local-spool.js';
+import { LocalSpool } from './spool/local-spool.js';
+import type { Spool } from './spool/contract.js';
 import { State } from './system/state.js';
 import { Tokens } from './system/tokens.js';
 import { ApiError, notFound } from './system/errors.js';
-import { sameJob, sniff, type ValidJob } from './intake/multipart.js';
-import type { Received } from './spool/local-spool.js';
+import { JobIntake } from './intake/accept.js';
 import { DataDirLock } from './system/lock.js';
 import { Metrics } from './system/metrics.js';
 import { Batches } from './queue/batches.js';
@@ -40,9 +39,8 @@ export class Appliance {
   callbacks!: StatusCallbacks;
   callbackSecret!: Buffer;
   batches!: Batches;
+  intake!: JobIntake;
   private lock: DataDirLock;
-  private uploading = new Set<string>();
-  private diskCheck = { at: 0, free: Infinity };
   readonly startedAt = Date.now();
   readonly metrics = new Metrics();
   discovery?: PrinterDiscovery;
@@ -81,7 +79,7 @@ export class Appliance {
     for (const [scheme, factory] of Object.entries(BUILTIN_DRIVERS)) this.drivers.register(scheme, factory);
     await this.loadPlugins();
     this.tokens = new Tokens(this.state);
-    this.spool = new Spool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit });
+    this.spool = new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit });
     await this.spool.open();
     this.callbacks = new StatusCallbacks(this.callbackSecret, this.log);
     this.queue = new Dispatcher({
@@ -98,6 +96,18 @@ export class Appliance {
     this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log);
     await this.batches.open();
     this.batchCounts = () => this.batches.counts();
+    this.intake = new JobIntake({
+      spool: this.spool,
+      printers: this.printers,
+      batches: this.batches,
+      enqueue: (job) => this.queue.enqueue(job),
+      counted: (job) => {
+        this.metrics.jobsAccepted++;
+        this.metrics.bytesIn += job.size;
+      },
+      log: this.log,
+      limits: this.cfg,
+    });
     this.queue.on('job', (job) => this.onJobChange(job));
     this.queue.on('sendDone', (e) => this.metrics.onSend(e));
     if (opts.startQueues) {
@@ -171,78 +181,6 @@ export class Appliance {
       this.spool.update(job.id, { callback }, { durable: false }).catch((err) => this.log.warn({ jobID: job.id, err: (err as Error).message }, 'could not record the status callback outcome'));
     };
     this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) }, record);
-  }
-
-  defaultPrinter() {
-    const list = this.printers.list();
-    return list.length === 1 ? list[0] : undefined;
-  }
-
-  /** 507 before the disk fills: intake stops below the floor and resumes by itself once space is back. */
-  async checkDiskSpace(): Promise<void> {
-    const now = Date.now();
-    if (now - this.diskCheck.at > 1000) {
-      const st = await fs.statfs(this.cfg.dataDir);
-      this.diskCheck = { at: now, free: st.bavail * st.bsize };
-    }
-    if (this.diskCheck.free < this.cfg.minFreeBytes) {
-      throw new ApiError(507, 'insufficient_storage', `the appliance has ${Math.round(this.diskCheck.free / 1048576)} MiB free, below its floor of ${Math.round(this.cfg.minFreeBytes / 1048576)} MiB; intake resumes when space is freed`);
-    }
-  }
-
-  /** Makes a sealed upload a job. Idempotent for the same jobID with the same content. */
-  async acceptJob(v: ValidJob, r: Received, head: Buffer, owner: string): Promise<{ job: JobRecord; created: boolean }> {
-    const id = v.jobID ?? randomUUID();
-    const metaOf = (batchID: string | undefined) => ({ printerId: v.printerId, title: v.title, user: v.user, contentType: v.contentType, options: v.options, statusURL: v.statusURL, batchID });
-    // A repeat is answered before the batch rules: re-posting a member of a finished batch is the same job.
-    const existing = this.spool.get(id);
-    if (existing) {
-      await this.spool.discard(r);
-      return { job: sameJob(existing, r.digest, this.spool.metaDigest(metaOf(v.batchID ?? this.batches.listing(id)))), created: false };
-    }
-    let admission;
-    try {
-      admission = this.batches.admit(v.jobID, v.batchID);
-    } catch (err) {
-      await this.spool.discard(r);
-      throw err;
-    }
-    const meta = metaOf(admission.batch?.batchID ?? v.batchID);
-    const metaDigest = this.spool.metaDigest(meta);
-    if (this.uploading.has(id)) {
-      await this.spool.discard(r);
-      throw new ApiError(409, 'job_in_progress', `job ${id} is being uploaded by another request`);
-    }
-    this.uploading.add(id);
-    try {
-      const now = new Date().toISOString();
-      const fields = {
-        id,
-        ...meta,
-        contentType: v.contentType ?? sniff(head),
-        owner,
-        metaDigest,
-        state: admission.state,
-        reason: admission.reason,
-        warnings: [],
-        attempts: 0,
-        createdAt: now,
-        updatedAt: now,
-      };
-      const job = await this.spool.accept(fields, r).catch((err) => {
-        // The journal append met a full disk: the upload is undone, and the client hears 507 like any other.
-        if (err?.code === 'insufficient_storage') throw new ApiError(507, 'insufficient_storage', err.message);
-        throw err;
-      });
-      if (job.state === 'queued') this.queue.enqueue(job);
-      else await this.batches.arrived(job);
-      this.metrics.jobsAccepted++;
-      this.metrics.bytesIn += job.size;
-      this.log.info({ jobID: job.id, printerId: job.printerId, bytes: job.size, state: job.state }, 'job accepted');
-      return { job, created: true };
-    } finally {
-      this.uploading.delete(id);
-    }
   }
 
   job(id: string, owner?: string): JobRecord {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
 import { Journal } from '../runtime/spool/journal.js';
-import { Spool } from '../runtime/spool/local-spool.js';
+import { LocalSpool } from '../runtime/spool/local-spool.js';
 import { until } from './helpers/appliance.js';
 
 const key = randomBytes(32);
@@ -83,7 +83,7 @@ test('on a nearly full disk an upload is refused whole: never a short write ackn
   const dir = await smallTmpfs(t);
   if (!dir) return;
   try {
-    const spool = new Spool({ dataDir: dir, key, historyLimit: 100 });
+    const spool = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
     await spool.open();
     const accepted: string[] = [];
     let refused = 0;
@@ -106,7 +106,7 @@ test('on a nearly full disk an upload is refused whole: never a short write ackn
     assert.ok(accepted.length >= 1 && refused >= 1, `accepted ${accepted.length}, refused ${refused}`);
     assert.deepEqual(await fs.readdir(spool.tmpDir), [], 'no temp file left behind');
     await spool.close();
-    const again = new Spool({ dataDir: dir, key, historyLimit: 100 });
+    const again = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
     await again.open(); // the journal loads after the disk filled up
     for (const id of accepted) assert.equal(Buffer.concat(await again.readDocument(id)).length, 100_000);
     await again.close();
@@ -119,7 +119,7 @@ test('on a nearly full disk an upload is refused whole: never a short write ackn
 test('small documents ride in the journal: they survive a restart and a compaction, and a finished one leaves the journal at the next compaction', async () => {
   const dir = await tmp();
   const fields = (i: number) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, printerId: 'p', title: '', user: '', contentType: 'raw', options: { copies: 1 }, owner: 't', metaDigest: '', state: 'queued', warnings: [], attempts: 0, createdAt: '', updatedAt: '' }) as any;
-  const spool = new Spool({ dataDir: dir, key, historyLimit: 100 });
+  const spool = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
   await spool.open();
   const docs = Array.from({ length: 20 }, (_, i) => Buffer.from(`document ${i} `.repeat(200)));
   for (const [i, d] of docs.entries()) await spool.accept(fields(i), await spool.receive(Readable.from([d]), 1 << 30));
@@ -131,14 +131,14 @@ test('small documents ride in the journal: they survive a restart and a compacti
   const after = (await fs.stat(spool.journal.file)).size;
   assert.ok(after < before * 0.75, `the printed documents left the journal (${before} → ${after} bytes)`);
   await spool.close();
-  const again = new Spool({ dataDir: dir, key, historyLimit: 100 });
+  const again = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
   await again.open();
   for (let i = 10; i < 20; i++) assert.ok(Buffer.concat(await again.readDocument(fields(i).id)).equals(docs[i]), `document ${i} after compaction and restart`);
   await assert.rejects(again.readDocument(fields(3).id), 'a printed document is gone');
   // A line appended after the compaction (a state change, without the document) keeps it.
   await again.update(fields(12).id, { state: 'held', reason: 'test' });
   await again.close();
-  const third = new Spool({ dataDir: dir, key, historyLimit: 100 });
+  const third = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
   await third.open();
   assert.ok(Buffer.concat(await third.readDocument(fields(12).id)).equals(docs[12]));
   await third.close();
@@ -147,7 +147,7 @@ test('small documents ride in the journal: they survive a restart and a compacti
 
 test('a cancelled small document is purged from the journal soon after the cancel, not at some later compaction', async () => {
   const dir = await tmp();
-  const spool = new Spool({ dataDir: dir, key, historyLimit: 100, purgeAfterMs: 50 });
+  const spool = new LocalSpool({ dataDir: dir, key, historyLimit: 100, purgeAfterMs: 50 });
   await spool.open();
   const ids = ['a', 'b'].map((x) => `00000000-0000-4000-8000-00000000000${x}`);
   for (const id of ids) {
@@ -170,7 +170,7 @@ test('a cancelled small document is purged from the journal soon after the cance
 test('a compaction that meets a full disk leaves no partial copy behind, and the purge it was for happens once there is room', async (t) => {
   const dir = await smallTmpfs(t);
   if (!dir) return;
-  const spool = new Spool({ dataDir: dir, key, historyLimit: 100, purgeAfterMs: 300 });
+  const spool = new LocalSpool({ dataDir: dir, key, historyLimit: 100, purgeAfterMs: 300 });
   try {
     await spool.open();
     const ids = ['a', 'b'].map((x) => `00000000-0000-4000-8000-00000000000${x}`);
@@ -209,7 +209,7 @@ test('a compaction that meets a full disk leaves no partial copy behind, and the
 
 test('receive() ends as its upload ends: every byte in order, a stream that errors or closes before its end (or before receive() began) is refused with no temp file left, an over-limit one is destroyed', async () => {
   const dir = await tmp();
-  const spool = new Spool({ dataDir: dir, key, historyLimit: 100 });
+  const spool = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
   await spool.open();
   // 3 MiB in uneven chunks: many batches, with batch borders falling anywhere.
   const doc = randomBytes(3 * 1024 * 1024);

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PRINTBOX_MDNS=0 # no multicast on real interfaces from tests; namespace tests enable it inside their namespaces
+# Import circles and imports against the job's path fail first (bin/check-imports.mjs).
+node bin/check-imports.mjs
 # Types first (runtime, drivers, tests and the setup page, which shares the runtime's job and driver types).
 npx --no-install tsc --noEmit -p .
 npx --no-install tsc --noEmit -p web

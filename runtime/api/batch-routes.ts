@@ -1,6 +1,6 @@
 // Batch API (Vasion's Batch Open / Batch Close): open, close, inspect, cancel, replay.
 import type { FastifyInstance } from 'fastify';
-import { requireAdmin } from './server.js';
+import { requireAdmin } from './auth.js';
 import { ApiError } from '../system/errors.js';
 import type { Appliance } from '../appliance.js';
 

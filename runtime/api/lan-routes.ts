@@ -6,7 +6,7 @@ import { ApiError, notFound } from '../system/errors.js';
 import { adoptionFor, type DiscoveryChange } from '../discovery/browser.js';
 import { testPage, testPageKindFor } from '../../drivers/testpage.js';
 import { jobView } from '../spool/jobs.js';
-import { requireAdmin } from './server.js';
+import { requireAdmin } from './auth.js';
 import type { Appliance } from '../appliance.js';
 
 const idParam = { type: 'object', properties: { id: { type: 'string', maxLength: 256 } }, required: ['id'] };
@@ -71,13 +71,8 @@ export function registerLanRoutes(server: FastifyInstance, app: Appliance): void
     const p = app.printers.get((req.params as { id: string }).id);
     const kind = testPageKindFor(new URL(p.uri), p.defaults.contentType);
     const page = testPage(kind, { printerName: p.name, appliance: app.state.data.settings.name || os.hostname(), time: new Date() });
-    const received = await app.spool.receive(Readable.from([page.data]), app.cfg.maxDocumentBytes);
-    const { job } = await app.acceptJob(
-      { printerId: p.id, title: `printbox test page (${kind})`, user: req.principal.name, contentType: page.contentType, options: { copies: 1 } },
-      received,
-      page.data.subarray(0, 16),
-      req.principal.id,
-    );
+    const received = await app.intake.receive(Readable.from([page.data]));
+    const { job } = await app.intake.accept({ printerId: p.id, title: `printbox test page (${kind})`, user: req.principal.name, contentType: page.contentType, options: { copies: 1 } }, received, req.principal.id);
     return reply.status(201).send(jobView(job));
   });
 }

@@ -11,18 +11,7 @@ import type { TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-page.js';
-
-export interface Principal {
-  id: string;
-  name: string;
-  scope: 'submit' | 'admin';
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    principal: Principal;
-  }
-}
+import { credentials, requireAdmin, type Principal } from './auth.js';
 
 const PUBLIC = new Set(['/v1/health', '/v1/openapi.json']);
 const METRICS = '/metrics';
@@ -48,24 +37,6 @@ const printerBody = {
     defaults: { type: 'object' },
   },
 };
-
-function credentials(req: FastifyRequest): string | undefined {
-  const h = req.headers.authorization;
-  if (!h) return undefined;
-  const [kind, value] = h.split(' ', 2);
-  if (/^bearer$/i.test(kind)) return value?.trim();
-  if (/^basic$/i.test(kind) && value) {
-    // Vasion clients send the token as the Basic password (any user name).
-    const decoded = Buffer.from(value, 'base64').toString('utf8');
-    const i = decoded.indexOf(':');
-    return i >= 0 ? decoded.slice(i + 1) : decoded;
-  }
-  return undefined;
-}
-
-export function requireAdmin(req: FastifyRequest): void {
-  if (req.principal.scope !== 'admin') throw new ApiError(403, 'forbidden', 'this needs an admin token');
-}
 
 /** The owner filter for job reads: submit tokens see their own jobs only. */
 const ownerOf = (req: FastifyRequest) => (req.principal.scope === 'admin' ? undefined : req.principal.id);
@@ -154,9 +125,9 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
       response: { 201: { type: 'object', additionalProperties: true }, 200: { type: 'object', additionalProperties: true }, '4xx': errorSchema, 507: errorSchema },
     },
   }, async (req, reply) => {
-    await app.checkDiskSpace();
-    const { job: valid, received, head } = await readUpload(app, req);
-    const { job, created } = await app.acceptJob(valid, received, head, req.principal.id);
+    await app.intake.checkDiskSpace();
+    const { job: valid, received } = await readUpload(app.intake, req);
+    const { job, created } = await app.intake.accept(valid, received, req.principal.id);
     return reply.status(created ? 201 : 200).send(jobView(job));
   });
 

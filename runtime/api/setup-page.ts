@@ -7,8 +7,7 @@ import { X509Certificate, createPrivateKey, randomBytes, timingSafeEqual, type K
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Appliance } from '../appliance.js';
-import type { Principal } from './server.js';
-import { requireAdmin } from './server.js';
+import { requireAdmin, type Principal } from './auth.js';
 import { ApiError, badRequest } from '../system/errors.js';
 import { isFinal, jobView, type JobRecord } from '../spool/jobs.js';
 import { writeFileAtomic } from '../system/fsutil.js';

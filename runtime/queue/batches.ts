@@ -1,11 +1,10 @@
 // Ordered batches (Vasion semantics): held until close, released in listed order, contiguous per printer, replayable.
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Journal } from '../spool/journal.js';
 import { ApiError, conflict, notFound } from '../system/errors.js';
 import { isFinal, type CallbackOutcome, type JobRecord } from '../spool/jobs.js';
-import type { Spool } from '../spool/local-spool.js';
+import type { Spool } from '../spool/contract.js';
 import type { Dispatcher } from './dispatcher.js';
 import { CALLBACK_REDO_MS, type StatusCallbacks } from './callbacks.js';
 
@@ -290,9 +289,8 @@ export class Batches {
     await this.save({ ...b, state: 'printing' });
     for (const src of sources) {
       const id = randomUUID();
-      await fs.link(this.spool.docPath(src.id), this.spool.docPath(id));
       const now = new Date().toISOString();
-      const job = await this.spool.adopt({ ...src, id, seq: 0, state: 'queued', reason: undefined, warnings: [], attempts: 0, nextAttemptAt: undefined, createdAt: now, updatedAt: now, finishedAt: undefined, replayOf: src.id, statusURL: undefined });
+      const job = await this.spool.copy({ ...src, id, seq: 0, state: 'queued', reason: undefined, warnings: [], attempts: 0, nextAttemptAt: undefined, createdAt: now, updatedAt: now, finishedAt: undefined, replayOf: src.id, statusURL: undefined }, src.id);
       this.queue.enqueue(job);
       ids.push(id);
     }

@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { Outcome, OutboundJob } from '../../drivers/contract.js';
 import type { DriverRegistry } from '../../drivers/registry.js';
 import { isFinal, type JobRecord } from '../spool/jobs.js';
-import type { Spool } from '../spool/local-spool.js';
+import type { Spool } from '../spool/contract.js';
 import type { PrinterRecord } from '../system/state.js';
 
 export interface QueueDeps {

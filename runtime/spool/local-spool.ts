@@ -1,4 +1,4 @@
-// The spool: one sealed file per document plus the job journal; the only place job state lives.
+// The local spool (one box): one sealed file per large document plus the job journal; the only place job state lives.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHmac, randomUUID } from 'node:crypto';
@@ -8,6 +8,9 @@ import { CHUNK_BYTES, HEADER_BYTES, Opener, openSealed, Sealer } from './seal.js
 import { fsyncDir, writeFully } from '../system/fsutil.js';
 import { isFinal, type JobRecord } from './jobs.js';
 import { releaseBuffers } from './gc.js';
+import type { NewJob, Received, Spool, UpdateOptions } from './contract.js';
+
+export type { Received } from './contract.js';
 
 export class SpoolError extends Error {
   constructor(public code: string, message: string) {
@@ -20,16 +23,6 @@ function diskFull(err: unknown, what: string): unknown {
   return (err as NodeJS.ErrnoException).code === 'ENOSPC' ? new SpoolError('insufficient_storage', `the appliance disk is full; ${what} was not accepted`) : err;
 }
 
-export interface Received {
-  /** The sealed upload in tmp/, fsync'd; absent for a small document, whose sealed bytes are in `sealed`. */
-  tmp?: string;
-  /** A small document's whole sealed stream (at most INLINE_MAX bytes), never written to a file by receive(). */
-  sealed?: Buffer;
-  size: number;
-  digest: string;
-  /** The document's first bytes (content sniffing), kept in memory only. */
-  head: Buffer;
-}
 
 /** Sealed bytes are written to the temp file in batches of this size. */
 const WRITE_BATCH = 1024 * 1024;
@@ -74,7 +67,7 @@ export interface SpoolOptions {
  * Layout under <data>/spool: `docs/<jobID>.sealed` (one sealed document per job), `tmp/` (uploads in
  * progress, removed at start), `journal.log` (encrypted job records, one per line, last one wins).
  */
-export class Spool {
+export class LocalSpool implements Spool {
   readonly docsDir: string;
   readonly tmpDir: string;
   readonly journal: Journal;
@@ -255,7 +248,7 @@ export class Spool {
     return createHmac('sha256', this.digestKey).update(JSON.stringify(meta)).digest('hex');
   }
 
-  docPath(id: string): string {
+  private docPath(id: string): string {
     return path.join(this.docsDir, `${id}.sealed`);
   }
 
@@ -263,7 +256,7 @@ export class Spool {
    * Makes an upload a job with one durable journal record (its fsync shared by concurrent accepts): the
    * record carries a small document itself; a large one is renamed into docs/ first.
    */
-  async accept(fields: Omit<JobRecord, 'seq' | 'hasDocument' | 'size' | 'digest'>, r: Received): Promise<JobRecord> {
+  async accept(fields: NewJob, r: Received): Promise<JobRecord> {
     const job: JobRecord = { ...fields, seq: this.nextSeq++, size: r.size, digest: r.digest, hasDocument: true };
     const inline = r.sealed && !job.batchID && this.inlineBytes + r.sealed.length <= INLINE_TOTAL_MAX ? r.sealed : undefined;
     if (inline) {
@@ -291,8 +284,9 @@ export class Spool {
     return this.nextSeq++;
   }
 
-  /** Records a job whose sealed document is already in docs/ (a replay's hard link). */
-  async adopt(rec: JobRecord): Promise<JobRecord> {
+  /** A new job sharing another's sealed document: a hard link in docs/ (batch members always have files). */
+  async copy(rec: JobRecord, documentOf: string): Promise<JobRecord> {
+    await fs.link(this.docPath(documentOf), this.docPath(rec.id));
     const job: JobRecord = { ...rec, seq: this.nextSeq++, hasDocument: true };
     this.jobs.set(job.id, job);
     await this.journal.append(job, { durable: true, dirs: [this.docsDir] });
@@ -377,7 +371,7 @@ export class Spool {
   }
 
   /** Updates a job's record. Final states drop the sealed document unless `keepDocument`. */
-  async update(id: string, patch: Partial<JobRecord>, opts: { durable?: boolean; keepDocument?: boolean; lazyRemoval?: boolean } = {}): Promise<JobRecord> {
+  async update(id: string, patch: Partial<JobRecord>, opts: UpdateOptions = {}): Promise<JobRecord> {
     const { prev, job } = this.merged(id, patch);
     const becameFinal = isFinal(job.state) && !isFinal(prev.state);
     if (becameFinal) job.finishedAt = job.updatedAt;

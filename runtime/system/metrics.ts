@@ -1,6 +1,21 @@
 // Prometheus metrics: counters fed by intake and the queue, gauges read from the spool at scrape time.
-import type { Appliance } from '../appliance.js';
-import type { SendDone } from '../queue/dispatcher.js';
+import type { PrinterRecord } from './state.js';
+
+/** One delivery attempt, as the queue reports it. */
+export interface SendObservation {
+  printerId: string;
+  ms: number;
+  outcome: string;
+  bytes: number;
+}
+
+/** What a scrape reads: printers, the jobs the spool knows, each printer's queue, batch counts. */
+export interface MetricsSource {
+  printers: { list(): PrinterRecord[] };
+  spool: { records(): Iterable<{ state: string; printerId: string; createdAt: string }> };
+  queue: { printerState(id: string): { lastError?: unknown } };
+  batchCounts?: () => Record<string, number>;
+}
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -24,7 +39,7 @@ export class Metrics {
   private sends = new Map<string, Histogram>(); // by printer id
   private outcomes = new Map<string, number>(); // `${printer}\0${kind}`
 
-  onSend(e: SendDone): void {
+  onSend(e: SendObservation): void {
     let h = this.sends.get(e.printerId);
     if (!h) this.sends.set(e.printerId, (h = new Histogram()));
     h.observe(e.ms / 1000);
@@ -33,7 +48,7 @@ export class Metrics {
     if (e.outcome === 'sent' || e.outcome === 'confirmed') this.bytesOut += e.bytes;
   }
 
-  render(app: Appliance): string {
+  render(app: MetricsSource): string {
     const out: string[] = [];
     const metric = (name: string, type: string, help: string, rows: [Record<string, string>, number][]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);

@@ -1,0 +1,131 @@
+// The one door into the spool: every intake protocol ends here with a validated job and a sealed upload, and
+// "accepted" (HTTP 201, IPP successful-ok, the LPD ack) is answered only after this resolves.
+import fs from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { ApiError, conflict } from '../system/errors.js';
+import type { JobRecord, JobState } from '../spool/jobs.js';
+import type { Received, Spool } from '../spool/contract.js';
+import { sniff, validateJob, type JobFields, type PrinterDirectory, type ValidJob } from './options.js';
+
+/** What the batches must say about a job that arrives (the queue room implements it). */
+export interface BatchAdmission {
+  /** The batch a job is listed in, if any (a repeat of a listed job carries its batch). */
+  listing(jobID: string): string | undefined;
+  /** Where an arriving job starts: `queued`, or `waiting-for-batch` in a batch; throws a coded error when the batch refuses it. */
+  admit(jobID: string | undefined, batchID: string | undefined): { batch?: { batchID: string }; state: JobState; reason?: string };
+  /** A batch member has been accepted durably. */
+  arrived(job: JobRecord): Promise<void>;
+}
+
+export interface IntakeDeps {
+  spool: Spool;
+  printers: PrinterDirectory;
+  batches: BatchAdmission;
+  /** Hands an accepted, queued job to its printer's line. */
+  enqueue(job: JobRecord): void;
+  /** Counts an accepted job (metrics). */
+  counted?(job: JobRecord): void;
+  log: Logger;
+  limits: { dataDir: string; maxDocumentBytes: number; minFreeBytes: number };
+}
+
+/** Same jobID again: the same job when content and metadata match, otherwise a conflict. */
+export function sameJob(existing: JobRecord, digest: string, metaDigest: string): JobRecord {
+  if (existing.digest === digest && existing.metaDigest === metaDigest) return existing;
+  throw conflict('job_conflict', `job ${existing.id} already exists with different content`);
+}
+
+export class JobIntake {
+  private uploading = new Set<string>();
+  private diskCheck = { at: 0, free: Infinity };
+
+  constructor(private deps: IntakeDeps) {}
+
+  get maxDocumentBytes(): number {
+    return this.deps.limits.maxDocumentBytes;
+  }
+
+  /** The one validation of job fields, for every protocol. */
+  validate(fields: JobFields): ValidJob {
+    return validateJob(this.deps.printers, fields);
+  }
+
+  /** 507 before the disk fills: intake stops below the floor and resumes by itself once space is back. */
+  async checkDiskSpace(): Promise<void> {
+    const now = Date.now();
+    const { dataDir, minFreeBytes } = this.deps.limits;
+    if (now - this.diskCheck.at > 1000) {
+      const st = await fs.statfs(dataDir);
+      this.diskCheck = { at: now, free: st.bavail * st.bsize };
+    }
+    if (this.diskCheck.free < minFreeBytes) {
+      throw new ApiError(507, 'insufficient_storage', `the appliance has ${Math.round(this.diskCheck.free / 1048576)} MiB free, below its floor of ${Math.round(minFreeBytes / 1048576)} MiB; intake resumes when space is freed`);
+    }
+  }
+
+  /** Seals a document stream into the spool (durable, not yet a job). */
+  receive(source: Readable): Promise<Received> {
+    return this.deps.spool.receive(source, this.deps.limits.maxDocumentBytes);
+  }
+
+  discard(r: Received): Promise<void> {
+    return this.deps.spool.discard(r);
+  }
+
+  /** Makes a sealed upload a job. Idempotent for the same jobID with the same content. */
+  async accept(v: ValidJob, r: Received, owner: string): Promise<{ job: JobRecord; created: boolean }> {
+    const { spool, batches } = this.deps;
+    const id = v.jobID ?? randomUUID();
+    const metaOf = (batchID: string | undefined) => ({ printerId: v.printerId, title: v.title, user: v.user, contentType: v.contentType, options: v.options, statusURL: v.statusURL, batchID });
+    // A repeat is answered before the batch rules: re-posting a member of a finished batch is the same job.
+    const existing = spool.get(id);
+    if (existing) {
+      await spool.discard(r);
+      return { job: sameJob(existing, r.digest, spool.metaDigest(metaOf(v.batchID ?? batches.listing(id)))), created: false };
+    }
+    let admission;
+    try {
+      admission = batches.admit(v.jobID, v.batchID);
+    } catch (err) {
+      await spool.discard(r);
+      throw err;
+    }
+    const meta = metaOf(admission.batch?.batchID ?? v.batchID);
+    const metaDigest = spool.metaDigest(meta);
+    if (this.uploading.has(id)) {
+      await spool.discard(r);
+      throw new ApiError(409, 'job_in_progress', `job ${id} is being uploaded by another request`);
+    }
+    this.uploading.add(id);
+    try {
+      const now = new Date().toISOString();
+      const fields = {
+        id,
+        ...meta,
+        contentType: v.contentType ?? sniff(r.head),
+        owner,
+        metaDigest,
+        state: admission.state,
+        reason: admission.reason,
+        warnings: [],
+        attempts: 0,
+        createdAt: now,
+        updatedAt: now,
+      };
+      const job = await spool.accept(fields, r).catch((err) => {
+        // The journal append met a full disk: the upload is undone, and the client hears 507 like any other.
+        if (err?.code === 'insufficient_storage') throw new ApiError(507, 'insufficient_storage', err.message);
+        throw err;
+      });
+      if (job.state === 'queued') this.deps.enqueue(job);
+      else await batches.arrived(job);
+      this.deps.counted?.(job);
+      this.deps.log.info({ jobID: job.id, printerId: job.printerId, bytes: job.size, state: job.state }, 'job accepted');
+      return { job, created: true };
+    } finally {
+      this.uploading.delete(id);
+    }
+  }
+}

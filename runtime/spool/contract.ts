@@ -1,0 +1,73 @@
+// The spool's interface: what intake, the queue and batches need of a job store. The local journal
+// (local-spool.ts) is its first implementation; a replicated one must pass the same contract tests
+// (test/spool-contract.ts).
+import type { Readable } from 'node:stream';
+import type { JobRecord } from './jobs.js';
+
+/** An upload sealed and fsync'd but not yet a job: accept() makes it one, discard() throws it away. */
+export interface Received {
+  /** The sealed upload in the backend's temp area, fsync'd; absent for a small document, whose sealed bytes are in `sealed`. */
+  tmp?: string;
+  /** A small document's whole sealed stream, never written to a file by receive(). */
+  sealed?: Buffer;
+  size: number;
+  /** Keyed digest of the plaintext: the same document gives the same digest (idempotent re-posts). */
+  digest: string;
+  /** The document's first bytes (content sniffing), kept in memory only. */
+  head: Buffer;
+}
+
+/** A job's fields as intake hands them over; the spool adds its position, size, digest and document flag. */
+export type NewJob = Omit<JobRecord, 'seq' | 'hasDocument' | 'size' | 'digest'>;
+
+export interface UpdateOptions {
+  /** Wait until the change is durable (default true). */
+  durable?: boolean;
+  /** A final state keeps the sealed document (batch members until their retention ends). */
+  keepDocument?: boolean;
+  /** A dropped document may be removed after the answer (delivery), not before it (cancel). */
+  lazyRemoval?: boolean;
+}
+
+export interface Spool {
+  /** Loads what the store holds, removes half-received uploads; call once before anything else. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  // ---- intake: receive, then accept or discard
+  /** Seals an upload as it streams in and makes it durable. Rejects with code `document_too_large` past maxBytes, `insufficient_storage` on a full disk. */
+  receive(source: Readable, maxBytes: number): Promise<Received>;
+  discard(r: Received): Promise<void>;
+  /** Keyed digest of a job's metadata, to tell a repeat from a conflict. */
+  metaDigest(meta: object): string;
+  /** Makes a received upload a job, durably: when this resolves, the job survives a crash. */
+  accept(fields: NewJob, r: Received): Promise<JobRecord>;
+  /** A new job that shares another job's sealed document (a batch replay). */
+  copy(fields: JobRecord, documentOf: string): Promise<JobRecord>;
+
+  // ---- reading
+  get(id: string): JobRecord | undefined;
+  /** Every known job in no particular order (counting without sorting the history). */
+  records(): IterableIterator<JobRecord>;
+  /** Every known job (unfinished and recent history) in acceptance order. */
+  all(): JobRecord[];
+  /** Unfinished jobs in acceptance order: what a restart re-queues. */
+  live(): JobRecord[];
+  /** The document as a verified plaintext stream (any size; nothing held whole). */
+  openDocument(id: string): Readable;
+  /** A small document read and authenticated whole, as plaintext chunks. */
+  readDocument(id: string): Promise<Buffer[]>;
+
+  // ---- state
+  update(id: string, patch: Partial<JobRecord>, opts?: UpdateOptions): Promise<JobRecord>;
+  /** Changes a job at once and records it without waiting (for states a crash may lose). */
+  updateNow(id: string, patch: Partial<JobRecord>): JobRecord;
+  /** The next position in acceptance order (a batch release places its jobs with it). */
+  allocSeq(): number;
+
+  // ---- purge
+  /** Removes a job's sealed document (cancel, batch retention); the record stays. */
+  dropDocument(id: string): Promise<void>;
+
+  stats(): { jobs: number; journalBytes: number };
+}
