@@ -163,7 +163,8 @@ test('a disk that really fills mid-upload is 507, keeps accepted jobs intact, an
 test('a token records when it was last used', async () => {
   const t = (await box.api.json('POST', '/v1/tokens', { name: 'used-once', scope: 'submit' })).json;
   assert.equal(t.lastUsedAt, undefined);
+  const before = Date.now();
   await box.api.request('GET', '/v1/jobs', { token: t.token });
   const listed = (await box.api.request('GET', '/v1/tokens')).json.tokens.find((x: any) => x.id === t.id);
-  assert.ok(Date.now() - Date.parse(listed.lastUsedAt) < 10000, 'lastUsedAt is set by the request');
+  assert.ok(Date.parse(listed.lastUsedAt) >= before, 'lastUsedAt is set by the request');
 });

@@ -5,26 +5,24 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { SystemHealth, freeBytes, freeBytesSync } from '../runtime/system/health.js';
 
-function timed<T>(f: () => T): { value: T; ms: number } {
-  const t = process.hrtime.bigint();
-  const value = f();
-  return { value, ms: Number(process.hrtime.bigint() - t) / 1e6 };
-}
 
 test('the first snapshot comes at once, marked stale, with what the os module knows; after the first refresh it is complete and fresh', async () => {
   const health = new SystemHealth({ dataDir: os.tmpdir(), version: '9.8.7', refreshMs: 60_000 });
   const refreshing = health.refresh(); // the real systeminformation probes (CPU load alone measures for ~0.5 s)
-  const samples: number[] = [];
+  // snapshot() is synchronous and answers from the cache: while the refresh runs it keeps giving the old (here:
+  // not yet taken) snapshot. How long it takes is measured in bench/health.ts, not asserted here.
+  const during: ReturnType<typeof health.snapshot>[] = [];
   let first = health.snapshot();
   while (health.refreshing) {
-    const s = timed(() => health.snapshot());
-    samples.push(s.ms);
-    first = first.takenAt ? first : s.value;
+    const s = health.snapshot();
+    assert.ok(!(s instanceof Promise), 'snapshot() does not wait');
+    if (health.refreshing) during.push(s);
+    first = first.takenAt ? first : s;
     await new Promise((r) => setTimeout(r, 20));
   }
   await refreshing;
-  assert.ok(samples.length >= 3, `took several snapshots while the refresh ran (${samples.length})`);
-  assert.ok(Math.max(...samples) < 5, `every snapshot under 5 ms while refreshing (max ${Math.max(...samples).toFixed(2)} ms)`);
+  assert.ok(during.length >= 3, `took several snapshots while the refresh ran (${during.length})`);
+  assert.ok(during.every((s) => s.takenAt === null && s.stale), 'every snapshot taken mid-refresh is the cached one');
   assert.equal(first.stale, true);
   assert.equal(first.takenAt, null);
   assert.ok(first.memory.totalBytes > 0, 'memory known before the first refresh');
@@ -47,7 +45,7 @@ test('the first snapshot comes at once, marked stale, with what the os module kn
   assert.match(s.versions.os, /\S/);
 });
 
-test('a hung probe is abandoned after probeTimeoutMs: the others refresh, the problem is reported with a code, snapshot never waits', async () => {
+test('a hung probe is abandoned after probeTimeoutMs: the others refresh, the problem is reported with a code, snapshot never waits', { timeout: 60_000 }, async () => {
   let release!: () => void;
   const hung = new Promise<number | null>((r) => (release = () => r(null)));
   const health = new SystemHealth({ dataDir: os.tmpdir(), version: '1', refreshMs: 60_000, probeTimeoutMs: 300, probes: {
@@ -60,12 +58,12 @@ test('a hung probe is abandoned after probeTimeoutMs: the others refresh, the pr
       os: async () => ({ os: 'test os', kernel: '6' }),
     },
   });
-  const t0 = Date.now();
   const refreshing = health.refresh();
-  assert.ok(timed(() => health.snapshot()).ms < 5);
+  // The temperature probe cannot answer until release(): a snapshot now, and the refresh's end, prove that
+  // neither waits for it.
+  assert.equal(health.snapshot().stale, true, 'snapshot answers from the cache while a probe hangs');
   await refreshing;
   release();
-  assert.ok(Date.now() - t0 < 3000, 'refresh bounded by the probe timeout');
   const s = health.snapshot();
   assert.deepEqual(s.problems.map((p) => [p.probe, p.code]), [['temperature', 'probe_timeout']]);
   assert.ok(s.disk && s.disk.freeBytes > 0, 'other probes still refreshed');
@@ -78,8 +76,6 @@ test('freeBytes reads statfs of the data dir: matches the kernel figures, and a 
   assert.ok(free > 0);
   assert.ok(Math.abs(free - st.bavail * st.bsize) < 64 * 1024 * 1024, 'same as statfs within concurrent writes');
   assert.ok(freeBytesSync(os.tmpdir()) > 0);
-  const { ms } = timed(() => freeBytesSync(os.tmpdir()));
-  assert.ok(ms < 5, `statfs is cheap (${ms.toFixed(2)} ms)`);
   await assert.rejects(freeBytes('/nonexistent/printbox-data'), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
 });
 

@@ -311,11 +311,9 @@ describe('IPP driver against a scripted printer', () => {
   test('a job that never completes ends as sent after confirmTimeout, never as confirmed', async () => {
     const p = await scriptedPrinter((m) => (m.code === OPERATION.getPrinterAttributes ? reply(m, 0, [printerGroup()]) : reply(m, 0, [jobGroup(5, ['job-printing'])])));
     try {
-      const t0 = Date.now();
       const outcome = await driver.send(makeJob(p.uri + '?pollInterval=50&confirmTimeout=500', doc), never);
       assert.equal(outcome.kind, 'sent');
       assert.match((outcome as { detail?: string }).detail ?? '', /not completed within 500 ms \(last seen: job 7 processing: job-printing\)/);
-      assert.ok(Date.now() - t0 < 2000);
     } finally {
       await p.close();
     }
@@ -326,11 +324,10 @@ describe('IPP driver against a scripted printer', () => {
     try {
       const ac = new AbortController();
       setTimeout(() => ac.abort(), 300);
-      const t0 = Date.now();
+      // confirmTimeout is 30 s: only the cancel can end the wait with "stopped waiting".
       const outcome = await driver.send(makeJob(p.uri + '?pollInterval=50&confirmTimeout=30000', doc), ac.signal);
       assert.equal(outcome.kind, 'sent');
       assert.match((outcome as { detail?: string }).detail ?? '', /stopped waiting/);
-      assert.ok(Date.now() - t0 < 2000);
       const polls = p.ops.length;
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(p.ops.length, polls, 'no polling after cancellation');

@@ -365,11 +365,9 @@ describe('lpr driver wire details (recording LPD)', () => {
     reset();
     rec.silent = true;
     const driver = createLprDriver(ctxWith(memoryStore()));
-    const t0 = Date.now();
     const out = await driver.send(testJob(`lpr://127.0.0.1:${rec.port}/q?ackTimeout=300`, Buffer.from('x')), never());
     assert.equal(out.kind, 'retry');
     assert.match(reasonOf(out), /no answer from the LPD server within 300 ms/);
-    assert.ok(Date.now() - t0 < 3000);
   });
 
   test('cancelling while the server keeps us waiting is a retry, at once', async () => {
@@ -378,10 +376,9 @@ describe('lpr driver wire details (recording LPD)', () => {
     const driver = createLprDriver(ctxWith(memoryStore()));
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
-    const t0 = Date.now();
+    // Without the cancel this would end in the ack timeout, with another reason.
     const out = await driver.send(testJob(`lpr://127.0.0.1:${rec.port}/q`, Buffer.from('x')), ac.signal);
     assert.deepEqual(out, { kind: 'retry', reason: 'cancelled while sending' });
-    assert.ok(Date.now() - t0 < 2000);
   });
 
   test('a document shorter than its recorded size fails instead of sending a wrong byte count', async () => {

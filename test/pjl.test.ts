@@ -102,7 +102,7 @@ describe('confirmed delivery over RAW (confirm=pjl)', () => {
     const out = await driver.send(testJob(`raw://127.0.0.1:${printer.port}?confirm=pjl&confirmTimeout=400`, Buffer.from('\x1bEhi\x1bE'), { contentType: 'pcl' }), never());
     const took = Date.now() - t0;
     assert.deepEqual(out, { kind: 'sent', detail: 'no PJL job status from the printer within 400 ms' });
-    assert.ok(took >= 400 && took < 3000, `took ${took} ms`);
+    assert.ok(took >= 400, `not before confirmTimeout (took ${took} ms)`);
     assert.equal((await printer.waitForJobs(1, 2000)).length, 1);
   });
 

@@ -137,11 +137,9 @@ describe('raw driver', () => {
   test('a stalled printer that never closes is a retry after closeTimeout', async () => {
     const s = await startSink({ behaviour: 'stall' });
     sinks.push(s);
-    const t0 = Date.now();
     const out = await driver.send(testJob(`raw://127.0.0.1:${s.port}?closeTimeout=300`, randomBytes(1000)), never());
     assert.equal(out.kind, 'retry');
     assert.match((out as { reason: string }).reason, /did not close the connection within 300 ms/);
-    assert.ok(Date.now() - t0 < 3000);
   });
 
   test('a damaged sealed document fails the job and the printer sees a reset, not a complete job', async () => {
@@ -202,11 +200,9 @@ describe('raw driver', () => {
   test('with stallTimeout a printer that never reads again is given up on and the job retried', async () => {
     const s = await startSink({ behaviour: 'stall' });
     sinks.push(s);
-    const t0 = Date.now();
     const out = await driver.send(testJob(`raw://127.0.0.1:${s.port}?stallNotice=200&stallTimeout=800`, randomBytes(32 * 1024 * 1024)), never());
     assert.equal(out.kind, 'retry');
     assert.match((out as { reason: string }).reason, /took no data/);
-    assert.ok(Date.now() - t0 < 5000);
   });
 
   test('a bad URI parameter fails with its message', async () => {

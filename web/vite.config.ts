@@ -1,4 +1,4 @@
-// Builds the setup page (web/) to static files in web/dist that runtime/web.ts serves; no plug-ins, esbuild does the JSX.
+// Builds the setup page (web/) to static files in web/dist that runtime/api/setup-page.ts serves; no plug-ins, esbuild does the JSX.
 import { defineConfig } from 'vite';
 
 export default defineConfig({

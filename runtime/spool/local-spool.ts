@@ -34,7 +34,7 @@ const HEAD_BYTES = 16;
 const SYNC_EVERY = 16 * 1024 * 1024;
 /** Sealed bytes read per step when a document is streamed out: 16 whole chunks with their length and MAC. */
 const READ_BATCH = 16 * (CHUNK_BYTES + 20);
-/** Large documents: dead chunk buffers are collected every ~4 MiB streamed (runtime/gc.ts; 8 MiB peaked 4 MiB higher at the same speed). */
+/** Large documents: dead chunk buffers are collected every ~4 MiB streamed (spool/gc.ts; 8 MiB peaked 4 MiB higher at the same speed). */
 const RELEASE_EVERY_BYTES = 4 * 1024 * 1024;
 const RELEASE_EVERY_READS = Math.round(RELEASE_EVERY_BYTES / READ_BATCH);
 /**
@@ -107,7 +107,8 @@ export class LocalSpool implements Spool {
     });
     for (const [id, sealed] of this.inline) {
       const j = this.jobs.get(id);
-      if (j && !isFinal(j.state) && j.hasDocument) this.inlineBytes += sealed.length;
+      // A finished job may keep its document (keepDocument): it stays as long as its record says it has one.
+      if (j && j.hasDocument) this.inlineBytes += sealed.length;
       else this.inline.delete(id);
     }
     const byFinish = [...this.jobs.values()].filter((j) => isFinal(j.state)).sort((a, b) => a.seq - b.seq);
