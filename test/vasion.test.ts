@@ -317,3 +317,22 @@ test('a job naming a batch before its Batch Open waits for it; one whose open ne
   const late = await box.api.json('POST', '/v1/batches', { batchID: 'never-opened', jobIDs: [orphan] });
   assert.equal(late.status, 409);
 });
+
+test('with two printers and no queue given, the 400 names the printers that exist', async () => {
+  const second = await startSink();
+  try {
+    await addRawPrinter(box.api, 'ward-4', second.port);
+    const r = await printJob(box.token, { username: 'nurse' }, pdf('no-queue'));
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.code, 'missing_printer');
+    assert.deepEqual(r.json.error.printers, ['ward-3', 'ward-4']);
+    assert.match(r.json.error.message, /this box has 2: ward-3, ward-4/);
+  } finally {
+    await second.close();
+  }
+});
+
+test('a fieldAliases entry naming no job field, or an anonymousSubmit entry that is no range, stops the start with its reason', async () => {
+  await assert.rejects(startAppliance({ fieldAliases: { printerPath: 'printr' } }), /fieldAliases: "printerPath" maps to "printr", which is not a job field/);
+  await assert.rejects(startAppliance({ anonymousSubmit: ['10.20.0.0/33'] }), /anonymousSubmit: "10.20.0.0\/33" is not an IP address or CIDR range/);
+});

@@ -127,7 +127,7 @@ export class Batches {
     }
     const ids = req.jobIDs.map((j) => j.toLowerCase());
     if (new Set(ids).size !== ids.length) throw new ApiError(400, 'duplicate_job_ids', 'jobIDs lists the same job more than once');
-    const early = this.early.get(req.batchID) ?? new Set<string>();
+    const early = new Set([...(this.early.get(req.batchID) ?? [])].filter((id) => this.spool.get(id)?.state === 'waiting-for-batch'));
     for (const id of ids) {
       const other = this.byJob.get(id);
       if (other) throw conflict('job_in_other_batch', `job ${id} is already listed in batch "${other}"`);
