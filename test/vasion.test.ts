@@ -309,11 +309,14 @@ test('a job naming a batch before its Batch Open waits for it; one whose open ne
   assert.deepEqual(printedLabels().slice(before), ['early', 'later']);
 
   const orphan = randomUUID();
-  assert.equal((await printJob(box.token, { queue: 'ward-3', jobID: orphan, batchID: 'never-opened' }, pdf('orphan'))).status, 201);
+  assert.equal((await printJob(box.token, { queue: 'ward-3', jobID: orphan, batchID: 'never-opened', statusURL: `${callbackBase}/orphan` }, pdf('orphan'))).status, 201);
   await box.running.app.batches.tick(Date.now() + 2 * 3600 * 1000);
   const j = await jobView(orphan);
   assert.equal(j.state, 'cancelled');
   assert.match(j.reason, /batch "never-opened" was never opened/);
+  const told = await until('the fail callback', () => callbacks.find((c) => c.body.jobID === orphan));
+  assert.equal(told!.body.status, 'fail');
+  assert.match(told!.body.message, /never opened/);
   const late = await box.api.json('POST', '/v1/batches', { batchID: 'never-opened', jobIDs: [orphan] });
   assert.equal(late.status, 409);
 });
