@@ -4,11 +4,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { startSink, type Sink } from './peers/tcp-sink.js';
-import { addRawPrinter, startAppliance, until, type TestAppliance } from './helpers/appliance.js';
+import { addRawPrinter, freePort, spawnAppliance, startAppliance, tempDir, until, type TestAppliance } from './helpers/appliance.js';
 
 let box: TestAppliance;
 let printer: Sink;
@@ -280,7 +281,7 @@ test('printbox token import keeps a key the clients already hold: read from stdi
   assert.equal(code, 0, out);
   assert.match(out, /imported ward-app/);
   assert.ok(!out.includes(key), 'the secret is never printed');
-  const state = await import('node:fs/promises').then((fs) => fs.readFile(path.join(box.dataDir, 'state.json'), 'utf8'));
+  const state = await fs.readFile(path.join(box.dataDir, 'state.json'), 'utf8');
   assert.ok(!state.includes(key), 'only the hash is stored');
   const r = await printJob(key, { queue: 'ward-3', username: 'ward-app' }, pdf('imported'));
   assert.equal(r.status, 201, r.text);
@@ -338,4 +339,17 @@ test('with two printers and no queue given, the 400 names the printers that exis
 test('a fieldAliases entry naming no job field, or an anonymousSubmit entry that is no range, stops the start with its reason', async () => {
   await assert.rejects(startAppliance({ fieldAliases: { printerPath: 'printr' } }), /fieldAliases: "printerPath" maps to "printr", which is not a job field/);
   await assert.rejects(startAppliance({ anonymousSubmit: ['10.20.0.0/33'] }), /anonymousSubmit: "10.20.0.0\/33" is not an IP address or CIDR range/);
+});
+
+test('anonymous submit and fieldAliases come from the config file, and the log warns at start while anonymous submit is on', async () => {
+  const dir = await tempDir('pbx-16-cfg-');
+  const config = path.join(dir, 'config.json');
+  await fs.writeFile(config, JSON.stringify({ anonymousSubmit: ['10.20.0.0/16'], fieldAliases: { printerPath: 'printer' } }));
+  const child = await spawnAppliance(path.join(dir, 'data'), await freePort(), { PRINTBOX_CONFIG: config });
+  try {
+    assert.match(child.output(), /anonymous submit is on: any client in 10\.20\.0\.0\/16 may print without a token/);
+  } finally {
+    await child.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });
