@@ -160,6 +160,17 @@ test('a Vasion batch: string batchID and an unknown property, jobs posted in rev
   }
 });
 
+test('a Batch Close that names no batch, and a batchID outside [A-Za-z0-9._:-], are 400 with their reason', async () => {
+  const close = await box.api.json('POST', '/v1/batches/close', {});
+  assert.equal(close.status, 400);
+  assert.equal(close.json.error.code, 'missing_batch_id');
+  const job = await printJob(box.token, { queue: 'ward-3', jobID: randomUUID(), batchID: 'ward 3 batch' }, pdf('bad-batch'));
+  assert.equal(job.status, 400);
+  assert.equal(job.json.error.code, 'bad_batch_id');
+  const open = await box.api.json('POST', '/v1/batches', { batchID: 'ward 3 batch', jobIDs: [randomUUID()] });
+  assert.equal(open.status, 400);
+});
+
 test('each field alias lands on its printbox field', async () => {
   const jobID = randomUUID();
   const r = await printJob(box.token, {
