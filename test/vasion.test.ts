@@ -304,7 +304,7 @@ test('printbox token import keeps a key the clients already hold: read from stdi
   assert.equal(short.json.error.code, 'bad_token_secret');
 });
 
-// Last: it moves the batch clock forward past the open timeout.
+// It moves the batch clock past the open timeout (open batches expire): no test after it opens a batch.
 test('a job naming a batch before its Batch Open waits for it; one whose open never comes is cancelled after the open timeout', async () => {
   const early = randomUUID();
   const r = await printJob(box.token, { queue: 'ward-3', jobID: early, batchID: 'opened-late' }, pdf('early'));
