@@ -16,6 +16,9 @@ import { State } from './system/state.js';
 import { Tokens } from './system/tokens.js';
 import { ApiError, notFound } from './system/errors.js';
 import { JobIntake } from './intake/accept.js';
+import { checkFieldAliases } from './intake/vasion.js';
+import { AddressRanges } from './system/address-ranges.js';
+import { anonymousWarning } from './api/auth.js';
 import { DataDirLock } from './system/lock.js';
 import { Metrics } from './system/metrics.js';
 import { Batches } from './queue/batches.js';
@@ -71,6 +74,13 @@ export class Appliance {
 
   /** Opens everything; `serving` appliances also start the queues. Only one process may own a data dir. */
   async open(opts: { startQueues: boolean }): Promise<void> {
+    // A config mistake in these stops the start with its reason, before anything is opened.
+    const fieldAliases = checkFieldAliases(this.cfg.fieldAliases);
+    try {
+      new AddressRanges(this.cfg.anonymousSubmit ?? []);
+    } catch (err) {
+      throw new Error(`anonymousSubmit: ${(err as Error).message}`);
+    }
     await fs.mkdir(this.cfg.dataDir, { recursive: true, mode: 0o700 });
     await this.lock.acquire();
     await this.state.load();
@@ -107,7 +117,10 @@ export class Appliance {
       },
       log: this.log,
       limits: this.cfg,
+      fieldAliases,
     });
+    const anonymous = anonymousWarning(this.cfg.anonymousSubmit);
+    if (anonymous) this.log.warn({ anonymousSubmit: this.cfg.anonymousSubmit }, anonymous);
     this.queue.on('job', (job) => this.onJobChange(job));
     this.queue.on('sendDone', (e) => this.metrics.onSend(e));
     if (opts.startQueues) {
@@ -203,7 +216,8 @@ export class Appliance {
     const printers = this.printers.list().map((p) => ({ id: p.id, name: p.name, uri: p.uri, enabled: p.enabled, stopped: p.stopped ?? null, ...this.queue.printerState(p.id) }));
     const counts: Record<string, number> = {};
     for (const j of this.spool.records()) counts[j.state] = (counts[j.state] ?? 0) + 1;
-    return { name: this.state.data.settings.name, version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), printers, jobs: counts, spool: this.spool.stats() };
+    const warnings = [anonymousWarning(this.cfg.anonymousSubmit)].filter((w): w is string => !!w);
+    return { name: this.state.data.settings.name, version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), printers, jobs: counts, spool: this.spool.stats(), warnings };
   }
 
   adminSocketPath(): string {

@@ -12,6 +12,9 @@ const HELP = `usage: printbox <command> [options]
   status                                  printers, queues and job counts
   token create [--name N] [--scope submit|admin]
                                           create an API token; prints the token alone
+  token import --name N [--scope submit|admin]
+                                          keep an existing API key (e.g. one Vasion clients hold):
+                                          reads the secret from stdin, stores only its hash
   token list                              list tokens (never the secrets)
   token revoke ID|NAME                    revoke a token
   printer add NAME URI [--policy retry-job|hold-job|stop-printer]
@@ -73,6 +76,17 @@ async function call(cfg: Config, method: string, url: string, body?: unknown): P
     throw new Error(e ? `${e.message} (${e.code})` : `HTTP ${res.status}`);
   }
   return res.body;
+}
+
+/** The secret on stdin (one line; a trailing newline is not part of it). Never echoed, never an argument (ps would show it). */
+async function readSecret(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('secret (then Enter and Ctrl-D): ');
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += chunk;
+    if (text.length > 4096) break;
+  }
+  return text.replace(/\r?\n$/, '').trim();
 }
 
 function table(rows: Record<string, unknown>[], cols: string[]): string {
@@ -137,6 +151,16 @@ export async function main(argv: string[]): Promise<number> {
         if (!['submit', 'admin'].includes(scope)) throw new UsageError('--scope must be submit or admin');
         const t = await call(cfg, 'POST', '/v1/tokens', { name: o.name ?? 'token', scope });
         out(t, () => `${t.token}\n`);
+        return 0;
+      }
+      case 'token import': {
+        const scope = o.scope ?? 'submit';
+        if (!['submit', 'admin'].includes(scope)) throw new UsageError('--scope must be submit or admin');
+        if (!o.name) throw new UsageError('token import needs --name, e.g. printbox token import --name ward-app --scope submit < key.txt');
+        const secret = await readSecret();
+        if (!secret) throw new UsageError('token import reads the secret from stdin, e.g. printbox token import --name ward-app < key.txt');
+        const t = await call(cfg, 'POST', '/v1/tokens/import', { name: o.name, scope, token: secret });
+        out(t, () => `imported ${t.name} (${t.id}), scope ${t.scope}\n`);
         return 0;
       }
       case 'token list': {

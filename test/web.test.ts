@@ -167,9 +167,12 @@ test('an admin sets the box up from the page and uses it', { timeout: 90000 }, a
   await upload.getByTestId('cert-error').getByText('not a PEM certificate').waitFor();
   assert.equal((await box.api.json('GET', '/v1/certificate')).json.fingerprint, box.running.tls.fingerprint, 'nothing was installed');
 
-  // ---- system
+  // ---- system; while anonymous submit is on (issue 16) the page says so
+  box.running.app.cfg.anonymousSubmit = ['10.20.0.0/16'];
   await page.getByTestId('tab-system').click();
   await page.getByTestId('version').getByText('0.1.0').waitFor();
+  await page.getByTestId('appliance-warning').getByText('anonymous submit is on: any client in 10.20.0.0/16').waitFor();
+  box.running.app.cfg.anonymousSubmit = [];
   await shot('11-system');
 
   // ---- a cookie-authenticated change without the CSRF header is refused

@@ -1,11 +1,40 @@
 // Batch API (Vasion's Batch Open / Batch Close): open, close, inspect, cancel, replay.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireAdmin } from './auth.js';
-import { ApiError } from '../system/errors.js';
+import { ApiError, badRequest } from '../system/errors.js';
+import { BATCH_ID } from '../intake/options.js';
 import type { Appliance } from '../appliance.js';
+import type { OpenBatch } from '../queue/batches.js';
 
 const UUID = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 const batchParam = { type: 'object', properties: { batchID: { type: 'string', minLength: 1, maxLength: 128 } }, required: ['batchID'] };
+const OPEN_FIELDS = ['batchID', 'jobIDs', 'requireAllJobs', 'name', 'statusURL'];
+
+/** Batch Open's known properties under any case (`batchId`, `jobIds`); the rest become the batch's warnings. */
+function splitOpenBody(req: FastifyRequest): void {
+  const body = req.body as Record<string, unknown> | null;
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return;
+  const known: Record<string, unknown> = {};
+  const unknown: string[] = [];
+  for (const [k, v] of Object.entries(body)) {
+    const field = OPEN_FIELDS.find((f) => f.toLowerCase() === k.toLowerCase());
+    if (field) known[field] = v;
+    else unknown.push(k.slice(0, 64));
+  }
+  req.body = known;
+  (req as FastifyRequest & { unknownProperties?: string[] }).unknownProperties = unknown.slice(0, 20);
+}
+
+/** The batch a Batch Close names: in the path, or `{"batchID": …}` in a JSON body (or `?batchID=`). */
+function closeTarget(req: FastifyRequest): string {
+  const fromParams = (req.params as { batchID?: string }).batchID;
+  const body = (req.body ?? {}) as Record<string, unknown>;
+  const fromBody = typeof body === 'object' ? Object.entries(body).find(([k]) => k.toLowerCase() === 'batchid')?.[1] : undefined;
+  const fromQuery = Object.entries((req.query ?? {}) as Record<string, unknown>).find(([k]) => k.toLowerCase() === 'batchid')?.[1];
+  const id = fromParams ?? fromBody ?? fromQuery;
+  if (typeof id !== 'string' || !id || id.length > 128) throw badRequest('missing_batch_id', 'Batch Close needs the batch: POST /v1/batches/{batchID}/close, or POST /v1/batches/close with {"batchID": "…"}');
+  return id;
+}
 
 export function registerBatchRoutes(server: FastifyInstance, app: Appliance): void {
   const own = (req: { principal: { id: string; scope: string } }, batchID: string) => {
@@ -15,15 +44,16 @@ export function registerBatchRoutes(server: FastifyInstance, app: Appliance): vo
   };
 
   server.post('/v1/batches', {
+    preValidation: async (req) => splitOpenBody(req),
     schema: {
       tags: ['batches'],
-      summary: 'Batch Open: the ordered list of jobs that will print together',
+      summary: 'Batch Open: the ordered list of jobs that will print together (unknown properties are kept as warnings)',
       body: {
         type: 'object',
         required: ['batchID', 'jobIDs'],
-        additionalProperties: false,
+        additionalProperties: true,
         properties: {
-          batchID: { type: 'string', minLength: 1, maxLength: 128 },
+          batchID: { type: 'string', pattern: BATCH_ID.source },
           jobIDs: { type: 'array', minItems: 1, maxItems: 10000, items: { type: 'string', pattern: UUID } },
           requireAllJobs: { type: 'boolean', default: false },
           name: { type: 'string', maxLength: 256 },
@@ -32,7 +62,9 @@ export function registerBatchRoutes(server: FastifyInstance, app: Appliance): vo
       },
     },
   }, async (req, reply) => {
-    const { batch, created } = await app.batches.create(req.body as never, req.principal.id);
+    const unknown = (req as FastifyRequest & { unknownProperties?: string[] }).unknownProperties ?? [];
+    const warnings = unknown.map((k) => `Batch Open property "${k}" is not one printbox knows; it was ignored`);
+    const { batch, created } = await app.batches.create({ ...(req.body as OpenBatch), warnings }, req.principal.id);
     return reply.status(created ? 201 : 200).send(app.batches.view(batch));
   });
 
@@ -42,10 +74,12 @@ export function registerBatchRoutes(server: FastifyInstance, app: Appliance): vo
 
   server.get('/v1/batches/:batchID', { schema: { tags: ['batches'], params: batchParam } }, async (req) => app.batches.view(own(req, (req.params as { batchID: string }).batchID)));
 
-  server.post('/v1/batches/:batchID/close', { schema: { tags: ['batches'], summary: 'Batch Close: release the batch to print in listed order', params: batchParam } }, async (req) => {
-    const b = own(req, (req.params as { batchID: string }).batchID);
+  const close = async (req: FastifyRequest) => {
+    const b = own(req, closeTarget(req));
     return app.batches.view(await app.batches.closeBatch(b.batchID));
-  });
+  };
+  server.post('/v1/batches/:batchID/close', { schema: { tags: ['batches'], summary: 'Batch Close: release the batch to print in listed order', params: batchParam } }, close);
+  server.post('/v1/batches/close', { schema: { tags: ['batches'], summary: 'Batch Close with {"batchID": …} in the body' } }, close);
 
   server.delete('/v1/batches/:batchID', { schema: { tags: ['batches'], summary: 'Cancel every job of the batch not yet printed', params: batchParam } }, async (req) => {
     const b = own(req, (req.params as { batchID: string }).batchID);

@@ -1,5 +1,5 @@
 // HTTP API v1: one set of routes, served over HTTPS (tokens) and over the local admin socket (file permissions).
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import { ApiError, notFound } from '../system/errors.js';
@@ -11,14 +11,16 @@ import type { TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-page.js';
-import { credentials, requireAdmin, type Principal } from './auth.js';
+import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, type Principal } from './auth.js';
+import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './vasion-routes.js';
 
-const PUBLIC = new Set(['/v1/health', '/v1/openapi.json']);
+const PUBLIC = new Set(['/v1/health', '/v1/openapi.json', ...VASION_PUBLIC_ROUTES]);
 const METRICS = '/metrics';
 
 const errorSchema = {
   type: 'object',
-  properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } },
+  // additionalProperties: an error's details (the printers that exist, the field refused) reach the client too.
+  properties: { error: { type: 'object', additionalProperties: true, properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] } },
 };
 const idParam = { type: 'object', properties: { id: { type: 'string', maxLength: 128 } }, required: ['id'] };
 const printerBody = {
@@ -74,11 +76,18 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
       return;
     }
     if (PUBLIC.has(req.routeOptions.url ?? '') || isPublicWebRoute(req) || (app.cfg.metricsOpen && req.routeOptions.url === METRICS)) return;
+    checkSiteId(req, app.cfg.siteId);
     const token = credentials(req);
     if (!token) {
       const session = req.headers.authorization ? undefined : principalFromSession(req, app);
       if (session) {
         req.principal = session;
+        return;
+      }
+      // Opt-in anonymous submit (config "anonymousSubmit"): only job and batch submission, only from its ranges.
+      const anonymous = ANONYMOUS_ROUTES.has(`${req.method} ${req.routeOptions.url}`) ? anonymousSubmitter(app.cfg.anonymousSubmit, req.socket.remoteAddress) : undefined;
+      if (anonymous) {
+        req.principal = anonymous;
         return;
       }
       throw new ApiError(401, 'unauthorized', 'send an API token: "Authorization: Bearer <token>"');
@@ -116,20 +125,20 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   server.get('/v1/health', { schema: { tags: ['system'], summary: 'Liveness and readiness (no auth)', security: [] } }, async () => ({ status: 'ok', ready: true, version: VERSION, uptimeSeconds: Math.round((Date.now() - app.startedAt) / 1000) }));
   server.get('/v1/openapi.json', { schema: { hide: true } }, async () => server.swagger());
 
-  // ---- jobs
-  server.post('/v1/jobs', {
-    schema: {
-      tags: ['jobs'],
-      summary: 'Submit a print job (multipart/form-data: a "file" part plus fields or a "metadata" JSON part)',
-      consumes: ['multipart/form-data'],
-      response: { 201: { type: 'object', additionalProperties: true }, 200: { type: 'object', additionalProperties: true }, '4xx': errorSchema, 507: errorSchema },
-    },
-  }, async (req, reply) => {
+  // ---- jobs (the same handler answers Vasion's POST /v1/print: the reply's top-level jobID is its PrintJobResponse)
+  const submitSchema = {
+    tags: ['jobs'],
+    summary: 'Submit a print job (multipart/form-data: a "file" part plus fields or a "metadata" JSON part)',
+    consumes: ['multipart/form-data'],
+    response: { 201: { type: 'object', additionalProperties: true }, 200: { type: 'object', additionalProperties: true }, '4xx': errorSchema, 507: errorSchema },
+  };
+  const submitJob = async (req: FastifyRequest, reply: FastifyReply) => {
     await app.intake.checkDiskSpace();
     const { job: valid, received } = await readUpload(app.intake, req);
     const { job, created } = await app.intake.accept(valid, received, req.principal.id);
     return reply.status(created ? 201 : 200).send(jobView(job));
-  });
+  };
+  server.post('/v1/jobs', { schema: submitSchema }, submitJob);
 
   server.get('/v1/jobs/:id', { schema: { tags: ['jobs'], params: idParam } }, async (req) => jobView(app.job((req.params as { id: string }).id, ownerOf(req))));
 
@@ -251,6 +260,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
 
   registerLanRoutes(server, app);
   registerBatchRoutes(server, app);
+  registerVasionRoutes(server, app, { submitJob, submitSchema });
   if (opts.mode === 'https') await registerWeb(server, app, { tls: opts.tls! });
   return server;
 }

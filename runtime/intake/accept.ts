@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import { ApiError, conflict } from '../system/errors.js';
 import type { JobRecord, JobState } from '../spool/jobs.js';
 import type { Received, Spool } from '../spool/contract.js';
-import { sniff, validateJob, type JobFields, type PrinterDirectory, type ValidJob } from './options.js';
+import { sniff, validateJob, type JobField, type JobFields, type PrinterDirectory, type ValidJob } from './options.js';
+import { fieldFor, knownFieldNames, pathAwarePrinters, type FieldAliases } from './vasion.js';
 
 /** What the batches must say about a job that arrives (the queue room implements it). */
 export interface BatchAdmission {
@@ -29,6 +30,8 @@ export interface IntakeDeps {
   counted?(job: JobRecord): void;
   log: Logger;
   limits: { dataDir: string; maxDocumentBytes: number; minFreeBytes: number };
+  /** The site's own field names (config `fieldAliases`), on top of the built-in dialects. */
+  fieldAliases?: FieldAliases;
 }
 
 /** Same jobID again: the same job when content and metadata match, otherwise a conflict. */
@@ -41,7 +44,11 @@ export class JobIntake {
   private uploading = new Set<string>();
   private diskCheck = { at: 0, free: Infinity };
 
-  constructor(private deps: IntakeDeps) {}
+  private printers: PrinterDirectory;
+
+  constructor(private deps: IntakeDeps) {
+    this.printers = pathAwarePrinters(deps.printers);
+  }
 
   get maxDocumentBytes(): number {
     return this.deps.limits.maxDocumentBytes;
@@ -49,7 +56,16 @@ export class JobIntake {
 
   /** The one validation of job fields, for every protocol. */
   validate(fields: JobFields): ValidJob {
-    return validateJob(this.deps.printers, fields);
+    return validateJob(this.printers, fields);
+  }
+
+  /** Where a field name a client sent goes: a job field, null (ignored on purpose by the site), undefined (unknown). */
+  fieldFor(name: string): JobField | null | undefined {
+    return fieldFor(name, this.deps.fieldAliases);
+  }
+
+  knownFields(): string[] {
+    return knownFieldNames(this.deps.fieldAliases);
   }
 
   /** 507 before the disk fills: intake stops below the floor and resumes by itself once space is back. */

@@ -3,10 +3,11 @@ import type { FastifyRequest } from 'fastify';
 import type { MultipartFile, MultipartValue } from '@fastify/multipart';
 import { ApiError, badRequest } from '../system/errors.js';
 import type { Received } from '../spool/contract.js';
-import { JOB_FIELDS, type JobFields, type ValidJob } from './options.js';
+import type { JobFields, ValidJob } from './options.js';
 import type { JobIntake } from './accept.js';
 
-function addField(meta: JobFields, name: string, value: unknown): void {
+/** Sets one received field on the job, under its printbox name. An unknown name is a 400: nothing is silently dropped. */
+function addField(intake: JobIntake, meta: JobFields, name: string, value: unknown): void {
   if (name === 'metadata') {
     let parsed: unknown;
     try {
@@ -15,11 +16,19 @@ function addField(meta: JobFields, name: string, value: unknown): void {
       throw badRequest('bad_metadata', 'the metadata part is not valid JSON');
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw badRequest('bad_metadata', 'the metadata part must be a JSON object');
-    for (const [k, v] of Object.entries(parsed)) addField(meta, k, v);
+    for (const [k, v] of Object.entries(parsed)) addField(intake, meta, k, v);
     return;
   }
-  if ((JOB_FIELDS as readonly string[]).includes(name)) meta[name as keyof JobFields] = value;
-  // Unknown fields are ignored, as Vasion's API does, so clients can send extra metadata.
+  const field = intake.fieldFor(name);
+  if (field === null) return; // the site's fieldAliases says: accept this one and ignore it
+  if (field === undefined) {
+    throw badRequest('unknown_field', `unknown field "${name.slice(0, 64)}"; printbox takes ${intake.knownFields().join(', ')}. To accept it, map it in the config's fieldAliases (e.g. {"${name.slice(0, 64)}": null} to ignore it)`, { field: name.slice(0, 64) });
+  }
+  const prev = meta[field];
+  if (prev !== undefined && JSON.stringify(prev) !== JSON.stringify(value)) {
+    throw badRequest('conflicting_fields', `the job's ${field} is given twice with different values (field "${name.slice(0, 64)}")`, { field: name.slice(0, 64) });
+  }
+  meta[field] = value;
 }
 
 /** Past an error, the rest of the body is read and thrown away up to this much, so the client can read our reply. */
@@ -49,11 +58,11 @@ export async function readUpload(intake: JobIntake, req: FastifyRequest): Promis
       }
       try {
         if (!file) {
-          addField(meta, part.fieldname, (part as MultipartValue).value);
+          addField(intake, meta, part.fieldname, (part as MultipartValue).value);
           continue;
         }
         if (file.fieldname === 'metadata') {
-          addField(meta, 'metadata', (await file.toBuffer()).toString('utf8'));
+          addField(intake, meta, 'metadata', (await file.toBuffer()).toString('utf8'));
           continue;
         }
         if (file.fieldname !== 'file') throw badRequest('unexpected_file', `unexpected file part "${file.fieldname.slice(0, 64)}"; the document goes in "file"`);

@@ -1,9 +1,11 @@
 // One validation of job options for every intake protocol: fields as received in, a ValidJob (or a coded error) out.
-import { CONTENT_TYPES, DUPLEX, ORIENTATIONS, type ContentType, type JobOptions } from '../../drivers/contract.js';
+import { CONTENT_TYPES, DUPLEX, ORIENTATIONS, type ContentType, type Duplex, type JobOptions } from '../../drivers/contract.js';
 import { ApiError, badRequest } from '../system/errors.js';
 import type { PrinterRecord } from '../system/state.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Batch IDs: Vasion's on-prem examples use names ("batch-2024-001"), Cloud Link uses UUIDs; both fit. */
+export const BATCH_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const PAGE_RANGES = /^\d+(-\d+)?(,\d+(-\d+)?)*$/;
 export const JOB_FIELDS = ['jobID', 'printer', 'title', 'user', 'copies', 'color', 'duplex', 'media', 'orientation', 'pageRanges', 'finishings', 'tray', 'contentType', 'statusURL', 'batchID'] as const;
 export type JobField = (typeof JOB_FIELDS)[number];
@@ -41,8 +43,57 @@ function bool(v: unknown, field: string): boolean | undefined {
   if (typeof v === 'boolean') return v;
   const s = String(v).toLowerCase();
   if (['true', '1', 'yes', 'color', 'colour'].includes(s)) return true;
-  if (['false', '0', 'no', 'monochrome', 'grayscale', 'mono'].includes(s)) return false;
-  throw badRequest('bad_field', `${field} must be true or false`);
+  if (['false', '0', 'no', 'monochrome', 'grayscale', 'greyscale', 'mono', 'black-and-white', 'bw'].includes(s)) return false;
+  throw badRequest('bad_field', `${field} must be true or false (or color, monochrome, grayscale)`);
+}
+
+/** Duplex as other APIs name it (Vasion, IPP `sides`, true/false): every spelling maps onto one of DUPLEX. */
+const DUPLEX_ALIASES: Readonly<Record<string, Duplex>> = {
+  none: 'none', simplex: 'none', 'one-sided': 'none', false: 'none', off: 'none', no: 'none', '0': 'none',
+  'long-edge': 'long-edge', duplex: 'long-edge', 'two-sided-long-edge': 'long-edge', true: 'long-edge', on: 'long-edge', yes: 'long-edge', '1': 'long-edge', 'two-sided': 'long-edge',
+  'short-edge': 'short-edge', 'two-sided-short-edge': 'short-edge', tumble: 'short-edge',
+};
+
+function duplexOf(v: unknown): Duplex | undefined {
+  if (typeof v === 'boolean') return v ? 'long-edge' : 'none';
+  const s = str(v, 'duplex', 64);
+  if (s === undefined) return undefined;
+  const d = DUPLEX_ALIASES[s.toLowerCase()];
+  if (!d) throw badRequest('bad_duplex', `duplex must be one of ${DUPLEX.join(', ')} (or simplex, duplex, one-sided, two-sided-long-edge, two-sided-short-edge, true, false)`);
+  return d;
+}
+
+/** Media short names mapped to PWG 5101.1 self-describing names, which every driver understands. */
+const MEDIA_NAMES: Readonly<Record<string, string>> = {
+  a3: 'iso_a3_297x420mm', a4: 'iso_a4_210x297mm', a5: 'iso_a5_148x210mm', a6: 'iso_a6_105x148mm', b5: 'iso_b5_176x250mm',
+  letter: 'na_letter_8.5x11in', legal: 'na_legal_8.5x14in', tabloid: 'na_ledger_11x17in', ledger: 'na_ledger_11x17in',
+  executive: 'na_executive_7.25x10.5in', dl: 'iso_dl_110x220mm', com10: 'na_number-10_4.125x9.5in', c5: 'iso_c5_162x229mm',
+  usletter: 'na_letter_8.5x11in', uslegal: 'na_legal_8.5x14in',
+};
+const PWG_MEDIA = /^[a-z0-9]+_[a-z0-9.-]+_\d+(\.\d+)?x\d+(\.\d+)?(mm|in)$/;
+
+function mediaOf(v: unknown): string | undefined {
+  const s = str(v, 'media', 64);
+  if (s === undefined) return undefined;
+  const short = MEDIA_NAMES[s.toLowerCase().replace(/[\s_-]/g, '')];
+  if (short) return short;
+  if (PWG_MEDIA.test(s.toLowerCase())) return s.toLowerCase();
+  throw badRequest('bad_media', `media "${s.slice(0, 64)}" is not a paper name printbox knows: use ${Object.keys(MEDIA_NAMES).slice(0, 13).join(', ')} or a PWG self-describing name like iso_a4_210x297mm`);
+}
+
+/** Content types as MIME types (what IPP and many HTTP clients say) mapped onto printbox's names. */
+const CONTENT_TYPE_ALIASES: Readonly<Record<string, ContentType>> = {
+  'application/pdf': 'pdf', 'application/postscript': 'postscript', 'application/vnd.hp-pcl': 'pcl', 'application/pcl': 'pcl',
+  'image/pwg-raster': 'pwg-raster', 'application/x-zpl': 'zpl', 'text/plain': 'text', 'application/octet-stream': 'raw', 'application/vnd.cups-raw': 'raw',
+};
+
+function contentTypeOf(v: unknown): ContentType | undefined {
+  const s = str(v, 'contentType', 64);
+  if (s === undefined) return undefined;
+  const t = s.toLowerCase().split(';')[0].trim();
+  const c = (CONTENT_TYPES as readonly string[]).includes(t) ? (t as ContentType) : CONTENT_TYPE_ALIASES[t];
+  if (!c) throw badRequest('bad_contenttype', `contentType must be one of ${CONTENT_TYPES.join(', ')} (or its MIME type, e.g. application/pdf)`);
+  return c;
 }
 
 function oneOf<T extends string>(v: unknown, allowed: readonly T[], field: string): T | undefined {
@@ -71,10 +122,16 @@ export function defaultPrinter(printers: PrinterDirectory): PrinterRecord | unde
 export function validateJob(printers: PrinterDirectory, meta: JobFields): ValidJob {
   const jobID = str(meta.jobID, 'jobID', 64);
   if (jobID !== undefined && !UUID.test(jobID)) throw badRequest('bad_job_id', `jobID must be a UUID like 3f2c8a4e-5b7d-4c1a-9e2f-0a1b2c3d4e5f, got "${jobID.slice(0, 64)}"`);
-  const printerName = str(meta.printer, 'printer', 128) ?? defaultPrinter(printers)?.id;
-  if (!printerName) throw badRequest('missing_printer', 'no printer given and no printer is configured; add one first');
+  const named = str(meta.printer, 'printer', 512);
+  const printerName = named ?? defaultPrinter(printers)?.id;
+  const names = () => printers.list().map((p) => p.name);
+  if (!printerName) {
+    if (!printers.list().length) throw badRequest('missing_printer', 'no printer given and no printer is configured; add one first');
+    throw badRequest('missing_printer', `no printer given, and this box has ${names().length}: ${names().join(', ')}; name one in "printer" (or "queue")`, { printers: names() });
+  }
   const printer = printers.find(printerName);
-  if (!printer) throw new ApiError(404, 'printer_not_found', `no printer "${printerName}"`);
+  // Never the default printer for a name that matches nothing: a job meant for another ward must not print here.
+  if (!printer) throw new ApiError(404, 'printer_not_found', `no printer "${printerName.slice(0, 128)}"; the printers are: ${names().join(', ') || '(none)'}`, { printers: names() });
   const copiesRaw = meta.copies ?? printer.defaults.copies ?? 1;
   const copies = Number(copiesRaw);
   if (!Number.isInteger(copies) || copies < 1 || copies > 999) throw badRequest('bad_copies', 'copies must be a whole number from 1 to 999');
@@ -98,8 +155,8 @@ export function validateJob(printers: PrinterDirectory, meta: JobFields): ValidJ
   const options: JobOptions = {
     copies,
     color: bool(meta.color, 'color') ?? printer.defaults.color,
-    duplex: oneOf(meta.duplex, DUPLEX, 'duplex') ?? printer.defaults.duplex,
-    media: str(meta.media, 'media', 64) ?? printer.defaults.media,
+    duplex: duplexOf(meta.duplex) ?? printer.defaults.duplex,
+    media: mediaOf(meta.media) ?? printer.defaults.media,
     orientation: oneOf(meta.orientation, ORIENTATIONS, 'orientation') ?? printer.defaults.orientation,
     pageRanges: pageRanges?.replace(/\s/g, ''),
     finishings: finishings ?? printer.defaults.finishings,
@@ -111,11 +168,17 @@ export function validateJob(printers: PrinterDirectory, meta: JobFields): ValidJ
     printerId: printer.id,
     title: str(meta.title, 'title') ?? 'untitled',
     user: str(meta.user, 'user', 128) ?? 'anonymous',
-    contentType: oneOf(meta.contentType, CONTENT_TYPES, 'contentType') ?? printer.defaults.contentType,
+    contentType: contentTypeOf(meta.contentType) ?? printer.defaults.contentType,
     options,
     statusURL,
-    batchID: str(meta.batchID, 'batchID', 128),
+    batchID: batchIdOf(meta.batchID),
   };
+}
+
+function batchIdOf(v: unknown): string | undefined {
+  const s = str(v, 'batchID', 128);
+  if (s !== undefined && !BATCH_ID.test(s)) throw badRequest('bad_batch_id', 'batchID must be 1–128 letters, digits, ".", "_", ":" or "-" (a UUID fits)');
+  return s;
 }
 
 /** Guesses the language from the first bytes when the client did not say. */

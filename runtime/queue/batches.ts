@@ -31,6 +31,7 @@ export interface BatchRecord {
   replays: { at: string; fromJobID: string; jobIDs: string[] }[];
   notified?: boolean; // the batch callback has ended (delivered, refused or given up)
   callback?: CallbackOutcome;
+  warnings?: string[]; // Batch Open properties printbox does not know (kept, not refused)
 }
 
 export interface BatchOptions {
@@ -45,6 +46,7 @@ export interface OpenBatch {
   requireAllJobs?: boolean;
   name?: string;
   statusURL?: string;
+  warnings?: string[];
 }
 
 const FINISHED: ReadonlySet<BatchState> = new Set(['done', 'failed', 'cancelled']);
@@ -52,6 +54,7 @@ const FINISHED: ReadonlySet<BatchState> = new Set(['done', 'failed', 'cancelled'
 export class Batches {
   private batches = new Map<string, BatchRecord>();
   private byJob = new Map<string, string>(); // jobID → batchID (original members only)
+  private early = new Map<string, Set<string>>(); // batchID not opened yet → jobs that named it and wait for its Batch Open
   private notifying = new Set<string>(); // batches whose callback is being sent
   private journal: Journal;
   private timer: NodeJS.Timeout | null = null;
@@ -63,6 +66,7 @@ export class Batches {
   async open(): Promise<void> {
     await this.journal.load((b: BatchRecord) => this.index(b));
     await this.journal.open();
+    for (const j of this.spool.live()) if (j.state === 'waiting-for-batch' && j.batchID && !this.batches.has(j.batchID)) this.waitForOpen(j.batchID, j.id);
     if (this.batches.size && this.journal.bytes > 1024 * 1024) await this.journal.compact(this.batches.values());
     this.timer = setInterval(() => void this.tick().catch((err) => this.log.warn({ err: (err as Error).message }, 'batch timer')), 1000);
     this.timer.unref();
@@ -123,11 +127,15 @@ export class Batches {
     }
     const ids = req.jobIDs.map((j) => j.toLowerCase());
     if (new Set(ids).size !== ids.length) throw new ApiError(400, 'duplicate_job_ids', 'jobIDs lists the same job more than once');
+    const early = new Set([...(this.early.get(req.batchID) ?? [])].filter((id) => this.spool.get(id)?.state === 'waiting-for-batch'));
     for (const id of ids) {
       const other = this.byJob.get(id);
       if (other) throw conflict('job_in_other_batch', `job ${id} is already listed in batch "${other}"`);
-      if (this.spool.get(id)) throw conflict('job_exists', `job ${id} was already submitted outside a batch; a batch lists jobs not yet posted`);
+      // A job posted with this batchID before its Batch Open is a member; any other posted job is not.
+      if (this.spool.get(id) && !early.has(id)) throw conflict('job_exists', `job ${id} was already submitted outside a batch; a batch lists jobs not yet posted`);
     }
+    const unlisted = [...early].filter((id) => !ids.includes(id));
+    if (unlisted.length) throw conflict('batch_missing_posted_jobs', `jobs ${unlisted.join(', ')} were posted with batchID "${req.batchID}" but this Batch Open does not list them`, { unlisted });
     const now = new Date();
     const batch: BatchRecord = {
       batchID: req.batchID,
@@ -142,8 +150,14 @@ export class Batches {
       createdAt: now.toISOString(),
       expiresAt: new Date(now.getTime() + this.opts.openTimeoutMs).toISOString(),
       replays: [],
+      ...(req.warnings?.length ? { warnings: req.warnings } : {}),
     };
     await this.save(batch);
+    this.early.delete(req.batchID);
+    for (const id of early) {
+      const j = this.spool.get(id);
+      if (j?.state === 'waiting-for-batch') this.queue.emit('job', await this.spool.update(id, { reason: undefined }));
+    }
     return { batch, created: true };
   }
 
@@ -157,8 +171,12 @@ export class Batches {
     const listedIn = jobID ? this.byJob.get(jobID) : undefined;
     if (batchID) {
       const b = this.batches.get(batchID);
-      if (!b) throw notFound('batch', batchID);
       if (!jobID) throw new ApiError(400, 'job_id_required', 'a job that names a batch needs the jobID the batch lists');
+      if (!b) {
+        // Its Batch Open has not arrived yet: the job waits for it (or for the open timeout).
+        if (listedIn) throw conflict('job_not_in_batch', `job ${jobID} is listed in batch "${listedIn}", not "${batchID}"`);
+        return { state: 'waiting-for-batch', reason: `waiting for the Batch Open of "${batchID}"` };
+      }
       if (listedIn !== batchID) throw conflict('job_not_in_batch', `batch "${batchID}" does not list job ${jobID}`);
     }
     if (!listedIn) return { state: 'queued' };
@@ -171,8 +189,31 @@ export class Batches {
 
   /** A member job was accepted: it may fill a gap in a closed batch. */
   async arrived(job: JobRecord): Promise<void> {
+    if (job.batchID && !this.batches.has(job.batchID)) return this.waitForOpen(job.batchID, job.id);
     const b = job.batchID ? this.batches.get(job.batchID) : undefined;
     if (b?.state === 'printing') await this.release(b);
+  }
+
+  private waitForOpen(batchID: string, jobID: string): void {
+    let set = this.early.get(batchID);
+    if (!set) this.early.set(batchID, (set = new Set()));
+    set.add(jobID);
+  }
+
+  /** Jobs that named a batch whose Batch Open never came within the open timeout are cancelled, with the reason. */
+  private async expireEarly(now: number): Promise<void> {
+    for (const [batchID, ids] of [...this.early]) {
+      for (const id of [...ids]) {
+        const j = this.spool.get(id);
+        if (j && j.state === 'waiting-for-batch' && Date.parse(j.createdAt) + this.opts.openTimeoutMs > now) continue;
+        ids.delete(id);
+        if (j?.state !== 'waiting-for-batch') continue;
+        this.log.warn({ batchID, jobID: id }, 'job waited for a Batch Open that never came');
+        await this.queue.cancel(id, `its batch "${batchID}" was never opened (waited ${Math.round(this.opts.openTimeoutMs / 1000)} s for Batch Open)`);
+        await this.spool.dropDocument(id);
+      }
+      if (!ids.size) this.early.delete(batchID);
+    }
   }
 
   missing(b: BatchRecord): string[] {
@@ -302,6 +343,7 @@ export class Batches {
 
   /** Expiry of open batches, skipping of missing jobs, deletion of documents past retention. */
   async tick(now = Date.now()): Promise<void> {
+    await this.expireEarly(now);
     for (const b of [...this.batches.values()]) {
       if (b.state === 'open' && Date.parse(b.expiresAt) <= now) {
         for (const j of this.members(b)) if (j.state === 'waiting-for-batch') this.queue.emit('job', await this.spool.update(j.id, { reason: `batch "${b.batchID}" expired before it was closed; release or cancel it` }));

@@ -19,6 +19,9 @@ export interface Config {
   metricsOpen: boolean; // serve /metrics without a token (bind the API to a trusted address if you set this)
   configDir: string; // plug-in paths in the config are relative to this
   batches: { openTimeoutMs: number; missingTimeoutMs: number; retentionMs: number };
+  fieldAliases: Record<string, string | null>; // a site's own job field names: {"printerPath": "printer", "collate": null}
+  anonymousSubmit: string[]; // address ranges that may submit jobs without a token (off when empty)
+  siteId?: string; // when set, a request that sends X-Site-ID must send this one (Vasion Cloud Link clients send it)
 }
 
 export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
@@ -35,6 +38,8 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   metricsOpen: false,
   // An open batch expires after 1 h; after close, a missing job is waited for 15 min; documents kept 24 h for replay.
   batches: { openTimeoutMs: 3600000, missingTimeoutMs: 900000, retentionMs: 86400000 },
+  fieldAliases: {},
+  anonymousSubmit: [],
 };
 
 function defaultDataDir(): string {

@@ -21,6 +21,19 @@ export class Tokens {
     return { token, record };
   }
 
+  /**
+   * Keeps a secret a site's clients already hold (moving from Vasion: their API keys keep working). Stored hashed like
+   * every token; a secret already in use is refused, so one secret never names two tokens.
+   */
+  async import(name: string, scope: Scope, secret: string): Promise<TokenRecord | 'exists'> {
+    const h = hash(secret);
+    if (this.byHash.has(h)) return 'exists';
+    const record: TokenRecord = { id: randomUUID(), name, scope, hash: h, createdAt: new Date().toISOString() };
+    await this.state.change((d) => d.tokens.push(record));
+    this.byHash.set(h, record);
+    return record;
+  }
+
   /** The token's record, or undefined. Tokens are 256-bit random, so the hash lookup leaks nothing useful. */
   verify(token: string): TokenRecord | undefined {
     const h = hash(token);

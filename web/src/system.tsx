@@ -10,6 +10,7 @@ interface Status {
   uptimeSeconds: number;
   jobs: Record<string, number>;
   printers: unknown[];
+  warnings?: string[]; // settings an admin should know are on (e.g. anonymous submit)
 }
 
 interface SystemView {
@@ -46,6 +47,11 @@ export function SystemScreen(props: { name: string }) {
     <>
       <Section title={`System — ${props.name}`} id="system-title">
         {note && <Note kind="info">Health details are not available: {note}</Note>}
+        {status?.warnings?.map((w) => (
+          <Note kind="warn" testid="appliance-warning">
+            {w}
+          </Note>
+        ))}
         <dl class="facts" data-testid="system-facts">
           {status && (
             <>
