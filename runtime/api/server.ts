@@ -13,6 +13,7 @@ import { registerBatchRoutes } from './batch-routes.js';
 import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-page.js';
 import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, type Principal } from './auth.js';
 import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './vasion-routes.js';
+import { registerLocalSetup } from './first-run.js';
 
 const PUBLIC = new Set(['/v1/health', '/v1/openapi.json', ...VASION_PUBLIC_ROUTES]);
 const METRICS = '/metrics';
@@ -262,5 +263,6 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   registerBatchRoutes(server, app);
   registerVasionRoutes(server, app, { submitJob, submitSchema });
   if (opts.mode === 'https') await registerWeb(server, app, { tls: opts.tls! });
+  else registerLocalSetup(server, app);
   return server;
 }

@@ -13,6 +13,9 @@ import { isFinal, jobView, type JobRecord } from '../spool/jobs.js';
 import { writeFileAtomic } from '../system/fsutil.js';
 import { boxNames, certNames, fingerprintOf, generateIdentity, type TlsIdentity } from '../system/tls.js';
 import { hashPassword, passwordProblem, verifyPassword } from '../system/password.js';
+import { checkSetupProof, finishSetup, readSetupCode, setupWindow, webSettings, type WebSettings } from './first-run.js';
+
+export { webSettings, type WebSettings };
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -35,11 +38,6 @@ function appRoot(from: string): string {
   return path.resolve(from, '..');
 }
 
-/** What the setup page keeps in state.json under "web". */
-export interface WebSettings {
-  passwordHash?: string;
-  passwordSetAt?: string;
-}
 
 interface Session {
   csrf: string;
@@ -119,7 +117,6 @@ function readCookie(header: string | undefined, name: string): string | undefine
 
 const sameSecret = (a: string | undefined, b: string) => typeof a === 'string' && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
-export const webSettings = (app: Appliance): WebSettings => ((app.state.data as unknown as { web?: WebSettings }).web ??= {});
 
 /** True for the routes anyone may reach (the page's files, sign-in, first-run setup); the auth hook lets them through. */
 export function isPublicWebRoute(req: FastifyRequest): boolean {
@@ -147,7 +144,6 @@ function sessionCookie(value: string, clear = false): string {
   return `${SESSION_COOKIE}=${value}; HttpOnly; Secure; SameSite=Strict; Path=/${clear ? '; Max-Age=0' : ''}`;
 }
 
-const NAME_OK = /^[^\x00-\x1f\x7f]{1,48}$/;
 const HOST_OR_IP = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^[0-9.]{7,15}$|^[0-9A-Fa-f:]{2,39}$/;
 
 export interface WebOptions {
@@ -175,9 +171,10 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
     if (wait) throw new ApiError(429, 'too_many_attempts', `too many wrong passwords from this address; try again in ${wait} s`, { retryAfterSeconds: wait });
   };
 
-  // ---- first-run setup
+  // ---- first-run setup (who may run it: first-run.ts)
   server.get('/v1/setup', { config: pub, schema: { tags: ['web'], summary: 'Is the first-run setup still to be done? (no auth)', security: [] } }, async () => ({
     needsSetup: needsSetup(),
+    setupWindow: setupWindow(app, await readSetupCode(app.cfg.dataDir)),
     name: app.state.data.settings.name,
     fingerprint: opts.tls.fingerprint,
     names: opts.tls.names,
@@ -185,20 +182,15 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
 
   server.post('/v1/setup', {
     config: pub,
-    schema: { tags: ['web'], summary: 'First-run setup: the admin password and the appliance name (only once)', security: [], body: { type: 'object', required: ['password'], properties: { password: { type: 'string' }, name: { type: 'string' } } } },
+    schema: {
+      tags: ['web'],
+      summary: 'First-run setup with the setup code from the console: the admin password and the appliance name (only once)',
+      security: [],
+      body: { type: 'object', required: ['password'], properties: { password: { type: 'string', maxLength: 1024 }, name: { type: 'string' }, setupCode: { type: 'string', maxLength: 256 } } },
+    },
   }, async (req, reply) => {
-    const { password, name } = req.body as { password: string; name?: string };
-    if (!needsSetup()) throw new ApiError(409, 'setup_done', 'this appliance is already set up; sign in with its admin password');
-    const problem = passwordProblem(password);
-    if (problem) throw badRequest('weak_password', problem);
-    const newName = name?.trim();
-    if (newName !== undefined && !NAME_OK.test(newName)) throw badRequest('bad_appliance_name', 'the name needs 1 to 48 characters, no control characters');
-    const passwordHash = await hashPassword(password);
-    if (!needsSetup()) throw new ApiError(409, 'setup_done', 'this appliance was set up a moment ago from elsewhere');
-    await app.state.change((d) => {
-      (d as unknown as { web: WebSettings }).web = { passwordHash, passwordSetAt: new Date().toISOString() };
-      if (newName) d.settings.name = newName;
-    });
+    await checkSetupProof(app, req);
+    await finishSetup(app, req.body as { password: string; name?: string });
     req.log.info('first-run setup done from the web page');
     return reply.status(201).send(startSession(reply));
   });
