@@ -6,7 +6,10 @@ import http from 'node:http';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { startAppliance, type TestAppliance } from './helpers/appliance.js';
+import { addRawPrinter, startAppliance, type TestAppliance } from './helpers/appliance.js';
+import { Api } from './helpers/api.js';
+import { startSink } from './peers/tcp-sink.js';
+import { LOGIN_LIMITS, LoginLimiter } from '../runtime/api/login-limit.js';
 import { SERVER_NODE_FLAGS } from './helpers/node-flags.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -87,4 +90,88 @@ test('the console unit shows the setup code on the console only, never in the jo
   const out = /^StandardOutput=(.*)$/m.exec(unit)?.[1];
   assert.equal(out, 'tty');
   assert.doesNotMatch(unit, /^Standard(Output|Error)=.*journal/m);
+});
+
+// ---- sign-in abuse
+
+const tally = (xs: { status: number; json: any }[]) => {
+  const t: Record<string, number> = {};
+  for (const r of xs) {
+    const k = r.status === 429 ? `429 ${r.json?.error?.code}` : String(r.status);
+    t[k] = (t[k] ?? 0) + 1;
+  }
+  return t;
+};
+
+test('300 parallel wrong passwords from one address: at most 5 are checked, the rest are 429; jobs are accepted meanwhile', { timeout: 240000 }, async () => {
+  const sink = await startSink();
+  try {
+    await withBox(async (box) => {
+      assert.equal((await box.api.json('POST', '/v1/setup', { password: 'the owner password', setupCode: box.token }, null)).status, 201);
+      await addRawPrinter(box.api, 'p', sink.port);
+      const flood = new Api(box.api.base, box.running.tls.cert, undefined, 300);
+      try {
+        const guesses = Promise.all(Array.from({ length: 300 }, (_, i) => flood.json('POST', '/v1/session', { password: `guess-${i}` }, null)));
+        // Jobs posted while the guesses are in flight.
+        const latencies: number[] = [];
+        const jobs = [];
+        for (let i = 0; i < 3; i++) {
+          const t0 = performance.now();
+          const r = await box.api.postJob({ printer: 'p', title: `during flood ${i}` }, Buffer.from('17 bytes of text\n'));
+          latencies.push(Math.round(performance.now() - t0));
+          jobs.push(r);
+        }
+        const answers = await guesses;
+        const counts = tally(answers);
+        console.log(`# login flood: ${JSON.stringify(counts)}; job accept latency during it: ${latencies.join(', ')} ms`);
+        for (const j of jobs) assert.equal(j.status, 201, j.text);
+        assert.ok((counts['401'] ?? 0) <= 5, `at most 5 passwords checked from one address, got ${counts['401']}`);
+        assert.equal((counts['401'] ?? 0) + (counts['429 too_many_attempts'] ?? 0) + (counts['429 login_busy'] ?? 0), 300, JSON.stringify(counts));
+        // The owner, from another address, is not locked out by the flood of 127.0.0.1 once it has ended.
+        const owner = new Api(box.api.base, box.running.tls.cert, undefined, 1, { localAddress: '127.0.0.2' });
+        assert.equal((await owner.json('POST', '/v1/session', { password: 'the owner password' }, null)).status, 200);
+        owner.close();
+        await sink.waitForJobs(3, 20000);
+      } finally {
+        flood.close();
+      }
+    });
+  } finally {
+    await sink.close();
+  }
+});
+
+test('guesses spread over many addresses are checked at most two at a time, beyond that refused, not queued', { timeout: 240000 }, async () => {
+  await withBox(async (box) => {
+    assert.equal((await box.api.json('POST', '/v1/setup', { password: 'the owner password', setupCode: box.token }, null)).status, 201);
+    const clients = Array.from({ length: 6 }, (_, i) => new Api(box.api.base, box.running.tls.cert, undefined, 40, { localAddress: `127.0.0.${10 + i}` }));
+    try {
+      const answers = await Promise.all(clients.flatMap((c, i) => Array.from({ length: 40 }, (_, j) => c.json('POST', '/v1/session', { password: `guess-${i}-${j}` }, null))));
+      const counts = tally(answers);
+      console.log(`# spread flood (6 addresses × 40): ${JSON.stringify(counts)}`);
+      assert.ok((counts['401'] ?? 0) <= 6 * 5, JSON.stringify(counts));
+      assert.ok((counts['429 login_busy'] ?? 0) > 0, 'concurrent checks beyond the cap are refused');
+      // Sent one after the other, an address gets its five checks and no more.
+      const statuses: number[] = [];
+      for (let i = 0; i < 7; i++) statuses.push((await clients[0].json('POST', '/v1/session', { password: `late-${i}` }, null)).status);
+      assert.ok(statuses.filter((s) => s === 401).length <= 5 && statuses.at(-1) === 429, statuses.join(' '));
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+});
+
+test('a spray of addresses forgets the least recently seen ones, not every count at once', async () => {
+  const limiter = new LoginLimiter({ ...LOGIN_LIMITS, addresses: 3 });
+  const wrong = async () => false;
+  for (let i = 0; i < 5; i++) await limiter.check('10.0.0.1', wrong);
+  await assert.rejects(limiter.check('10.0.0.1', wrong), { code: 'too_many_attempts' });
+  // Two more addresses fit beside it; a third new one pushes out the oldest of those, never the whole table.
+  await limiter.check('10.0.0.2', wrong);
+  await limiter.check('10.0.0.3', wrong);
+  await limiter.check('10.0.0.1', wrong).catch(() => {}); // refused without a check, yet seen again: it stays remembered
+  assert.equal(limiter.size(), 3);
+  await limiter.check('10.0.0.4', wrong);
+  assert.equal(limiter.size(), 3);
+  assert.ok(limiter.blocked('10.0.0.1') > 0, 'the blocked address, seen last, is still blocked');
 });

@@ -13,6 +13,7 @@ import { isFinal, jobView, type JobRecord } from '../spool/jobs.js';
 import { writeFileAtomic } from '../system/fsutil.js';
 import { boxNames, certNames, fingerprintOf, generateIdentity, type TlsIdentity } from '../system/tls.js';
 import { hashPassword, passwordProblem, verifyPassword } from '../system/password.js';
+import { LoginLimiter } from './login-limit.js';
 import { checkSetupProof, finishSetup, readSetupCode, setupWindow, webSettings, type WebSettings } from './first-run.js';
 
 export { webSettings, type WebSettings };
@@ -28,7 +29,6 @@ export const SESSION_COOKIE = 'pbx_session';
 export const CSRF_HEADER = 'x-printbox-csrf';
 const DEFAULT_IDLE_MS = 12 * 3600 * 1000;
 const MAX_SESSION_MS = 7 * 24 * 3600 * 1000;
-const LOGIN_LIMIT = { failures: 5, windowMs: 60000 };
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** web/dist of the app root: the nearest folder above this file (runtime/api/ from source, dist/ in the bundle) with package.json. */
 const DIST = path.join(appRoot(import.meta.dirname), 'web/dist');
@@ -83,25 +83,6 @@ class Sessions {
   private sweep(): void {
     const now = Date.now();
     for (const [id, s] of this.byId) if (now - s.lastSeen > this.idleMs() || now - s.createdAt > MAX_SESSION_MS) this.byId.delete(id);
-  }
-}
-
-/** Failed sign-ins per client address within a sliding minute. */
-class LoginLimiter {
-  private failures = new Map<string, number[]>();
-  blocked(ip: string): number {
-    const now = Date.now();
-    const recent = (this.failures.get(ip) ?? []).filter((t) => now - t < LOGIN_LIMIT.windowMs);
-    this.failures.set(ip, recent);
-    if (recent.length < LOGIN_LIMIT.failures) return 0;
-    return Math.ceil((recent[0] + LOGIN_LIMIT.windowMs - now) / 1000);
-  }
-  fail(ip: string): void {
-    if (this.failures.size > 10000) this.failures.clear(); // bounded memory under a spray of addresses
-    this.failures.set(ip, [...(this.failures.get(ip) ?? []), Date.now()]);
-  }
-  succeed(ip: string): void {
-    this.failures.delete(ip);
   }
 }
 
@@ -166,11 +147,6 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
     return { signedIn: true, csrf: session.csrf, idleMinutes: Math.round(idleMs() / 60000) };
   };
 
-  const checkRate = (req: FastifyRequest) => {
-    const wait = limiter.blocked(req.ip);
-    if (wait) throw new ApiError(429, 'too_many_attempts', `too many wrong passwords from this address; try again in ${wait} s`, { retryAfterSeconds: wait });
-  };
-
   // ---- first-run setup (who may run it: first-run.ts)
   server.get('/v1/setup', { config: pub, schema: { tags: ['web'], summary: 'Is the first-run setup still to be done? (no auth)', security: [] } }, async () => ({
     needsSetup: needsSetup(),
@@ -208,13 +184,11 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
     schema: { tags: ['web'], summary: 'Sign in with the admin password; sets the pbx_session cookie', security: [], body: { type: 'object', required: ['password'], properties: { password: { type: 'string', maxLength: 1024 } } } },
   }, async (req, reply) => {
     if (needsSetup()) throw new ApiError(409, 'setup_needed', 'this appliance has no admin password yet; finish the first-run setup');
-    checkRate(req);
-    if (!(await verifyPassword((req.body as { password: string }).password, webSettings(app).passwordHash!))) {
-      limiter.fail(req.ip);
+    const password = (req.body as { password: string }).password;
+    if (!(await limiter.check(req.ip, () => verifyPassword(password, webSettings(app).passwordHash!)))) {
       req.log.warn({ ip: req.ip }, 'wrong admin password on the web page');
       throw new ApiError(401, 'wrong_password', 'that password is not right');
     }
-    limiter.succeed(req.ip);
     return startSession(reply);
   });
 
@@ -232,9 +206,7 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
     requireAdmin(req);
     const { current, password } = req.body as { current?: string; password: string };
     if (req.principal.id === 'web-session') {
-      checkRate(req);
-      if (!(await verifyPassword(current ?? '', webSettings(app).passwordHash ?? ''))) {
-        limiter.fail(req.ip);
+      if (!(await limiter.check(req.ip, () => verifyPassword(current ?? '', webSettings(app).passwordHash ?? '')))) {
         throw new ApiError(401, 'wrong_password', 'the current password is not right');
       }
     }
