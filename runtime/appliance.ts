@@ -6,6 +6,7 @@ import { DriverRegistry, BUILTIN_DRIVERS } from '../drivers/registry.js';
 import type { DriverContext } from '../drivers/contract.js';
 import type { Config } from './system/config.js';
 import { CALLBACK_REDO_MS, StatusCallbacks } from './queue/callbacks.js';
+import { CallbackTargets } from './queue/callback-target.js';
 import { Dispatcher } from './queue/dispatcher.js';
 import { isFinal, type CallbackOutcome, type JobRecord } from './spool/jobs.js';
 import { loadCallbackSecret, loadSpoolKey } from './spool/keys.js';
@@ -91,7 +92,7 @@ export class Appliance {
     this.tokens = new Tokens(this.state);
     this.spool = new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit });
     await this.spool.open();
-    this.callbacks = new StatusCallbacks(this.callbackSecret, this.log);
+    this.callbacks = new StatusCallbacks(this.callbackSecret, this.log, new CallbackTargets(this.cfg.callbacks?.allow));
     this.queue = new Dispatcher({
       spool: this.spool,
       drivers: this.drivers,

@@ -6,7 +6,10 @@ import http from 'node:http';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { addRawPrinter, startAppliance, type TestAppliance } from './helpers/appliance.js';
+import crypto from 'node:crypto';
+import { addRawPrinter, startAppliance, tempDir, until, type TestAppliance } from './helpers/appliance.js';
+import { CallbackTargets } from '../runtime/queue/callback-target.js';
+import { StatusCallbacks } from '../runtime/queue/callbacks.js';
 import { Api } from './helpers/api.js';
 import { startSink } from './peers/tcp-sink.js';
 import { LOGIN_LIMITS, LoginLimiter } from '../runtime/api/login-limit.js';
@@ -174,4 +177,143 @@ test('a spray of addresses forgets the least recently seen ones, not every count
   await limiter.check('10.0.0.4', wrong);
   assert.equal(limiter.size(), 3);
   assert.ok(limiter.blocked('10.0.0.1') > 0, 'the blocked address, seen last, is still blocked');
+});
+
+// ---- statusURL: no server-side request forgery
+
+/** A loopback HTTP receiver that records what reaches it; `answer` decides the reply. */
+async function receiver(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_q, s) => s.end('ok')) {
+  const got: { url: string; body: string; headers: http.IncomingHttpHeaders }[] = [];
+  const srv = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      got.push({ url: req.url ?? '', body, headers: req.headers });
+      answer(req, res);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as import('node:net').AddressInfo).port;
+  return { got, port, close: () => new Promise<void>((r) => srv.close(() => r())) };
+}
+
+test('statusURL on loopback, [::1], link-local metadata or a name for loopback is refused at submit; nothing is called', async () => {
+  const rx = await receiver();
+  try {
+    await withBox(async (box) => {
+      await addRawPrinter(box.api, 'p', 9, { enabled: false });
+      for (const url of [`http://127.0.0.1:${rx.port}/cb`, `http://[::1]:${rx.port}/cb`, 'http://169.254.169.254/latest/meta-data/', `http://localhost:${rx.port}/cb`, `http://[::ffff:127.0.0.1]:${rx.port}/cb`, 'http://0.0.0.0:80/', 'http://224.0.0.251/']) {
+        const r = await box.api.postJob({ printer: 'p', statusURL: url }, Buffer.from('x'));
+        assert.equal(r.status, 400, `${url}: ${r.text}`);
+        assert.equal(r.json.error.code, 'status_url_refused', url);
+      }
+      const batch = await box.api.json('POST', '/v1/batches', { batchID: 'b', jobIDs: [crypto.randomUUID()], statusURL: `http://127.0.0.1:${rx.port}/b` });
+      assert.equal(batch.status, 400);
+      assert.equal(batch.json.error.code, 'status_url_refused');
+      // A private address is where a LAN's receivers live: allowed by default (the printer is off: nothing is called).
+      const lan = await box.api.postJob({ printer: 'p', statusURL: 'http://10.1.2.3:8080/cb' }, Buffer.from('x'));
+      assert.equal(lan.status, 201, lan.text);
+    });
+    assert.equal(rx.got.length, 0);
+  } finally {
+    await rx.close();
+  }
+});
+
+test('callbacks.allow narrows callbacks to what it names, and naming loopback explicitly reaches it', async () => {
+  const rx = await receiver();
+  try {
+    await withBox(async (box) => {
+      await addRawPrinter(box.api, 'off', 9, { enabled: false });
+      const outside = await box.api.postJob({ printer: 'off', statusURL: 'http://10.1.2.3:8080/cb' }, Buffer.from('x'));
+      assert.equal(outside.status, 400, outside.text);
+      assert.equal(outside.json.error.code, 'status_url_refused');
+      assert.match(outside.json.error.message, /callbacks\.allow/);
+      assert.equal((await box.api.postJob({ printer: 'off', statusURL: 'http://10.9.4.4/cb' }, Buffer.from('x'))).status, 201);
+      const sink = await startSink();
+      try {
+        await addRawPrinter(box.api, 'p', sink.port);
+        const named = await box.api.postJob({ printer: 'p', statusURL: `http://127.0.0.1:${rx.port}/cb` }, Buffer.from('x'));
+        assert.equal(named.status, 201, named.text);
+        const job = await until('the callback outcome', async () => (await box.api.request('GET', `/v1/jobs/${named.json.jobID}`)).json.callback, 15000);
+        assert.equal(job.result, 'delivered');
+      } finally {
+        await sink.close();
+      }
+    }, { callbacks: { allow: ['10.9.0.0/16', `http://127.0.0.1:${rx.port}`] } });
+    assert.equal(rx.got.length, 1);
+  } finally {
+    await rx.close();
+  }
+});
+
+test('a callback answered with a 307 is not followed: the body and signature never reach the other port', async () => {
+  const other = await receiver();
+  const rx = await receiver((_q, s) => {
+    s.writeHead(307, { location: `http://127.0.0.1:${other.port}/stolen` });
+    s.end();
+  });
+  const sink = await startSink();
+  try {
+    await withBox(async (box) => {
+      await addRawPrinter(box.api, 'p', sink.port);
+      const r = await box.api.postJob({ printer: 'p', statusURL: `http://127.0.0.1:${rx.port}/cb` }, Buffer.from('x'));
+      assert.equal(r.status, 201, r.text);
+      const outcome = await until('the callback outcome', async () => (await box.api.request('GET', `/v1/jobs/${r.json.jobID}`)).json.callback, 15000);
+      assert.equal(outcome.result, 'refused');
+    }, { callbacks: { allow: [`http://127.0.0.1:${rx.port}`] } });
+    assert.equal(rx.got.length, 1);
+    assert.equal(other.got.length, 0, 'the redirect target heard nothing');
+  } finally {
+    await Promise.all([rx.close(), other.close(), sink.close()]);
+  }
+});
+
+test('the address is checked again when the callback is sent: a job accepted under a wider allow list is not called back on loopback', async () => {
+  const rx = await receiver();
+  const sink = await startSink();
+  const dataDir = await tempDir('pbx-15-ssrf-');
+  try {
+    let jobID = '';
+    let token = '';
+    await withBox(async (box) => {
+      token = box.token;
+      await addRawPrinter(box.api, 'p', sink.port, { enabled: false });
+      const r = await box.api.postJob({ printer: 'p', statusURL: `http://127.0.0.1:${rx.port}/cb` }, Buffer.from('x'));
+      assert.equal(r.status, 201, r.text);
+      jobID = r.json.jobID;
+    }, { dataDir, callbacks: { allow: ['127.0.0.1/32'] } });
+    await withBox(async (box) => {
+      const api = new Api(box.api.base, box.running.tls.cert, token);
+      try {
+        assert.equal((await api.json('PATCH', '/v1/printers/p', { enabled: true })).status, 200);
+        const outcome = await until('the callback outcome', async () => (await api.request('GET', `/v1/jobs/${jobID}`)).json.callback, 15000);
+        assert.equal(outcome.result, 'refused');
+      } finally {
+        api.close();
+      }
+    }, { dataDir });
+    assert.equal(rx.got.length, 0);
+  } finally {
+    await Promise.all([rx.close(), sink.close(), fs.rm(dataDir, { recursive: true, force: true })]);
+  }
+});
+
+test('the connection goes to the address that was checked: a name only our resolver knows still reaches its receiver', async () => {
+  const rx = await receiver();
+  try {
+    let lookups = 0;
+    const targets = new CallbackTargets(['callback.receiver.test'], async () => {
+      lookups++;
+      return [{ address: '127.0.0.1', family: 4 }];
+    });
+    const outcome = await new Promise<any>((resolve) => {
+      new StatusCallbacks(Buffer.alloc(32), { info() {}, warn() {} }, targets, { attempts: 1, baseMs: 10, timeoutMs: 5000 }).send(`http://callback.receiver.test:${rx.port}/cb`, { jobID: 'j' }, resolve);
+    });
+    assert.equal(outcome.result, 'delivered');
+    assert.equal(lookups, 1, 'resolved once');
+    assert.equal(rx.got[0].headers.host, `callback.receiver.test:${rx.port}`, 'the name still travels in Host');
+  } finally {
+    await rx.close();
+  }
 });

@@ -14,6 +14,7 @@ import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-pag
 import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, type Principal } from './auth.js';
 import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './vasion-routes.js';
 import { registerLocalSetup } from './first-run.js';
+import { checkStatusUrl } from './guards.js';
 
 const PUBLIC = new Set(['/v1/health', '/v1/openapi.json', ...VASION_PUBLIC_ROUTES]);
 const METRICS = '/metrics';
@@ -136,6 +137,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   const submitJob = async (req: FastifyRequest, reply: FastifyReply) => {
     await app.intake.checkDiskSpace();
     const { job: valid, received } = await readUpload(app.intake, req);
+    await checkStatusUrl(app, valid.statusURL, () => app.intake.discard(received));
     const { job, created } = await app.intake.accept(valid, received, req.principal.id);
     return reply.status(created ? 201 : 200).send(jobView(job));
   };

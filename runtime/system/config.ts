@@ -22,6 +22,8 @@ export interface Config {
   fieldAliases: Record<string, string | null>; // a site's own job field names: {"printerPath": "printer", "collate": null}
   anonymousSubmit: string[]; // address ranges that may submit jobs without a token (off when empty)
   siteId?: string; // when set, a request that sends X-Site-ID must send this one (Vasion Cloud Link clients send it)
+  /** statusURL targets: when `allow` is set, only these ranges, addresses, origins or host names are called back. */
+  callbacks: { allow?: string[] };
 }
 
 export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
@@ -40,6 +42,7 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   batches: { openTimeoutMs: 3600000, missingTimeoutMs: 900000, retentionMs: 86400000 },
   fieldAliases: {},
   anonymousSubmit: [],
+  callbacks: {},
 };
 
 function defaultDataDir(): string {
@@ -62,6 +65,7 @@ export function loadConfig(overrides: Partial<Config> = {}): Config {
     maxDocumentBytes: num(process.env.PRINTBOX_MAX_DOCUMENT_BYTES),
     minFreeBytes: num(process.env.PRINTBOX_MIN_FREE_BYTES),
     logLevel: process.env.PRINTBOX_LOG_LEVEL,
+    callbacks: process.env.PRINTBOX_CALLBACKS_ALLOW === undefined ? undefined : { allow: process.env.PRINTBOX_CALLBACKS_ALLOW.split(',').map((s) => s.trim()).filter(Boolean) },
     mdns: process.env.PRINTBOX_MDNS === undefined ? undefined : !['0', 'false', 'off'].includes(process.env.PRINTBOX_MDNS),
   };
   const clean = (o: Partial<Config>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
