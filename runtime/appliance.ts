@@ -15,6 +15,7 @@ import { LocalSpool } from './spool/local-spool.js';
 import type { Spool } from './spool/contract.js';
 import { State } from './system/state.js';
 import { Tokens } from './system/tokens.js';
+import { redactUri } from './system/redact.js';
 import { ApiError, notFound } from './system/errors.js';
 import { JobIntake } from './intake/accept.js';
 import { checkFieldAliases } from './intake/vasion.js';
@@ -214,7 +215,7 @@ export class Appliance {
   }
 
   status() {
-    const printers = this.printers.list().map((p) => ({ id: p.id, name: p.name, uri: p.uri, enabled: p.enabled, stopped: p.stopped ?? null, ...this.queue.printerState(p.id) }));
+    const printers = this.printers.list().map((p) => ({ id: p.id, name: p.name, uri: redactUri(p.uri), enabled: p.enabled, stopped: p.stopped ?? null, ...this.queue.printerState(p.id) }));
     const counts: Record<string, number> = {};
     for (const j of this.spool.records()) counts[j.state] = (counts[j.state] ?? 0) + 1;
     const warnings = [anonymousWarning(this.cfg.anonymousSubmit)].filter((w): w is string => !!w);

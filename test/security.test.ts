@@ -317,3 +317,39 @@ test('the connection goes to the address that was checked: a name only our resol
     await rx.close();
   }
 });
+
+// ---- what a submit token sees
+
+test('a submit token sees printers by id, name, state and capabilities; URIs are redacted for admins too; probes are admin-only', async () => {
+  await withBox(async (box) => {
+    const uri = 'ipp://alice:S3cretPw@127.0.0.1:9/ipp/print?community=hush-hush';
+    const added = await box.api.json('POST', '/v1/printers', { name: 'ward', uri, enabled: false, defaults: { duplex: 'long-edge' } });
+    assert.equal(added.status, 201, added.text);
+    assert.doesNotMatch(added.text, /S3cretPw|hush-hush/);
+    const submit = (await box.api.json('POST', '/v1/tokens', { name: 'ehr', scope: 'submit' })).json.token;
+
+    const seen = await box.api.json('GET', '/v1/printers', undefined, submit);
+    assert.equal(seen.status, 200);
+    assert.deepEqual(Object.keys(seen.json.printers[0]).sort(), ['capabilities', 'enabled', 'id', 'name', 'queued', 'state']);
+    assert.equal(seen.json.printers[0].state, 'disabled');
+    assert.equal(seen.json.printers[0].capabilities.defaults.duplex, 'long-edge');
+    const one = await box.api.json('GET', `/v1/printers/${added.json.id}`, undefined, submit);
+    assert.equal(one.json.uri, undefined);
+    assert.doesNotMatch(seen.text + one.text, /S3cretPw|hush-hush|alice|127\.0\.0\.1/);
+
+    const probe = await box.api.json('GET', `/v1/printers/${added.json.id}/status`, undefined, submit);
+    assert.equal(probe.status, 403);
+    assert.equal(probe.json.error.code, 'forbidden');
+
+    // Admins get the URI without its secrets, in every list.
+    const admin = await box.api.json('GET', '/v1/printers');
+    assert.equal(admin.json.printers[0].uri, 'ipp://alice:***@127.0.0.1:9/ipp/print?community=***');
+    for (const route of ['/v1/printers', `/v1/printers/${added.json.id}`, '/v1/status']) {
+      assert.doesNotMatch((await box.api.json('GET', route)).text, /S3cretPw|hush-hush/, route);
+    }
+    // Saving the redacted URI back (as the page's edit form does) keeps the real secrets.
+    assert.equal((await box.api.json('PATCH', `/v1/printers/${added.json.id}`, { uri: admin.json.printers[0].uri, name: 'ward-2' })).status, 200);
+    const stored = JSON.parse(await fs.readFile(path.join(box.dataDir, 'state.json'), 'utf8')).printers[0].uri;
+    assert.equal(stored, uri);
+  });
+});

@@ -14,7 +14,7 @@ import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-pag
 import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, type Principal } from './auth.js';
 import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './vasion-routes.js';
 import { registerLocalSetup } from './first-run.js';
-import { checkStatusUrl } from './guards.js';
+import { checkStatusUrl, printerViewFor } from './guards.js';
 
 const PUBLIC = new Set(['/v1/health', '/v1/openapi.json', ...VASION_PUBLIC_ROUTES]);
 const METRICS = '/metrics';
@@ -191,9 +191,9 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   });
 
   // ---- printers
-  const printerView = (p: ReturnType<typeof app.printers.get>) => ({ ...p, queue: app.queue.printerState(p.id) });
-  server.get('/v1/printers', { schema: { tags: ['printers'] } }, async () => ({ printers: app.printers.list().map(printerView) }));
-  server.get('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam } }, async (req) => printerView(app.printers.get((req.params as { id: string }).id)));
+  const printerView = (p: ReturnType<typeof app.printers.get>) => printerViewFor(app, p, 'admin');
+  server.get('/v1/printers', { schema: { tags: ['printers'] } }, async (req) => ({ printers: app.printers.list().map((p) => printerViewFor(app, p, req.principal.scope)) }));
+  server.get('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam } }, async (req) => printerViewFor(app, app.printers.get((req.params as { id: string }).id), req.principal.scope));
   server.post('/v1/printers', { schema: { tags: ['printers'], body: { ...printerBody, required: ['name', 'uri'] } } }, async (req, reply) => {
     requireAdmin(req);
     return reply.status(201).send(printerView(await app.printers.add(req.body as never)));
@@ -218,6 +218,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     return app.printers.remove(p.id);
   });
   server.get('/v1/printers/:id/status', { schema: { tags: ['printers'], summary: 'Ask the printer itself (driver probe)', params: idParam } }, async (req) => {
+    requireAdmin(req); // a probe reaches out to the printer's address: not for submit tokens
     const p = app.printers.get((req.params as { id: string }).id);
     const driver = app.drivers.forUri(new URL(p.uri));
     if (!driver?.probe) throw new ApiError(501, 'probe_unsupported', `the ${new URL(p.uri).protocol.slice(0, -1)} driver cannot ask the printer for its state`);

@@ -14,6 +14,7 @@ import { writeFileAtomic } from '../system/fsutil.js';
 import { boxNames, certNames, fingerprintOf, generateIdentity, type TlsIdentity } from '../system/tls.js';
 import { hashPassword, passwordProblem, verifyPassword } from '../system/password.js';
 import { LoginLimiter } from './login-limit.js';
+import { printerViewFor } from './guards.js';
 import { checkSetupProof, finishSetup, readSetupCode, setupWindow, webSettings, type WebSettings } from './first-run.js';
 
 export { webSettings, type WebSettings };
@@ -229,7 +230,7 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
 // ---- live events
 
 function printersView(app: Appliance) {
-  return app.printers.list().map((p) => ({ ...p, queue: app.queue.printerState(p.id) }));
+  return app.printers.list().map((p) => printerViewFor(app, p, 'admin'));
 }
 
 /** The newest finished jobs plus every unfinished one: what the queue screen shows. */

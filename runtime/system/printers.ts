@@ -6,6 +6,7 @@ import { readParams } from '../../drivers/uri.js';
 import { ApiError, badRequest, conflict, notFound } from './errors.js';
 import { ERROR_POLICIES, type PrinterRecord, type State } from './state.js';
 import type { Config } from './config.js';
+import { restoreSecrets } from './redact.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -92,6 +93,8 @@ export class Printers {
 
   async update(idOrName: string, input: PrinterInput): Promise<PrinterRecord> {
     const cur = this.get(idOrName);
+    // The page edits what it was shown: "***" in the URI keeps the stored secret.
+    if (input.uri !== undefined) input = { ...input, uri: restoreSecrets(input.uri, cur.uri) };
     this.checkFields(input);
     if (input.name && input.name !== cur.name && this.find(input.name)) throw conflict('printer_exists', `a printer named "${input.name}" already exists`);
     const next: PrinterRecord = {
