@@ -1,69 +1,58 @@
 // Where a statusURL callback may go: the host resolved once, loopback/link-local/metadata/multicast/unspecified refused unless the config names them.
 import dns from 'node:dns/promises';
 import net from 'node:net';
+import { AddressRanges } from '../system/address-ranges.js';
 
 export type Target = { ok: true; address: string; family: 4 | 6 } | { ok: false; reason: string; transient?: boolean };
 
 /** Never reached unless the allow list names them: the box itself, link-local (cloud metadata lives there), multicast, unspecified. */
-const FORBIDDEN: [string, number, 'ipv4' | 'ipv6'][] = [
-  ['0.0.0.0', 8, 'ipv4'],
-  ['127.0.0.0', 8, 'ipv4'],
-  ['169.254.0.0', 16, 'ipv4'],
-  ['224.0.0.0', 4, 'ipv4'],
-  ['240.0.0.0', 4, 'ipv4'], // reserved, and 255.255.255.255
-  ['100.100.100.200', 32, 'ipv4'], // Alibaba Cloud metadata
-  ['168.63.129.16', 32, 'ipv4'], // Azure host endpoint
-  ['::', 128, 'ipv6'],
-  ['::1', 128, 'ipv6'],
-  ['fe80::', 10, 'ipv6'],
-  ['ff00::', 8, 'ipv6'],
-  ['fd00:ec2::254', 128, 'ipv6'], // AWS metadata over IPv6
-];
+const FORBIDDEN = new AddressRanges([
+  '0.0.0.0/8',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '224.0.0.0/4',
+  '240.0.0.0/4', // reserved, and 255.255.255.255
+  '100.100.100.200', // Alibaba Cloud metadata
+  '168.63.129.16', // Azure host endpoint
+  '::/128',
+  '::1/128',
+  'fe80::/10',
+  'ff00::/8',
+  'fd00:ec2::254', // AWS metadata over IPv6
+]);
 
-const family = (a: string): 'ipv4' | 'ipv6' => (net.isIPv4(a) ? 'ipv4' : 'ipv6');
+/** "::ffff:127.0.0.1" is 127.0.0.1 (as AddressRanges reads it too). */
+const plain = (address: string) => /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? address;
 
-/** "::ffff:127.0.0.1" is 127.0.0.1: checked as the IPv4 address it is. */
-function plain(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1] : address;
-}
-
-/** Throws a readable error for an entry of `callbacks.allow` that is not a CIDR range, an address, a URL origin or a host name. */
-function parseEntry(entry: string, nets: net.BlockList, origins: Set<string>, hosts: Set<string>): void {
-  const e = entry.trim();
-  if (e.includes('://')) {
-    const u = new URL(e);
-    if (!['http:', 'https:'].includes(u.protocol)) throw new Error(`callbacks.allow: "${entry}" must be an http or https origin`);
-    origins.add(u.origin);
-    return;
+/** Splits `callbacks.allow` into ranges, origins and host names; throws a readable error for an entry that is none. */
+function parseAllow(allow: string[]): { ranges: AddressRanges; origins: Set<string>; hosts: Set<string> } {
+  const ranges: string[] = [];
+  const origins = new Set<string>();
+  const hosts = new Set<string>();
+  for (const entry of allow) {
+    const e = entry.trim();
+    if (e.includes('://')) {
+      const u = new URL(e);
+      if (!['http:', 'https:'].includes(u.protocol)) throw new Error(`callbacks.allow: "${entry}" must be an http or https origin`);
+      origins.add(u.origin);
+    } else if (net.isIP(plain(e.split('/')[0].replace(/^\[|\]$/g, '')))) ranges.push(e.replace(/^\[|\](?=\/|$)/g, ''));
+    else if (/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(e)) hosts.add(e.toLowerCase());
+    else throw new Error(`callbacks.allow: "${entry}" is not a range (10.1.0.0/16), an address, an origin (https://ehr.example.org) or a host name`);
   }
-  const [addr, bits] = e.split('/');
-  const ip = plain(addr.replace(/^\[|\]$/g, ''));
-  if (net.isIP(ip)) {
-    const max = net.isIPv4(ip) ? 32 : 128;
-    const prefix = bits === undefined ? max : Number(bits);
-    if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) throw new Error(`callbacks.allow: "${entry}" has a bad prefix length`);
-    nets.addSubnet(ip, prefix, family(ip));
-    return;
+  try {
+    return { ranges: new AddressRanges(ranges), origins, hosts };
+  } catch (err) {
+    throw new Error(`callbacks.allow: ${(err as Error).message}`);
   }
-  if (bits === undefined && /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(e)) {
-    hosts.add(e.toLowerCase());
-    return;
-  }
-  throw new Error(`callbacks.allow: "${entry}" is not a range (10.1.0.0/16), an address, an origin (https://ehr.example.org) or a host name`);
 }
 
 export class CallbackTargets {
-  private forbidden = new net.BlockList();
-  private allowNets = new net.BlockList();
-  private origins = new Set<string>();
-  private hosts = new Set<string>();
+  private allow: ReturnType<typeof parseAllow>;
   private narrowed: boolean;
 
   /** `allow`: config `callbacks.allow`; when set, only what it names is reached (and what it names is reached even on loopback). */
   constructor(allow?: string[], private lookup = (host: string) => dns.lookup(host, { all: true, verbatim: true })) {
-    for (const [a, p, f] of FORBIDDEN) this.forbidden.addSubnet(a, p, f);
-    for (const entry of allow ?? []) parseEntry(entry, this.allowNets, this.origins, this.hosts);
+    this.allow = parseAllow(allow ?? []);
     this.narrowed = allow !== undefined;
   }
 
@@ -77,7 +66,7 @@ export class CallbackTargets {
     }
     if (!['http:', 'https:'].includes(u.protocol)) return { ok: false, reason: 'only http and https callbacks are sent' };
     const host = u.hostname.replace(/^\[|\]$/g, '');
-    const named = this.origins.has(u.origin) || this.hosts.has(host.toLowerCase());
+    const named = this.allow.origins.has(u.origin) || this.allow.hosts.has(host.toLowerCase());
     let addresses: string[];
     if (net.isIP(host)) addresses = [host];
     else {
@@ -92,8 +81,8 @@ export class CallbackTargets {
       const a = plain(raw);
       if (named) continue;
       // Every address of the name must pass: a name that also points at the box itself is refused whole.
-      if (this.narrowed && !this.allowNets.check(a, family(a))) return { ok: false, reason: `${a} is not in callbacks.allow` };
-      if (!this.narrowed && this.forbidden.check(a, family(a))) return { ok: false, reason: `${a} is a loopback, link-local, metadata, multicast or unspecified address; name it in callbacks.allow to reach it` };
+      if (this.narrowed && !this.allow.ranges.has(a)) return { ok: false, reason: `${a} is not in callbacks.allow` };
+      if (!this.narrowed && FORBIDDEN.has(a)) return { ok: false, reason: `${a} is a loopback, link-local, metadata, multicast or unspecified address; name it in callbacks.allow to reach it` };
     }
     const address = plain(addresses[0]);
     return { ok: true, address, family: net.isIPv4(address) ? 4 : 6 };
