@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -351,5 +353,46 @@ test('a submit token sees printers by id, name, state and capabilities; URIs are
     assert.equal((await box.api.json('PATCH', `/v1/printers/${added.json.id}`, { uri: admin.json.printers[0].uri, name: 'ward-2' })).status, 200);
     const stored = JSON.parse(await fs.readFile(path.join(box.dataDir, 'state.json'), 'utf8')).printers[0].uri;
     assert.equal(stored, uri);
+  });
+});
+
+// ---- metadata size
+
+/** Streams a multipart body whose "metadata" part (a file part) is `size` bytes; resolves at the reply, with how much had been produced by then. */
+function postHugeMetadata(box: TestAppliance, size: number): Promise<{ status: number; json: any; producedMiB: number }> {
+  const boundary = '----pbx15meta';
+  let produced = 0;
+  async function* body() {
+    yield Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="metadata"; filename="m.json"\r\ncontent-type: application/json\r\n\r\n{"title":"`);
+    const chunk = Buffer.alloc(1024 * 1024, 0x61);
+    for (; produced < size; produced += chunk.length) yield chunk;
+    yield Buffer.from(`"}\r\n--${boundary}--\r\n`);
+  }
+  return new Promise((resolve, reject) => {
+    const req = https.request(new URL('/v1/jobs', box.api.base), { method: 'POST', agent: box.api.agent, headers: { authorization: `Bearer ${box.token}`, 'content-type': `multipart/form-data; boundary=${boundary}` } }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text), producedMiB: Math.round(produced / 1048576) }));
+    });
+    req.on('error', (err) => (produced >= size ? reject(err) : undefined)); // the server may close once it has answered
+    Readable.from(body()).on('error', () => {}).pipe(req);
+  });
+}
+
+test('a metadata part or form field over 64 KiB is refused while it streams, not read whole', { timeout: 120000 }, async () => {
+  await withBox(async (box) => {
+    await addRawPrinter(box.api, 'p', 9, { enabled: false });
+    const rssBefore = process.memoryUsage().rss;
+    const huge = await postHugeMetadata(box, 400 * 1024 * 1024);
+    console.log(`# 400 MiB metadata part: answered ${huge.status} after ${huge.producedMiB} MiB were sent; rss ${Math.round(rssBefore / 1048576)} → ${Math.round(process.memoryUsage().rss / 1048576)} MiB`);
+    assert.equal(huge.status, 413);
+    assert.equal(huge.json.error.code, 'metadata_too_large');
+    assert.ok(huge.producedMiB < 400, 'answered before the client had sent it all');
+
+    const field = await box.api.postJob({ printer: 'p', metadata: JSON.stringify({ title: 'x'.repeat(70 * 1024) }) }, Buffer.from('doc'));
+    assert.equal(field.status, 413, field.text);
+    assert.equal(field.json.error.code, 'field_too_large');
+    const small = await box.api.postJob({ printer: 'p', metadata: JSON.stringify({ title: 'fine', user: 'u'.repeat(100) }) }, Buffer.from('doc'));
+    assert.equal(small.status, 201, small.text);
   });
 });

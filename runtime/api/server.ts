@@ -4,7 +4,7 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import { ApiError, notFound } from '../system/errors.js';
 import { JOB_STATES, jobView, type JobState } from '../spool/jobs.js';
-import { readUpload } from '../intake/multipart.js';
+import { FIELD_LIMIT, readUpload } from '../intake/multipart.js';
 import { ERROR_POLICIES } from '../system/state.js';
 import { VERSION, type Appliance } from '../appliance.js';
 import type { TlsIdentity } from '../system/tls.js';
@@ -68,7 +68,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     },
   });
   await server.register(multipart, {
-    limits: { fileSize: app.cfg.maxDocumentBytes + 1, files: 2, fields: 40, fieldSize: 64 * 1024, parts: 50, headerPairs: 50, fieldNameSize: 100 },
+    limits: { fileSize: app.cfg.maxDocumentBytes + 1, files: 2, fields: 40, fieldSize: FIELD_LIMIT, parts: 50, headerPairs: 50, fieldNameSize: 100 },
   });
 
   server.decorateRequest('principal', null as unknown as Principal);
