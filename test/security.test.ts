@@ -396,3 +396,41 @@ test('a metadata part or form field over 64 KiB is refused while it streams, not
     assert.equal(small.status, 201, small.text);
   });
 });
+
+// ---- job and batch IDs across tokens
+
+test("another token's job and batch IDs are unknown to the caller: no view, no joining its batch", async () => {
+  await withBox(async (box) => {
+    await addRawPrinter(box.api, 'p', 9, { enabled: false });
+    const mk = async (name: string) => (await box.api.json('POST', '/v1/tokens', { name, scope: 'submit' })).json.token as string;
+    const [alice, mallory] = [await mk('alice'), await mk('mallory')];
+    const jobID = crypto.randomUUID();
+    const doc = Buffer.from('patient letter');
+    assert.equal((await box.api.postJob({ printer: 'p', jobID, title: 'letter for Mrs Smith' }, doc, { token: alice })).status, 201);
+    assert.equal((await box.api.postJob({ printer: 'p', jobID, title: 'letter for Mrs Smith' }, doc, { token: alice })).status, 200, 'the owner repeats idempotently');
+    for (const title of ['letter for Mrs Smith', 'something else']) {
+      const again = await box.api.postJob({ printer: 'p', jobID, title }, doc, { token: mallory });
+      assert.equal(again.status, 409, again.text);
+      assert.equal(again.json.error.code, 'job_id_taken');
+      assert.doesNotMatch(again.text, /Smith|patient/);
+    }
+    assert.equal((await box.api.json('GET', `/v1/jobs/${jobID}`, undefined, mallory)).status, 404);
+
+    const member = crypto.randomUUID();
+    assert.equal((await box.api.json('POST', '/v1/batches', { batchID: 'ward-3-night', jobIDs: [member] }, alice)).status, 201);
+    const join = await box.api.postJob({ printer: 'p', jobID: member, batchID: 'ward-3-night' }, doc, { token: mallory });
+    assert.equal(join.status, 404, join.text);
+    assert.equal(join.json.error.code, 'batch_not_found');
+    const slip = await box.api.postJob({ printer: 'p', jobID: member }, doc, { token: mallory });
+    assert.equal(slip.json.error.code, 'job_id_taken');
+    const reopen = await box.api.json('POST', '/v1/batches', { batchID: 'ward-3-night', jobIDs: [member] }, mallory);
+    assert.equal(reopen.status, 409, 'no 200 with the other owner\'s batch view');
+    assert.equal(reopen.json.error.code, 'batch_conflict');
+    const claim = await box.api.json('POST', '/v1/batches', { batchID: 'mine', jobIDs: [member, jobID] }, mallory);
+    assert.equal(claim.json.error.code, 'job_id_taken');
+    assert.doesNotMatch(claim.text, /ward-3-night/);
+    const own = await box.api.postJob({ printer: 'p', jobID: member, batchID: 'ward-3-night' }, doc, { token: alice });
+    assert.equal(own.status, 201, own.text);
+    assert.equal(own.json.state, 'waiting-for-batch');
+  });
+});
