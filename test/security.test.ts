@@ -434,3 +434,38 @@ test("another token's job and batch IDs are unknown to the caller: no view, no j
     assert.equal(own.json.state, 'waiting-for-batch');
   });
 });
+
+// ---- callbacks say whose job they are about
+
+/** The receiver check the README shows: the signature over "<timestamp>.<body>", a fresh timestamp, and our own token's id. */
+function verifyCallback(secretHex: string, myTokenID: string, headers: http.IncomingHttpHeaders, body: string): boolean {
+  const ts = String(headers['x-printbox-timestamp']);
+  const want = 'sha256=' + crypto.createHmac('sha256', Buffer.from(secretHex, 'hex')).update(`${ts}.${body}`).digest('hex');
+  const got = String(headers['x-printbox-signature']);
+  const fresh = Math.abs(Date.now() / 1000 - Number(ts)) < 300;
+  return got.length === want.length && crypto.timingSafeEqual(Buffer.from(got), Buffer.from(want)) && fresh && JSON.parse(body).tokenID === myTokenID;
+}
+
+test("a callback signed for one client's job does not verify at another client's receiver", async () => {
+  const rx = await receiver();
+  const sink = await startSink();
+  try {
+    await withBox(async (box) => {
+      await addRawPrinter(box.api, 'p', sink.port);
+      const a = (await box.api.json('POST', '/v1/tokens', { name: 'clinic-a', scope: 'submit' })).json;
+      const b = (await box.api.json('POST', '/v1/tokens', { name: 'clinic-b', scope: 'submit' })).json;
+      const secret = (await box.api.json('GET', '/v1/settings/callback-secret')).json.secret;
+      const posted = await box.api.postJob({ printer: 'p', statusURL: `http://127.0.0.1:${rx.port}/a` }, Buffer.from('x'), { token: a.token });
+      assert.equal(posted.status, 201, posted.text);
+      await until('the callback', () => rx.got.length > 0, 15000);
+      const cb = rx.got[0];
+      assert.equal(JSON.parse(cb.body).tokenID, a.id);
+      assert.equal(verifyCallback(secret, a.id, cb.headers, cb.body), true, "client A's receiver accepts it");
+      assert.equal(verifyCallback(secret, b.id, cb.headers, cb.body), false, "replayed to client B's receiver, it is refused");
+      const tampered = cb.body.replace(a.id, b.id);
+      assert.equal(verifyCallback(secret, b.id, cb.headers, tampered), false, 'and the token id cannot be swapped: it is signed');
+    }, { callbacks: { allow: ['127.0.0.1/32'] } });
+  } finally {
+    await Promise.all([rx.close(), sink.close()]);
+  }
+});

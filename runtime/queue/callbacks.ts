@@ -1,4 +1,4 @@
-// statusURL callbacks: POST {jobID, status, message} signed with the appliance's HMAC secret, bounded retries.
+// statusURL callbacks: POST {jobID, tokenID, status, message} signed with the appliance's HMAC secret, bounded retries.
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
