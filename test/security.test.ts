@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
+import tls from 'node:tls';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -114,7 +115,7 @@ test('300 parallel wrong passwords from one address: at most 5 are checked, the 
     await withBox(async (box) => {
       assert.equal((await box.api.json('POST', '/v1/setup', { password: 'the owner password', setupCode: box.token }, null)).status, 201);
       await addRawPrinter(box.api, 'p', sink.port);
-      const flood = new Api(box.api.base, box.running.tls.cert, undefined, 300);
+      const flood = new Api(box.api.base, box.running.tls.cert, undefined, 100); // 100 sockets: within the per-address connection cap
       try {
         const guesses = Promise.all(Array.from({ length: 300 }, (_, i) => flood.json('POST', '/v1/session', { password: `guess-${i}` }, null)));
         // Jobs posted while the guesses are in flight.
@@ -468,4 +469,72 @@ test("a callback signed for one client's job does not verify at another client's
   } finally {
     await Promise.all([rx.close(), sink.close()]);
   }
+});
+
+// ---- slow and many connections
+
+/** A TLS connection to the box: 'open' once the handshake is done, 'closed' when the box drops it first. */
+function tlsOpen(box: TestAppliance, localAddress: string): Promise<{ result: 'open' | 'closed'; socket: tls.TLSSocket }> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: box.running.port, ca: box.running.tls.cert, ...({ localAddress } as object) });
+    socket.once('secureConnect', () => resolve({ result: 'open', socket }));
+    socket.once('error', () => resolve({ result: 'closed', socket }));
+    socket.once('close', () => resolve({ result: 'closed', socket }));
+  });
+}
+
+test('a JSON body dribbled in is cut with 408 body_timeout; an upload at a slow, steady rate still goes through', { timeout: 120000 }, async () => {
+  await withBox(async (box) => {
+    await addRawPrinter(box.api, 'p', 9, { enabled: false });
+    const { socket } = await tlsOpen(box, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (c) => (answer += c));
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    socket.write('POST /v1/session HTTP/1.1\r\nhost: box\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"pass');
+    // Bounded wait: without the deadline the box keeps this socket for its 120 s idle timeout.
+    const gone = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 20000))]);
+    socket.destroy();
+    assert.ok(gone, 'the box closed the dribbling connection');
+    assert.match(answer, /^HTTP\/1\.1 408/);
+    assert.match(answer, /"code":"body_timeout"/);
+
+    async function* slowly() {
+      for (let i = 0; i < 25; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        yield Buffer.alloc(16 * 1024, 0x41 + (i % 26));
+      }
+    }
+    const upload = await box.api.postJob({ printer: 'p', title: 'slow link' }, slowly());
+    assert.equal(upload.status, 201, upload.text);
+    assert.equal(upload.json.size, 25 * 16 * 1024);
+  }, { bodyTimeoutMs: 1000 });
+});
+
+test('connections beyond the per-address cap are closed before TLS; other addresses still get in, up to the total cap', { timeout: 120000 }, async () => {
+  await withBox(async (box) => {
+    box.api.close();
+    const held: tls.TLSSocket[] = [];
+    try {
+      const first = [];
+      for (let i = 0; i < 3; i++) first.push(await tlsOpen(box, '127.0.0.21'));
+      held.push(...first.map((c) => c.socket));
+      assert.deepEqual(first.map((c) => c.result), ['open', 'open', 'open']);
+      const fourth = await tlsOpen(box, '127.0.0.21');
+      held.push(fourth.socket);
+      assert.equal(fourth.result, 'closed', 'a fourth from the same address is dropped');
+      const other = new Api(box.api.base, box.running.tls.cert, undefined, 1, { localAddress: '127.0.0.22' });
+      assert.equal((await other.json('GET', '/v1/health', undefined, null)).status, 200, 'another address is served');
+      other.close();
+      await new Promise((r) => setTimeout(r, 100)); // let the box see that socket close
+      const more = [];
+      for (let i = 0; i < 3; i++) more.push(await tlsOpen(box, `127.0.0.${23 + i}`));
+      held.push(...more.map((c) => c.socket));
+      assert.deepEqual(more.map((c) => c.result), ['open', 'open', 'open']);
+      const beyond = await tlsOpen(box, '127.0.0.30');
+      held.push(beyond.socket);
+      assert.equal(beyond.result, 'closed', 'the seventh connection in all is dropped');
+    } finally {
+      for (const s of held) s.destroy();
+    }
+  }, { maxConnectionsPerAddress: 3, maxConnections: 6 });
 });

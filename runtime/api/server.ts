@@ -14,6 +14,7 @@ import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-pag
 import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, type Principal } from './auth.js';
 import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './vasion-routes.js';
 import { registerLocalSetup } from './first-run.js';
+import { limitConnections } from './connection-limits.js';
 import { checkStatusUrl, printerViewFor } from './guards.js';
 
 const PUBLIC = new Set(['/v1/health', '/v1/openapi.json', ...VASION_PUBLIC_ROUTES]);
@@ -71,6 +72,8 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     limits: { fileSize: app.cfg.maxDocumentBytes + 1, files: 2, fields: 40, fieldSize: FIELD_LIMIT, parts: 50, headerPairs: 50, fieldNameSize: 100 },
   });
 
+  // Before the auth hook: an unauthenticated dribble is cut as surely as any other.
+  if (opts.mode === 'https') limitConnections(server, app.cfg, app.log);
   server.decorateRequest('principal', null as unknown as Principal);
   server.addHook('onRequest', async (req) => {
     if (opts.mode === 'local') {

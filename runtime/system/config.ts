@@ -24,6 +24,9 @@ export interface Config {
   siteId?: string; // when set, a request that sends X-Site-ID must send this one (Vasion Cloud Link clients send it)
   /** statusURL targets: when `allow` is set, only these ranges, addresses, origins or host names are called back. */
   callbacks: { allow?: string[] };
+  maxConnections: number; // HTTPS connections in all
+  maxConnectionsPerAddress: number; // HTTPS connections from one client address
+  bodyTimeoutMs: number; // a JSON request body must arrive whole within this time (uploads are exempt)
 }
 
 export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
@@ -43,6 +46,9 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   fieldAliases: {},
   anonymousSubmit: [],
   callbacks: {},
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 128,
+  bodyTimeoutMs: 15000,
 };
 
 function defaultDataDir(): string {
