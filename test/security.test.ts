@@ -538,3 +538,41 @@ test('connections beyond the per-address cap are closed before TLS; other addres
     }
   }, { maxConnectionsPerAddress: 3, maxConnections: 6 });
 });
+
+// ---- TLS
+
+/** Whether a TLS 1.2 handshake offering only `cipher` succeeds; `offered` false when this client cannot offer it at all. */
+function handshake(box: TestAppliance, cipher: string): Promise<{ ok: boolean; offered: boolean; cipher?: string }> {
+  return new Promise((resolve) => {
+    let socket: tls.TLSSocket;
+    try {
+      socket = tls.connect({ host: '127.0.0.1', port: box.running.port, ca: box.running.tls.cert, ciphers: `${cipher}:@SECLEVEL=0`, maxVersion: 'TLSv1.2', minVersion: 'TLSv1.2' });
+    } catch {
+      return resolve({ ok: false, offered: false });
+    }
+    socket.once('secureConnect', () => {
+      resolve({ ok: true, offered: true, cipher: socket.getCipher().standardName });
+      socket.destroy();
+    });
+    socket.once('error', () => resolve({ ok: false, offered: true }));
+  });
+}
+
+test('TLS 1.2 takes only ECDHE with AEAD ciphers, also after the certificate is regenerated', async () => {
+  await withBox(async (box) => {
+    const weak = ['ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA384', 'ECDHE-ECDSA-AES128-CCM8', 'ECDHE-ECDSA-ARIA128-GCM-SHA256', 'ECDHE-ECDSA-AES128-CCM'];
+    const check = async () => {
+      for (const c of weak) {
+        const r = await handshake(box, c);
+        assert.equal(r.ok, false, `${c} is refused`);
+      }
+      const good = await handshake(box, 'ECDHE-ECDSA-AES128-GCM-SHA256');
+      assert.equal(good.ok, true);
+      assert.equal(good.cipher, 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256');
+      assert.equal((await handshake(box, 'ECDHE-ECDSA-CHACHA20-POLY1305')).ok, true);
+    };
+    await check();
+    assert.equal((await box.api.json('POST', '/v1/certificate/regenerate', {})).status, 200);
+    await check();
+  });
+});

@@ -7,7 +7,7 @@ import { JOB_STATES, jobView, type JobState } from '../spool/jobs.js';
 import { FIELD_LIMIT, readUpload } from '../intake/multipart.js';
 import { ERROR_POLICIES } from '../system/state.js';
 import { VERSION, type Appliance } from '../appliance.js';
-import type { TlsIdentity } from '../system/tls.js';
+import { TLS_POLICY, type TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-page.js';
@@ -52,7 +52,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     // Fastify's two lines per request (with whole req/res objects) were ~5% of the CPU of a small job; one
     // line per answered request below, at info only when it failed.
     logController: new LogController({ disableRequestLogging: true }),
-    ...(opts.mode === 'https' ? { https: { key: opts.tls!.key, cert: opts.tls!.cert } } : {}),
+    ...(opts.mode === 'https' ? { https: { key: opts.tls!.key, cert: opts.tls!.cert, ...TLS_POLICY } } : {}),
     bodyLimit: 1024 * 1024,
     keepAliveTimeout: 30000,
     forceCloseConnections: true, // a stopping appliance must not wait for idle keep-alive clients

@@ -11,7 +11,7 @@ import { requireAdmin, type Principal } from './auth.js';
 import { ApiError, badRequest } from '../system/errors.js';
 import { isFinal, jobView, type JobRecord } from '../spool/jobs.js';
 import { writeFileAtomic } from '../system/fsutil.js';
-import { boxNames, certNames, fingerprintOf, generateIdentity, type TlsIdentity } from '../system/tls.js';
+import { TLS_POLICY, boxNames, certNames, fingerprintOf, generateIdentity, type TlsIdentity } from '../system/tls.js';
 import { hashPassword, passwordProblem, verifyPassword } from '../system/password.js';
 import { LoginLimiter } from './login-limit.js';
 import { printerViewFor } from './guards.js';
@@ -355,7 +355,7 @@ function registerCertificate(server: FastifyInstance, app: Appliance, tls: TlsId
     await writeFileAtomic(path.join(dir, 'cert.pem'), certPem, 0o644);
     if (custom) await writeFileAtomic(marker, `uploaded ${new Date().toISOString()}\n`, 0o644);
     else await fs.rm(marker, { force: true });
-    (server.server as unknown as TlsServer).setSecureContext?.({ key: keyPem, cert: certPem });
+    (server.server as unknown as TlsServer).setSecureContext?.({ key: keyPem, cert: certPem, ...TLS_POLICY });
     Object.assign(tls, { key: keyPem, cert: certPem, fingerprint: fingerprintOf(certPem), names: certNames(certPem) });
   };
 
