@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
+import net from 'node:net';
 import tls from 'node:tls';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
@@ -15,6 +16,9 @@ import { CallbackTargets } from '../runtime/queue/callback-target.js';
 import { StatusCallbacks } from '../runtime/queue/callbacks.js';
 import { Api } from './helpers/api.js';
 import { startSink } from './peers/tcp-sink.js';
+import { startTcpForward } from './peers/tcp-forward.js';
+import { haveIppEvePrinter, startIppEvePrinter } from './peers/ippeveprinter.js';
+import { selfSignedCert } from './peers/netns.js';
 import { LOGIN_LIMITS, LoginLimiter } from '../runtime/api/login-limit.js';
 import { SERVER_NODE_FLAGS } from './helpers/node-flags.js';
 
@@ -575,4 +579,60 @@ test('TLS 1.2 takes only ECDHE with AEAD ciphers, also after the certificate is 
     assert.equal((await box.api.json('POST', '/v1/certificate/regenerate', {})).status, 200);
     await check();
   });
+});
+
+// ---- ipps: trust on first use
+
+test('an ipps printer is pinned when added; a changed certificate stops it and holds the job until an admin accepts the new one', { timeout: 180000 }, async (t) => {
+  if (!haveIppEvePrinter()) return t.skip('no ippeveprinter (apt-get install cups-ipp-utils)');
+  const real = await startIppEvePrinter({ name: 'ward-real' });
+  const other = await startIppEvePrinter({ name: 'ward-other' });
+  // A machine in the middle: its own certificate, and the plaintext goes on to another printer.
+  const { cert, key } = await selfSignedCert('localhost');
+  const mitm = tls.createServer({ cert, key }, (s) => {
+    const up = net.connect({ host: '127.0.0.1', port: other.port });
+    s.on('error', () => up.destroy());
+    up.on('error', () => s.destroy());
+    s.pipe(up).pipe(s);
+  });
+  await new Promise<void>((r) => mitm.listen(0, '127.0.0.1', () => r()));
+  const fwd = await startTcpForward(real.port);
+  const pdf = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
+  const settled = (box: TestAppliance, id: string, states: string[]) => until(`job ${id} in ${states.join('/')}`, async () => {
+    const j = (await box.api.request('GET', `/v1/jobs/${id}`)).json;
+    return states.includes(j.state) ? j : null;
+  }, 60000);
+  try {
+    await withBox(async (box) => {
+      const added = await box.api.json('POST', '/v1/printers', { name: 'ward', uri: `ipps://127.0.0.1:${fwd.port}/ipp/print?confirmTimeout=0`, retry: { limit: 3, baseMs: 50, maxMs: 200, heldRetryMs: 500 } });
+      assert.equal(added.status, 201, added.text);
+      const pinned = new URL(added.json.uri).searchParams.get('tlsFingerprint');
+      assert.match(pinned ?? '', /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/, 'the fingerprint is pinned and shown');
+
+      const first = await box.api.postJob({ printer: 'ward', contentType: 'pdf' }, pdf);
+      await settled(box, first.json.jobID, ['sent', 'confirmed']);
+
+      fwd.target = (mitm.address() as net.AddressInfo).port; // someone else answers at the printer's address now
+      const second = await box.api.postJob({ printer: 'ward', contentType: 'pdf' }, pdf);
+      const held = await settled(box, second.json.jobID, ['held', 'sent', 'confirmed', 'failed']);
+      assert.equal(held.state, 'held');
+      assert.match(held.reason, /certificate changed/);
+      const printer = (await box.api.json('GET', '/v1/printers/ward')).json;
+      assert.match(printer.stopped?.reason ?? '', /accept the new certificate/);
+      assert.deepEqual(await fs.readdir(other.spoolDir), [], 'the other machine got no document');
+
+      const wrong = await box.api.json('POST', '/v1/printers/ward/accept-certificate', { fingerprint: pinned });
+      assert.equal(wrong.status, 409, 'accepting names the fingerprint the admin checked');
+      assert.equal(wrong.json.error.code, 'fingerprint_mismatch');
+      const accepted = await box.api.json('POST', '/v1/printers/ward/accept-certificate', {});
+      assert.equal(accepted.status, 200, accepted.text);
+      assert.equal(accepted.json.certificate.previous, pinned);
+      assert.notEqual(accepted.json.certificate.fingerprint, pinned);
+      await settled(box, second.json.jobID, ['sent', 'confirmed']);
+      assert.ok((await fs.readdir(other.spoolDir)).length > 0, 'the job went once the admin accepted');
+    });
+  } finally {
+    mitm.close();
+    await Promise.all([fwd.close(), real.stop(), other.stop()]);
+  }
 });

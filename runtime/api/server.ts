@@ -10,6 +10,7 @@ import { VERSION, type Appliance } from '../appliance.js';
 import { TLS_POLICY, type TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
 import { registerBatchRoutes } from './batch-routes.js';
+import { registerPrinterTrustRoutes } from './printer-trust-routes.js';
 import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-page.js';
 import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, type Principal } from './auth.js';
 import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './vasion-routes.js';
@@ -268,6 +269,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   registerLanRoutes(server, app);
   registerBatchRoutes(server, app);
   registerVasionRoutes(server, app, { submitJob, submitSchema });
+  registerPrinterTrustRoutes(server, app);
   if (opts.mode === 'https') await registerWeb(server, app, { tls: opts.tls! });
   else registerLocalSetup(server, app);
   return server;

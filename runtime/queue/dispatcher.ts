@@ -390,6 +390,13 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         q.lastError = outcome.reason;
         const attempts = job.attempts;
         const r = printer.retry;
+        if (outcome.stop) {
+          // The driver says only an admin can clear this (a changed printer certificate): no back-off would help.
+          log.warn({ jobID: job.id, printer: printer.name, reason: outcome.reason }, 'printer stopped; job held until an admin acts');
+          await this.deps.setStopped(printer.id, outcome.reason);
+          await this.deliveryUpdate(job.id, { state: 'held', reason: outcome.reason, nextAttemptAt: undefined });
+          return;
+        }
         if (attempts < r.limit) {
           const delay = Math.min(r.baseMs * 2 ** (attempts - 1), r.maxMs);
           await this.deliveryUpdate(job.id, { state: 'queued', reason: `attempt ${attempts} failed: ${outcome.reason}; next try in ${Math.round(delay / 1000)} s`, nextAttemptAt: new Date(Date.now() + delay).toISOString() }, false);

@@ -7,6 +7,7 @@ import { ApiError, badRequest, conflict, notFound } from './errors.js';
 import { ERROR_POLICIES, type PrinterRecord, type State } from './state.js';
 import type { Config } from './config.js';
 import { restoreSecrets } from './redact.js';
+import { pinOnFirstUse } from './printer-pin.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -77,10 +78,12 @@ export class Printers {
     if (!input.name || !input.uri) throw badRequest('missing_field', 'a printer needs a name and a uri');
     this.checkFields(input);
     if (this.find(input.name)) throw conflict('printer_exists', `a printer named "${input.name}" already exists`);
+    // ipps: the certificate seen now is the one trusted from now on (a printer that is off is pinned when edited later).
+    const { uri } = await pinOnFirstUse(input.uri);
     const rec: PrinterRecord = {
       id: randomUUID(),
       name: input.name,
-      uri: input.uri,
+      uri,
       enabled: input.enabled ?? true,
       errorPolicy: (input.errorPolicy as PrinterRecord['errorPolicy']) ?? 'retry-job',
       retry: { ...this.cfg.defaultRetry, ...input.retry },
@@ -97,10 +100,12 @@ export class Printers {
     if (input.uri !== undefined) input = { ...input, uri: restoreSecrets(input.uri, cur.uri) };
     this.checkFields(input);
     if (input.name && input.name !== cur.name && this.find(input.name)) throw conflict('printer_exists', `a printer named "${input.name}" already exists`);
+    // A URI without a pin (a new address, or the pin removed on purpose) is pinned to what the printer shows now.
+    const uri = input.uri !== undefined ? (await pinOnFirstUse(input.uri)).uri : undefined;
     const next: PrinterRecord = {
       ...cur,
       ...(input.name !== undefined && { name: input.name }),
-      ...(input.uri !== undefined && { uri: input.uri }),
+      ...(uri !== undefined && { uri }),
       ...(input.enabled !== undefined && { enabled: input.enabled }),
       ...(input.errorPolicy !== undefined && { errorPolicy: input.errorPolicy as PrinterRecord['errorPolicy'] }),
       retry: { ...cur.retry, ...input.retry },
