@@ -11,7 +11,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import crypto from 'node:crypto';
-import { addRawPrinter, startAppliance, tempDir, until, type TestAppliance } from './helpers/appliance.js';
+import { addRawPrinter, freePort, startAppliance, tempDir, until, type TestAppliance } from './helpers/appliance.js';
 import { CallbackTargets } from '../runtime/queue/callback-target.js';
 import { StatusCallbacks } from '../runtime/queue/callbacks.js';
 import { Api } from './helpers/api.js';
@@ -80,6 +80,7 @@ test('first-run setup over HTTPS needs the setup code the box shows at its conso
 
 test('the setup window closes as soon as another admin credential exists; the admin socket still sets the password', async () => {
   await withBox(async (box) => {
+    assert.equal((await overAdminSocket(box, 'GET', '/v1/setup-code')).json.window, 'open');
     // A box managed through the API alone: an admin token made by its operator.
     assert.equal((await box.api.json('POST', '/v1/tokens', { name: 'ops', scope: 'admin' })).status, 201);
     assert.equal((await box.api.json('GET', '/v1/setup', undefined, null)).json.setupWindow, 'closed');
@@ -92,6 +93,18 @@ test('the setup window closes as soon as another admin credential exists; the ad
     assert.equal(local.status, 201, JSON.stringify(local.json));
     assert.equal((await box.api.json('POST', '/v1/session', { password: 'set on the box' }, null)).status, 200);
     assert.equal((await overAdminSocket(box, 'POST', '/v1/setup', { password: 'set on the box' })).json.error.code, 'setup_done');
+    assert.equal((await overAdminSocket(box, 'GET', '/v1/setup-code')).json.error.code, 'setup_done');
+  });
+});
+
+test('without a setup code file the window is closed, and the box says how to set the password instead', async () => {
+  await withBox(async (box) => {
+    await fs.rm(path.join(box.dataDir, 'setup-code'));
+    const code = await overAdminSocket(box, 'GET', '/v1/setup-code');
+    assert.equal(code.status, 404);
+    assert.equal(code.json.error.code, 'setup_code_not_found');
+    const r = await box.api.json('POST', '/v1/setup', { password: 'attacker-pw-1', setupCode: box.token }, null);
+    assert.equal(r.json.error.code, 'setup_closed');
   });
 });
 
@@ -630,6 +643,17 @@ test('an ipps printer is pinned when added; a changed certificate stops it and h
       assert.notEqual(accepted.json.certificate.fingerprint, pinned);
       await settled(box, second.json.jobID, ['sent', 'confirmed']);
       assert.ok((await fs.readdir(other.spoolDir)).length > 0, 'the job went once the admin accepted');
+
+      assert.equal((await box.api.json('POST', '/v1/printers', { name: 'plain', uri: `ipp://127.0.0.1:${real.port}/ipp/print` })).status, 201);
+      const plain = await box.api.json('POST', '/v1/printers/plain/accept-certificate', {});
+      assert.equal(plain.status, 409);
+      assert.equal(plain.json.error.code, 'printer_not_ipps');
+      const off = await box.api.json('POST', '/v1/printers', { name: 'off', uri: `ipps://127.0.0.1:${await freePort()}/ipp/print`, enabled: false });
+      assert.equal(off.status, 201, 'a printer that is off is added, unpinned');
+      assert.equal(new URL(off.json.uri).searchParams.get('tlsFingerprint'), null);
+      const unreachable = await box.api.json('POST', '/v1/printers/off/accept-certificate', {});
+      assert.equal(unreachable.status, 502);
+      assert.equal(unreachable.json.error.code, 'printer_unreachable');
     });
   } finally {
     mitm.close();
