@@ -195,8 +195,7 @@ export class Appliance {
       this.calling.delete(job.id);
       this.spool.update(job.id, { callback }, { durable: false }).catch((err) => this.log.warn({ jobID: job.id, err: (err as Error).message }, 'could not record the status callback outcome'));
     };
-    // tokenID is signed with the body: a receiver checks it is its own client's, so callbacks cannot be replayed across clients.
-    this.callbacks.send(job.statusURL, { jobID: job.id, tokenID: job.owner, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) }, record);
+    this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) }, job.owner, record);
   }
 
   job(id: string, owner?: string): JobRecord {

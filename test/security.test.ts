@@ -328,7 +328,7 @@ test('the connection goes to the address that was checked: a name only our resol
       return [{ address: '127.0.0.1', family: 4 }];
     });
     const outcome = await new Promise<any>((resolve) => {
-      new StatusCallbacks(Buffer.alloc(32), { info() {}, warn() {} }, targets, { attempts: 1, baseMs: 10, timeoutMs: 5000 }).send(`http://callback.receiver.test:${rx.port}/cb`, { jobID: 'j' }, resolve);
+      new StatusCallbacks(Buffer.alloc(32), { info() {}, warn() {} }, targets, { attempts: 1, baseMs: 10, timeoutMs: 5000 }).send(`http://callback.receiver.test:${rx.port}/cb`, { jobID: 'j' }, 'token-id', resolve);
     });
     assert.equal(outcome.result, 'delivered');
     assert.equal(lookups, 1, 'resolved once');
@@ -434,13 +434,25 @@ test("another token's job and batch IDs are unknown to the caller: no view, no j
     }
     assert.equal((await box.api.json('GET', `/v1/jobs/${jobID}`, undefined, mallory)).status, 404);
 
+    // Mallory names the batch before Alice opens it: that neither blocks Alice's Batch Open nor joins it.
+    const early = crypto.randomUUID();
+    const before = await box.api.postJob({ printer: 'p', jobID: early, batchID: 'ward-3-night' }, doc, { token: mallory });
+    assert.equal(before.status, 201, before.text);
     const member = crypto.randomUUID();
-    assert.equal((await box.api.json('POST', '/v1/batches', { batchID: 'ward-3-night', jobIDs: [member] }, alice)).status, 201);
+    const opened = await box.api.json('POST', '/v1/batches', { batchID: 'ward-3-night', jobIDs: [member] }, alice);
+    assert.equal(opened.status, 201, opened.text);
     const join = await box.api.postJob({ printer: 'p', jobID: member, batchID: 'ward-3-night' }, doc, { token: mallory });
-    assert.equal(join.status, 404, join.text);
-    assert.equal(join.json.error.code, 'batch_not_found');
+    assert.equal(join.status, 409, join.text);
+    assert.equal(join.json.error.code, 'job_id_taken');
     const slip = await box.api.postJob({ printer: 'p', jobID: member }, doc, { token: mallory });
     assert.equal(slip.json.error.code, 'job_id_taken');
+    // A fresh job naming Alice's batch is treated as naming a batch not opened yet: it waits, outside her batch.
+    const stranger = crypto.randomUUID();
+    const outside = await box.api.postJob({ printer: 'p', jobID: stranger, batchID: 'ward-3-night' }, doc, { token: mallory });
+    assert.equal(outside.status, 201, outside.text);
+    assert.equal(outside.json.state, 'waiting-for-batch');
+    const view = (await box.api.json('GET', '/v1/batches/ward-3-night', undefined, alice)).json;
+    assert.deepEqual(view.jobIDs ?? view.jobs?.map((j: { jobID: string }) => j.jobID), [member]);
     const reopen = await box.api.json('POST', '/v1/batches', { batchID: 'ward-3-night', jobIDs: [member] }, mallory);
     assert.equal(reopen.status, 409, 'no 200 with the other owner\'s batch view');
     assert.equal(reopen.json.error.code, 'batch_conflict');
@@ -455,13 +467,12 @@ test("another token's job and batch IDs are unknown to the caller: no view, no j
 
 // ---- callbacks say whose job they are about
 
-/** The receiver check the README shows: the signature over "<timestamp>.<body>", a fresh timestamp, and our own token's id. */
+/** The receiver check the README shows: the signature over "<timestamp>.<our own token id>.<body>", and a fresh timestamp. */
 function verifyCallback(secretHex: string, myTokenID: string, headers: http.IncomingHttpHeaders, body: string): boolean {
   const ts = String(headers['x-printbox-timestamp']);
-  const want = 'sha256=' + crypto.createHmac('sha256', Buffer.from(secretHex, 'hex')).update(`${ts}.${body}`).digest('hex');
+  const want = 'sha256=' + crypto.createHmac('sha256', Buffer.from(secretHex, 'hex')).update(`${ts}.${myTokenID}.${body}`).digest('hex');
   const got = String(headers['x-printbox-signature']);
-  const fresh = Math.abs(Date.now() / 1000 - Number(ts)) < 300;
-  return got.length === want.length && crypto.timingSafeEqual(Buffer.from(got), Buffer.from(want)) && fresh && JSON.parse(body).tokenID === myTokenID;
+  return got.length === want.length && crypto.timingSafeEqual(Buffer.from(got), Buffer.from(want)) && Math.abs(Date.now() / 1000 - Number(ts)) < 300;
 }
 
 test("a callback signed for one client's job does not verify at another client's receiver", async () => {
@@ -477,11 +488,12 @@ test("a callback signed for one client's job does not verify at another client's
       assert.equal(posted.status, 201, posted.text);
       await until('the callback', () => rx.got.length > 0, 15000);
       const cb = rx.got[0];
-      assert.equal(JSON.parse(cb.body).tokenID, a.id);
+      assert.deepEqual(Object.keys(JSON.parse(cb.body)).sort(), ['jobID', 'message', 'status'], "the body keeps Vasion's callback schema");
+      assert.equal(cb.headers['x-printbox-token-id'], a.id);
       assert.equal(verifyCallback(secret, a.id, cb.headers, cb.body), true, "client A's receiver accepts it");
       assert.equal(verifyCallback(secret, b.id, cb.headers, cb.body), false, "replayed to client B's receiver, it is refused");
-      const tampered = cb.body.replace(a.id, b.id);
-      assert.equal(verifyCallback(secret, b.id, cb.headers, tampered), false, 'and the token id cannot be swapped: it is signed');
+      const relabelled = { ...cb.headers, 'x-printbox-token-id': b.id };
+      assert.equal(verifyCallback(secret, b.id, relabelled, cb.body), false, 'and relabelling the token id header does not help: the id is signed');
     }, { callbacks: { allow: ['127.0.0.1/32'] } });
   } finally {
     await Promise.all([rx.close(), sink.close()]);

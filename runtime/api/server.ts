@@ -263,7 +263,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   });
   server.get('/v1/settings/callback-secret', { schema: { tags: ['system'], summary: 'The HMAC secret that signs statusURL callbacks' } }, async (req) => {
     requireAdmin(req);
-    return { algorithm: 'HMAC-SHA256 over "<x-printbox-timestamp>.<body>"; the body names the job owner\'s tokenID: check it is yours', header: 'x-printbox-signature', secret: app.callbackSecret.toString('hex') };
+    return { algorithm: 'HMAC-SHA256 over "<x-printbox-timestamp>.<token id>.<body>", the token id being your client\'s own (also sent as x-printbox-token-id)', header: 'x-printbox-signature', secret: app.callbackSecret.toString('hex') };
   });
 
   registerLanRoutes(server, app);

@@ -311,7 +311,7 @@ export class Batches {
     this.notifying.add(b.batchID);
     const failed = this.members(b).filter((j) => j.state === 'failed' || j.state === 'cancelled').map((j) => j.id);
     const message = b.state === 'done' ? `batch printed: ${b.jobIDs.length} jobs in order` : `batch ${b.state}: ${[b.skipped.length && `skipped ${b.skipped.join(', ')}`, failed.length && `failed ${failed.join(', ')}`].filter(Boolean).join('; ')}`;
-    this.callbacks.send(b.statusURL, { batchID: b.batchID, tokenID: b.owner, status: b.state === 'done' ? 'success' : 'fail', message }, (callback) => {
+    this.callbacks.send(b.statusURL, { batchID: b.batchID, status: b.state === 'done' ? 'success' : 'fail', message }, b.owner, (callback) => {
       this.notifying.delete(b.batchID);
       const cur = this.batches.get(b.batchID);
       if (!cur || cur.state !== b.state || cur.finishedAt !== b.finishedAt) return; // replayed meanwhile: that run calls back itself

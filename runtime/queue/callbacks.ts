@@ -1,4 +1,4 @@
-// statusURL callbacks: POST {jobID, tokenID, status, message} signed with the appliance's HMAC secret, bounded retries.
+// statusURL callbacks: POST {jobID, status, message} signed with the appliance's HMAC secret and the owner's token id, bounded retries.
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -14,8 +14,13 @@ export interface CallbackLog {
 /** A finished job or batch whose callback never ended (stop, crash) is called back after a start within this time. */
 export const CALLBACK_REDO_MS = 24 * 3600 * 1000;
 
-export function signBody(secret: Buffer, timestamp: string, body: string): string {
-  return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
+/**
+ * HMAC over "<timestamp>.<token id>.<body>": the owner's token id is signed but not in the body (Vasion's callback
+ * schema has no room for it), so a receiver checks the signature with its own client's token id, and a callback
+ * about another client's job, replayed to it, does not verify.
+ */
+export function signBody(secret: Buffer, timestamp: string, tokenID: string, body: string): string {
+  return 'sha256=' + createHmac('sha256', secret).update(`${timestamp}.${tokenID}.${body}`).digest('hex');
 }
 
 export class StatusCallbacks {
@@ -24,14 +29,14 @@ export class StatusCallbacks {
   constructor(private secret: Buffer, private log: CallbackLog, private targets = new CallbackTargets(), private opts = { attempts: 5, baseMs: 1000, timeoutMs: 10000 }) {}
 
   /** Fire and forget: delivery is retried in the background and never blocks the queue. `done` hears how it ended. */
-  send(url: string, payload: object, done?: (outcome: CallbackOutcome) => void): void {
-    const p = this.deliver(url, payload)
+  send(url: string, payload: object, tokenID: string, done?: (outcome: CallbackOutcome) => void): void {
+    const p = this.deliver(url, payload, tokenID)
       .then((outcome) => done?.(outcome))
       .finally(() => this.inflight.delete(p));
     this.inflight.add(p);
   }
 
-  private async deliver(url: string, payload: object): Promise<CallbackOutcome> {
+  private async deliver(url: string, payload: object, tokenID: string): Promise<CallbackOutcome> {
     const body = JSON.stringify(payload);
     const outcome = (result: CallbackOutcome['result'], attempts: number): CallbackOutcome => ({ result, attempts, at: new Date().toISOString() });
     for (let attempt = 1; attempt <= this.opts.attempts; attempt++) {
@@ -43,7 +48,7 @@ export class StatusCallbacks {
           return outcome('refused', attempt);
         }
         if (!target.ok) throw new Error(target.reason);
-        const status = await post(url, target, { 'content-type': 'application/json', 'x-printbox-timestamp': timestamp, 'x-printbox-signature': signBody(this.secret, timestamp, body) }, body, this.opts.timeoutMs);
+        const status = await post(url, target, { 'content-type': 'application/json', 'x-printbox-timestamp': timestamp, 'x-printbox-token-id': tokenID, 'x-printbox-signature': signBody(this.secret, timestamp, tokenID, body) }, body, this.opts.timeoutMs);
         if (status >= 200 && status < 300) return outcome('delivered', attempt);
         if (status >= 300 && status < 400) {
           this.log.warn({ url: redact(url), status }, 'status callback answered with a redirect; redirects are not followed');
