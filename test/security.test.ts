@@ -371,6 +371,9 @@ test('a submit token sees printers by id, name, state and capabilities; URIs are
     assert.equal((await box.api.json('PATCH', `/v1/printers/${added.json.id}`, { uri: admin.json.printers[0].uri, name: 'ward-2' })).status, 200);
     const stored = JSON.parse(await fs.readFile(path.join(box.dataDir, 'state.json'), 'utf8')).printers[0].uri;
     assert.equal(stored, uri);
+    const removed = await box.api.json('DELETE', `/v1/printers/${added.json.id}`);
+    assert.equal(removed.status, 200);
+    assert.doesNotMatch(removed.text, /S3cretPw|hush-hush/, 'not even in the answer to its removal');
   });
 });
 

@@ -219,7 +219,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     const p = app.printers.get((req.params as { id: string }).id);
     const waiting = app.spool.live().filter((j) => j.printerId === p.id).length;
     if (waiting) throw new ApiError(409, 'printer_has_jobs', `printer "${p.name}" still has ${waiting} unfinished jobs; cancel or move them first`);
-    return app.printers.remove(p.id);
+    return printerView(await app.printers.remove(p.id));
   });
   server.get('/v1/printers/:id/status', { schema: { tags: ['printers'], summary: 'Ask the printer itself (driver probe)', params: idParam } }, async (req) => {
     requireAdmin(req); // a probe reaches out to the printer's address: not for submit tokens

@@ -39,7 +39,6 @@ function appRoot(from: string): string {
   return path.resolve(from, '..');
 }
 
-
 interface Session {
   csrf: string;
   createdAt: number;
@@ -98,7 +97,6 @@ function readCookie(header: string | undefined, name: string): string | undefine
 }
 
 const sameSecret = (a: string | undefined, b: string) => typeof a === 'string' && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
-
 
 /** True for the routes anyone may reach (the page's files, sign-in, first-run setup); the auth hook lets them through. */
 export function isPublicWebRoute(req: FastifyRequest): boolean {
