@@ -99,6 +99,7 @@ export class Appliance {
       drivers: this.drivers,
       printer: (id) => this.printers.find(id),
       setStopped: (id, reason) => this.printers.setStopped(id, reason),
+      pinPrinter: (p) => this.printers.pinIfNeeded(p),
       preverifyBytes: this.cfg.preverifyBytes,
       log: this.log,
       holdsPrinter: (b, p) => this.batches.holdsPrinter(b, p),

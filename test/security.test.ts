@@ -669,6 +669,20 @@ test('an ipps printer is pinned when added; a changed certificate stops it and h
       const unreachable = await box.api.json('POST', '/v1/printers/off/accept-certificate', {});
       assert.equal(unreachable.status, 502);
       assert.equal(unreachable.json.error.code, 'printer_unreachable');
+
+      // A printer that was off when added is pinned at its first delivery, before the first byte.
+      const late = await startTcpForward(await freePort());
+      try {
+        const added = await box.api.json('POST', '/v1/printers', { name: 'late', uri: `ipps://127.0.0.1:${late.port}/ipp/print?confirmTimeout=0`, retry: { limit: 3, baseMs: 50, maxMs: 200, heldRetryMs: 500 } });
+        assert.equal(new URL(added.json.uri).searchParams.get('tlsFingerprint'), null);
+        late.target = real.port;
+        const job = await box.api.postJob({ printer: 'late', contentType: 'pdf' }, pdf);
+        await settled(box, job.json.jobID, ['sent', 'confirmed']);
+        const now = (await box.api.json('GET', '/v1/printers/late')).json;
+        assert.equal(new URL(now.uri).searchParams.get('tlsFingerprint'), pinned, 'pinned to the certificate it met first');
+      } finally {
+        await late.close();
+      }
     });
   } finally {
     mitm.close();

@@ -12,6 +12,8 @@ export interface QueueDeps {
   drivers: DriverRegistry;
   printer(id: string): PrinterRecord | undefined;
   setStopped(id: string, reason: string | null): Promise<void>;
+  /** ipps printers not pinned yet (off when added): pin the certificate now, before the first byte; the record to use. */
+  pinPrinter?(printer: PrinterRecord): Promise<PrinterRecord>;
   /** Batches: must this printer keep printing only this batch? */
   holdsPrinter?(batchID: string, printerId: string): boolean;
   batchJobDone?(batchID: string): Promise<void>;
@@ -282,6 +284,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
 
   /** One attempt at the head job of a printer, and what its outcome means for the queue. */
   async deliver(q: PrinterQueue, head: JobRecord, printer: PrinterRecord): Promise<void> {
+    if (this.deps.pinPrinter) printer = await this.deps.pinPrinter(printer);
     const driver = this.deps.drivers.forUri(new URL(printer.uri));
     if (head.batchID) q.lock = head.batchID;
     const abort = new AbortController();

@@ -7,7 +7,7 @@ import { ApiError, badRequest, conflict, notFound } from './errors.js';
 import { ERROR_POLICIES, type PrinterRecord, type State } from './state.js';
 import type { Config } from './config.js';
 import { restoreSecrets } from './redact.js';
-import { pinOnFirstUse } from './printer-pin.js';
+import { pinOnFirstUse, wantsPin } from './printer-pin.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -113,6 +113,18 @@ export class Printers {
     };
     await this.state.change((d) => {
       d.printers = d.printers.map((p) => (p.id === cur.id ? next : p));
+    });
+    return next;
+  }
+
+  /** Trust on first use for an ipps printer that was off when added: its first reachable certificate is pinned. */
+  async pinIfNeeded(p: PrinterRecord): Promise<PrinterRecord> {
+    if (!wantsPin(p.uri)) return p;
+    const { uri, unpinned } = await pinOnFirstUse(p.uri);
+    if (unpinned || !this.find(p.id)) return p;
+    const next = { ...p, uri };
+    await this.state.change((d) => {
+      d.printers = d.printers.map((x) => (x.id === p.id ? { ...x, uri } : x));
     });
     return next;
   }
