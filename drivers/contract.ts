@@ -34,7 +34,7 @@ export interface OutboundJob {
 export type Outcome =
   | { kind: 'sent'; detail?: string } // all bytes accepted by the peer
   | { kind: 'confirmed'; detail?: string } // the printer said it printed
-  | { kind: 'retry'; reason: string } // transient: retry this job, keep order
+  | { kind: 'retry'; reason: string; stop?: boolean } // transient: retry this job, keep order; stop: only after an admin acts (printer stopped, job held)
   | { kind: 'fail'; reason: string }; // permanent for this job
 
 /** Small persistent key-value store a driver may use (e.g. LPR job numbers 000–999). */

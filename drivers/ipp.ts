@@ -1,6 +1,7 @@
 // IPP / IPPS driver (ipp://host:631/ipp/print): Print-Job over HTTP(S), options checked against the printer, job state polled to completion.
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,6 +32,7 @@ const PARAMS = [
   { name: 'capsMaxAge', type: 'integer', default: 60000, description: 'Milliseconds the printer\'s capabilities (Get-Printer-Attributes) are reused before asking again' },
   { name: 'chunked', type: 'boolean', default: false, description: 'Send the document with chunked transfer encoding instead of a Content-Length' },
   { name: 'tlsVerify', type: 'boolean', default: false, description: 'ipps only: verify the printer\'s TLS certificate (printers usually ship self-signed ones)' },
+  { name: 'tlsFingerprint', type: 'string', description: 'ipps only: the SHA-256 fingerprint the printer\'s certificate must have (printbox pins it when the printer is added: trust on first use)' },
 ] as const satisfies Driver['schema']['params'];
 
 /** IPP document-format for each printbox content type; anything not listed goes as application/octet-stream. */
@@ -86,6 +88,8 @@ interface PrinterTarget {
 interface Io {
   timeoutMs: number;
   tlsVerify: boolean;
+  /** ipps: the pinned certificate fingerprint; a connection to any other certificate carries no byte. */
+  pin?: string;
   signal: AbortSignal;
 }
 
@@ -99,6 +103,33 @@ export function printerTarget(uri: URL): PrinterTarget {
 
 /* ------------------------------------------------------------------ HTTP transport */
 
+const bareFingerprint = (f: string) => f.replace(/[^0-9a-f]/gi, '').toUpperCase();
+
+/**
+ * An agent that hands a connection to the request only once the printer's certificate matched the pin, so
+ * neither the IPP request nor the document goes to an impostor.
+ */
+function pinnedAgent(pin: string, verify: boolean): https.Agent {
+  const agent = new https.Agent({ keepAlive: false });
+  type Done = (err: Error | null, socket?: tls.TLSSocket) => void;
+  (agent as unknown as { createConnection: (o: tls.ConnectionOptions, done: Done) => undefined }).createConnection = (o, done) => {
+    const socket = tls.connect({ ...o, rejectUnauthorized: verify });
+    const fail = (err: Error) => {
+      socket.destroy();
+      done(err);
+    };
+    socket.once('error', fail);
+    socket.once('secureConnect', () => {
+      socket.off('error', fail);
+      const now = socket.getPeerCertificate().fingerprint256 ?? '';
+      if (bareFingerprint(now) !== bareFingerprint(pin)) return fail(Object.assign(new Error(`the printer's TLS certificate changed: pinned ${pin}, now ${now}`), { code: 'tls_fingerprint_changed' }));
+      done(null, socket);
+    });
+    return undefined;
+  };
+  return agent;
+}
+
 /** One IPP request/response over HTTP(S) POST; the document (if any) streams after the IPP header, never buffered. */
 export function ippRequest(t: PrinterTarget, msg: IppMessage, io: Io, document?: { open(): Readable; size: number; chunked: boolean }): Promise<IppMessage> {
   const header = encodeMessage(msg);
@@ -109,6 +140,7 @@ export function ippRequest(t: PrinterTarget, msg: IppMessage, io: Io, document?:
     let response: http.IncomingMessage | undefined;
     const options: https.RequestOptions = { host: t.host, port: t.port, path: t.path, method: 'POST', headers, agent: false, signal: io.signal };
     if (t.tls) options.rejectUnauthorized = io.tlsVerify;
+    if (t.tls && io.pin) options.agent = pinnedAgent(io.pin, io.tlsVerify);
     const req = (t.tls ? https : http).request(options);
     const settle = (err: Error | undefined, value?: IppMessage) => {
       if (settled) return;
@@ -361,6 +393,8 @@ function errorOutcome(err: unknown, what: string): Outcome {
     const permanent = s >= 400 && s < 500 && s !== 408 && s !== 429;
     return { kind: permanent ? 'fail' : 'retry', reason: `${what}: ${e.message}${s === 426 ? ' (use ipps://)' : ''}` };
   }
+  // Not retried by itself: someone else may be answering at the printer's address. An admin looks, then accepts the new certificate.
+  if ((e as { code?: string })?.code === 'tls_fingerprint_changed') return { kind: 'retry', reason: `${what}: ${e.message}; an admin must accept the new certificate`, stop: true };
   if (e?.code === 'document_size_mismatch' || e?.code === 'ipp_unencodable') return { kind: 'fail', reason: `${what}: ${e.message}` };
   return networkOutcome(err, what);
 }
@@ -427,7 +461,7 @@ export const createIppDriver: DriverFactory = (ctx) => {
         attr(TAG.keyword, 'requested-attributes', 'job-state', 'job-state-reasons', 'job-state-message'),
       ]);
       try {
-        const resp = await ippRequest(t, req, { timeoutMs: Math.max(1000, Math.min(p.requestTimeout, deadline - Date.now())), tlsVerify: p.tlsVerify, signal });
+        const resp = await ippRequest(t, req, { timeoutMs: Math.max(1000, Math.min(p.requestTimeout, deadline - Date.now())), tlsVerify: p.tlsVerify, pin: p.tlsFingerprint, signal });
         if (resp.code === 0x0406 || resp.code === 0x0407) return { kind: 'sent', detail: `job ${jobId} accepted by the printer, which no longer knows it (${statusName(resp.code)})` };
         if (resp.code >= 0x0100) lastError = statusError(resp, 'Get-Job-Attributes').message;
         else last = jobStatus(resp) ?? last;
@@ -451,7 +485,7 @@ export const createIppDriver: DriverFactory = (ctx) => {
       } catch (err) {
         return { kind: 'fail', reason: (err as Error).message };
       }
-      const io: Io = { timeoutMs: p.requestTimeout, tlsVerify: p.tlsVerify, signal };
+      const io: Io = { timeoutMs: p.requestTimeout, tlsVerify: p.tlsVerify, pin: p.tlsFingerprint, signal };
       let caps: PrinterCaps;
       try {
         caps = await capabilities(t, io, p.capsMaxAge);
@@ -505,7 +539,7 @@ export const createIppDriver: DriverFactory = (ctx) => {
       }
       let caps: PrinterCaps;
       try {
-        caps = await getPrinterAttributes(t, { timeoutMs: Math.min(p.requestTimeout, 10000), tlsVerify: p.tlsVerify, signal });
+        caps = await getPrinterAttributes(t, { timeoutMs: Math.min(p.requestTimeout, 10000), tlsVerify: p.tlsVerify, pin: p.tlsFingerprint, signal });
       } catch (err) {
         const e = err as IppError;
         return { reachable: e?.code === 'ipp_status' || e?.code === 'ipp_http_status', detail: e?.message ?? String(err) };
@@ -531,6 +565,7 @@ interface Params {
   capsMaxAge: number;
   chunked: boolean;
   tlsVerify: boolean;
+  tlsFingerprint?: string;
 }
 
 /** The capabilities a setup page cares about, in printbox's own words where they differ from IPP's. */

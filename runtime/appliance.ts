@@ -6,6 +6,7 @@ import { DriverRegistry, BUILTIN_DRIVERS } from '../drivers/registry.js';
 import type { DriverContext } from '../drivers/contract.js';
 import type { Config } from './system/config.js';
 import { CALLBACK_REDO_MS, StatusCallbacks } from './queue/callbacks.js';
+import { CallbackTargets } from './queue/callback-target.js';
 import { Dispatcher } from './queue/dispatcher.js';
 import { isFinal, type CallbackOutcome, type JobRecord } from './spool/jobs.js';
 import { loadCallbackSecret, loadSpoolKey } from './spool/keys.js';
@@ -14,6 +15,7 @@ import { LocalSpool } from './spool/local-spool.js';
 import type { Spool } from './spool/contract.js';
 import { State } from './system/state.js';
 import { Tokens } from './system/tokens.js';
+import { redactUri } from './system/redact.js';
 import { ApiError, notFound } from './system/errors.js';
 import { JobIntake } from './intake/accept.js';
 import { checkFieldAliases } from './intake/vasion.js';
@@ -91,12 +93,13 @@ export class Appliance {
     this.tokens = new Tokens(this.state);
     this.spool = new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit });
     await this.spool.open();
-    this.callbacks = new StatusCallbacks(this.callbackSecret, this.log);
+    this.callbacks = new StatusCallbacks(this.callbackSecret, this.log, new CallbackTargets(this.cfg.callbacks?.allow));
     this.queue = new Dispatcher({
       spool: this.spool,
       drivers: this.drivers,
       printer: (id) => this.printers.find(id),
       setStopped: (id, reason) => this.printers.setStopped(id, reason),
+      pinPrinter: (p) => this.printers.pinIfNeeded(p),
       preverifyBytes: this.cfg.preverifyBytes,
       log: this.log,
       holdsPrinter: (b, p) => this.batches.holdsPrinter(b, p),
@@ -193,7 +196,7 @@ export class Appliance {
       this.calling.delete(job.id);
       this.spool.update(job.id, { callback }, { durable: false }).catch((err) => this.log.warn({ jobID: job.id, err: (err as Error).message }, 'could not record the status callback outcome'));
     };
-    this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) }, record);
+    this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) }, job.owner, record);
   }
 
   job(id: string, owner?: string): JobRecord {
@@ -213,7 +216,7 @@ export class Appliance {
   }
 
   status() {
-    const printers = this.printers.list().map((p) => ({ id: p.id, name: p.name, uri: p.uri, enabled: p.enabled, stopped: p.stopped ?? null, ...this.queue.printerState(p.id) }));
+    const printers = this.printers.list().map((p) => ({ id: p.id, name: p.name, uri: redactUri(p.uri), enabled: p.enabled, stopped: p.stopped ?? null, ...this.queue.printerState(p.id) }));
     const counts: Record<string, number> = {};
     for (const j of this.spool.records()) counts[j.state] = (counts[j.state] ?? 0) + 1;
     const warnings = [anonymousWarning(this.cfg.anonymousSubmit)].filter((w): w is string => !!w);

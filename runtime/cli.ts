@@ -24,6 +24,7 @@ const HELP = `usage: printbox <command> [options]
   job list [--printer P] [--state S] [--limit N]
   job cancel ID
   job release ID                          put a held job back in line
+  setup-code                              the one-time setup code of the web page (on the box only)
   selftest                                seal and open a job, serve HTTPS on loopback, exit 0 if all works
 
 options for every command:
@@ -207,6 +208,13 @@ export async function main(argv: string[]): Promise<number> {
         if (!rest[0]) throw new UsageError(`job ${sub} needs a job id`);
         const r = sub === 'cancel' ? await call(cfg, 'DELETE', `/v1/jobs/${encodeURIComponent(rest[0])}`) : await call(cfg, 'POST', `/v1/jobs/${encodeURIComponent(rest[0])}/release`);
         out(r, () => `${r.jobID}: ${r.state}\n`);
+        return 0;
+      }
+      case 'setup-code': {
+        if (sub) throw new UsageError(`setup-code takes no argument "${sub}"`);
+        const r = await call(cfg, 'GET', '/v1/setup-code');
+        if (r.window === 'closed') process.stderr.write('printbox: the setup window is closed (other admin credentials exist); set the web password with an admin token instead\n');
+        out(r, () => `${r.setupCode}\n`);
         return 0;
       }
       case 'selftest': {

@@ -5,6 +5,7 @@ import { Appliance, VERSION } from './appliance.js';
 import type { Config } from './system/config.js';
 import { buildServer } from './api/server.js';
 import { loadOrCreateIdentity, type TlsIdentity } from './system/tls.js';
+import { keepSetupCode, webSettings } from './api/first-run.js';
 
 export interface Running {
   app: Appliance;
@@ -47,7 +48,9 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
   const tls = await loadOrCreateIdentity(cfg.dataDir);
   if (app.tokens.count() === 0) {
     const { token } = await app.tokens.create('first-admin', 'admin');
-    (hooks.firstToken ?? ((t) => process.stdout.write(`\nprintbox: first admin API token (shown once, keep it safe):\n${t}\n\n`)))(token);
+    // The bootstrap token is also the one-time setup code of the web page (first-run.ts); `printbox setup-code` shows it again.
+    if (!webSettings(app).passwordHash) await keepSetupCode(cfg.dataDir, token);
+    (hooks.firstToken ?? ((t) => process.stdout.write(`\nprintbox: first admin API token, also the setup code of the web page (keep it safe):\n${t}\n\n`)))(token);
   }
   const https = await buildServer(app, { mode: 'https', tls });
   const local = await buildServer(app, { mode: 'local' });

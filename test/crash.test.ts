@@ -129,7 +129,7 @@ test('status callbacks (job and batch) still due at kill -9 are sent after the r
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
   const statusURL = `http://127.0.0.1:${(receiver.address() as import('node:net').AddressInfo).port}/cb`;
-  let box = await spawnAppliance(dataDir, port);
+  let box = await spawnAppliance(dataDir, port, { PRINTBOX_CALLBACKS_ALLOW: '127.0.0.1/32' }); // the receiver listens on loopback
   cleanups.push(
     () => box.stop(),
     () => sink.close(),
@@ -150,7 +150,7 @@ test('status callbacks (job and batch) still due at kill -9 are sent after the r
   up = true;
   const before = got.length;
 
-  box = await spawnAppliance(dataDir, port);
+  box = await spawnAppliance(dataDir, port, { PRINTBOX_CALLBACKS_ALLOW: '127.0.0.1/32' });
   const api2 = new Api(`https://127.0.0.1:${port}`, cert, api.token);
   const job = await until('the callback outcome on the job', async () => {
     const j = (await api2.request('GET', `/v1/jobs/${r.json.jobID}`)).json;

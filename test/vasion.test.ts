@@ -23,6 +23,7 @@ before(async () => {
     fieldAliases: { printerPath: 'printer', collate: null },
     anonymousSubmit: ['127.0.0.2/32'],
     siteId: 'st-mary',
+    callbacks: { allow: ['127.0.0.1/32'] }, // the callback receiver listens on loopback
   });
   // Exactly one printer: the case where a wrong `queue` used to print here anyway.
   await addRawPrinter(box.api, 'ward-3', printer.port);

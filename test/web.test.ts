@@ -73,6 +73,7 @@ test('an admin sets the box up from the page and uses it', { timeout: 90000 }, a
   await page.goto(base);
   await page.getByRole('heading', { name: 'Welcome to printbox' }).waitFor();
   assert.equal((await page.getByTestId('fingerprint').textContent())?.trim(), box.running.tls.fingerprint);
+  await page.getByLabel('Setup code').fill(box.token);
   await page.getByLabel('Appliance name').fill('Front Desk');
   await page.getByLabel('Admin password').fill(PASSWORD);
   await page.getByLabel('The same password again').fill('something else');
@@ -218,7 +219,7 @@ test('an admin sets the box up from the page and uses it', { timeout: 90000 }, a
 
 test('an admin token resets a forgotten password; signing in sets a strict session cookie', async () => {
   if ((await box.api.json('GET', '/v1/setup', undefined, null)).json.needsSetup) {
-    assert.equal((await box.api.json('POST', '/v1/setup', { password: PASSWORD }, null)).status, 201);
+    assert.equal((await box.api.json('POST', '/v1/setup', { password: PASSWORD, setupCode: box.token }, null)).status, 201);
   }
   const weak = await box.api.json('POST', '/v1/session/password', { password: 'short' });
   assert.equal(weak.status, 400);
@@ -247,7 +248,7 @@ test('an admin token resets a forgotten password; signing in sets a strict sessi
 
 test('sign-in attempts are limited per address: the sixth wrong password in a minute is 429', async () => {
   if ((await box.api.json('GET', '/v1/setup', undefined, null)).json.needsSetup) {
-    assert.equal((await box.api.json('POST', '/v1/setup', { password: PASSWORD }, null)).status, 201);
+    assert.equal((await box.api.json('POST', '/v1/setup', { password: PASSWORD, setupCode: box.token }, null)).status, 201);
   }
   const statuses: number[] = [];
   for (let i = 0; i < 6; i++) statuses.push((await box.api.json('POST', '/v1/session', { password: `wrong-${i}` }, null)).status);

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { requireAdmin } from './auth.js';
 import { ApiError, badRequest } from '../system/errors.js';
 import { BATCH_ID } from '../intake/options.js';
+import { checkStatusUrl } from './guards.js';
 import type { Appliance } from '../appliance.js';
 import type { OpenBatch } from '../queue/batches.js';
 
@@ -62,6 +63,7 @@ export function registerBatchRoutes(server: FastifyInstance, app: Appliance): vo
       },
     },
   }, async (req, reply) => {
+    await checkStatusUrl(app, (req.body as { statusURL?: string }).statusURL);
     const unknown = (req as FastifyRequest & { unknownProperties?: string[] }).unknownProperties ?? [];
     const warnings = unknown.map((k) => `Batch Open property "${k}" is not one printbox knows; it was ignored`);
     const { batch, created } = await app.batches.create({ ...(req.body as OpenBatch), warnings }, req.principal.id);

@@ -7,6 +7,7 @@ import { adoptionFor, type DiscoveryChange } from '../discovery/browser.js';
 import { testPage, testPageKindFor } from '../../drivers/testpage.js';
 import { jobView } from '../spool/jobs.js';
 import { requireAdmin } from './auth.js';
+import { printerViewFor } from './guards.js';
 import type { Appliance } from '../appliance.js';
 
 const idParam = { type: 'object', properties: { id: { type: 'string', maxLength: 256 } }, required: ['id'] };
@@ -53,7 +54,7 @@ export function registerLanRoutes(server: FastifyInstance, app: Appliance): void
     }
     const body = (req.body ?? {}) as { name?: string; uri?: string };
     const printer = await app.printers.add({ name: body.name ?? app.printers.nameFrom(adoption.name), uri: body.uri ?? adoption.uri });
-    return reply.status(201).send(printer);
+    return reply.status(201).send(printerViewFor(app, printer, 'admin'));
   });
 
   server.get('/v1/system', { schema: { tags: ['system'], summary: 'Health of the box (cached; never waits on a slow probe)' } }, async (req) => {

@@ -4,15 +4,19 @@ import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import { ApiError, notFound } from '../system/errors.js';
 import { JOB_STATES, jobView, type JobState } from '../spool/jobs.js';
-import { readUpload } from '../intake/multipart.js';
+import { FIELD_LIMIT, readUpload } from '../intake/multipart.js';
 import { ERROR_POLICIES } from '../system/state.js';
 import { VERSION, type Appliance } from '../appliance.js';
-import type { TlsIdentity } from '../system/tls.js';
+import { TLS_POLICY, type TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
 import { registerBatchRoutes } from './batch-routes.js';
+import { registerPrinterTrustRoutes } from './printer-trust-routes.js';
 import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-page.js';
 import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, type Principal } from './auth.js';
 import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './vasion-routes.js';
+import { registerLocalSetup } from './first-run.js';
+import { limitConnections } from './connection-limits.js';
+import { checkStatusUrl, printerViewFor } from './guards.js';
 
 const PUBLIC = new Set(['/v1/health', '/v1/openapi.json', ...VASION_PUBLIC_ROUTES]);
 const METRICS = '/metrics';
@@ -49,7 +53,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     // Fastify's two lines per request (with whole req/res objects) were ~5% of the CPU of a small job; one
     // line per answered request below, at info only when it failed.
     logController: new LogController({ disableRequestLogging: true }),
-    ...(opts.mode === 'https' ? { https: { key: opts.tls!.key, cert: opts.tls!.cert } } : {}),
+    ...(opts.mode === 'https' ? { https: { key: opts.tls!.key, cert: opts.tls!.cert, ...TLS_POLICY } } : {}),
     bodyLimit: 1024 * 1024,
     keepAliveTimeout: 30000,
     forceCloseConnections: true, // a stopping appliance must not wait for idle keep-alive clients
@@ -66,9 +70,11 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     },
   });
   await server.register(multipart, {
-    limits: { fileSize: app.cfg.maxDocumentBytes + 1, files: 2, fields: 40, fieldSize: 64 * 1024, parts: 50, headerPairs: 50, fieldNameSize: 100 },
+    limits: { fileSize: app.cfg.maxDocumentBytes + 1, files: 2, fields: 40, fieldSize: FIELD_LIMIT, parts: 50, headerPairs: 50, fieldNameSize: 100 },
   });
 
+  // Before the auth hook: an unauthenticated dribble is cut as surely as any other.
+  if (opts.mode === 'https') limitConnections(server, app.cfg, app.log);
   server.decorateRequest('principal', null as unknown as Principal);
   server.addHook('onRequest', async (req) => {
     if (opts.mode === 'local') {
@@ -135,6 +141,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   const submitJob = async (req: FastifyRequest, reply: FastifyReply) => {
     await app.intake.checkDiskSpace();
     const { job: valid, received } = await readUpload(app.intake, req);
+    await checkStatusUrl(app, valid.statusURL, () => app.intake.discard(received));
     const { job, created } = await app.intake.accept(valid, received, req.principal.id);
     return reply.status(created ? 201 : 200).send(jobView(job));
   };
@@ -188,9 +195,9 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   });
 
   // ---- printers
-  const printerView = (p: ReturnType<typeof app.printers.get>) => ({ ...p, queue: app.queue.printerState(p.id) });
-  server.get('/v1/printers', { schema: { tags: ['printers'] } }, async () => ({ printers: app.printers.list().map(printerView) }));
-  server.get('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam } }, async (req) => printerView(app.printers.get((req.params as { id: string }).id)));
+  const printerView = (p: ReturnType<typeof app.printers.get>) => printerViewFor(app, p, 'admin');
+  server.get('/v1/printers', { schema: { tags: ['printers'] } }, async (req) => ({ printers: app.printers.list().map((p) => printerViewFor(app, p, req.principal.scope)) }));
+  server.get('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam } }, async (req) => printerViewFor(app, app.printers.get((req.params as { id: string }).id), req.principal.scope));
   server.post('/v1/printers', { schema: { tags: ['printers'], body: { ...printerBody, required: ['name', 'uri'] } } }, async (req, reply) => {
     requireAdmin(req);
     return reply.status(201).send(printerView(await app.printers.add(req.body as never)));
@@ -212,9 +219,10 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     const p = app.printers.get((req.params as { id: string }).id);
     const waiting = app.spool.live().filter((j) => j.printerId === p.id).length;
     if (waiting) throw new ApiError(409, 'printer_has_jobs', `printer "${p.name}" still has ${waiting} unfinished jobs; cancel or move them first`);
-    return app.printers.remove(p.id);
+    return printerView(await app.printers.remove(p.id));
   });
   server.get('/v1/printers/:id/status', { schema: { tags: ['printers'], summary: 'Ask the printer itself (driver probe)', params: idParam } }, async (req) => {
+    requireAdmin(req); // a probe reaches out to the printer's address: not for submit tokens
     const p = app.printers.get((req.params as { id: string }).id);
     const driver = app.drivers.forUri(new URL(p.uri));
     if (!driver?.probe) throw new ApiError(501, 'probe_unsupported', `the ${new URL(p.uri).protocol.slice(0, -1)} driver cannot ask the printer for its state`);
@@ -255,12 +263,14 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   });
   server.get('/v1/settings/callback-secret', { schema: { tags: ['system'], summary: 'The HMAC secret that signs statusURL callbacks' } }, async (req) => {
     requireAdmin(req);
-    return { algorithm: 'HMAC-SHA256 over "<x-printbox-timestamp>.<body>"', header: 'x-printbox-signature', secret: app.callbackSecret.toString('hex') };
+    return { algorithm: 'HMAC-SHA256 over "<x-printbox-timestamp>.<token id>.<body>", the token id being your client\'s own (also sent as x-printbox-token-id)', header: 'x-printbox-signature', secret: app.callbackSecret.toString('hex') };
   });
 
   registerLanRoutes(server, app);
   registerBatchRoutes(server, app);
   registerVasionRoutes(server, app, { submitJob, submitSchema });
+  registerPrinterTrustRoutes(server, app);
   if (opts.mode === 'https') await registerWeb(server, app, { tls: opts.tls! });
+  else registerLocalSetup(server, app);
   return server;
 }

@@ -11,8 +11,13 @@ import { requireAdmin, type Principal } from './auth.js';
 import { ApiError, badRequest } from '../system/errors.js';
 import { isFinal, jobView, type JobRecord } from '../spool/jobs.js';
 import { writeFileAtomic } from '../system/fsutil.js';
-import { boxNames, certNames, fingerprintOf, generateIdentity, type TlsIdentity } from '../system/tls.js';
+import { TLS_POLICY, boxNames, certNames, fingerprintOf, generateIdentity, type TlsIdentity } from '../system/tls.js';
 import { hashPassword, passwordProblem, verifyPassword } from '../system/password.js';
+import { LoginLimiter } from './login-limit.js';
+import { printerViewFor } from './guards.js';
+import { checkSetupProof, finishSetup, readSetupCode, setupWindow, webSettings, type WebSettings } from './first-run.js';
+
+export { webSettings, type WebSettings };
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -25,7 +30,6 @@ export const SESSION_COOKIE = 'pbx_session';
 export const CSRF_HEADER = 'x-printbox-csrf';
 const DEFAULT_IDLE_MS = 12 * 3600 * 1000;
 const MAX_SESSION_MS = 7 * 24 * 3600 * 1000;
-const LOGIN_LIMIT = { failures: 5, windowMs: 60000 };
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** web/dist of the app root: the nearest folder above this file (runtime/api/ from source, dist/ in the bundle) with package.json. */
 const DIST = path.join(appRoot(import.meta.dirname), 'web/dist');
@@ -33,12 +37,6 @@ const DIST = path.join(appRoot(import.meta.dirname), 'web/dist');
 function appRoot(from: string): string {
   for (let dir = from, i = 0; i < 8; i++, dir = path.dirname(dir)) if (existsSync(path.join(dir, 'package.json'))) return dir;
   return path.resolve(from, '..');
-}
-
-/** What the setup page keeps in state.json under "web". */
-export interface WebSettings {
-  passwordHash?: string;
-  passwordSetAt?: string;
 }
 
 interface Session {
@@ -88,25 +86,6 @@ class Sessions {
   }
 }
 
-/** Failed sign-ins per client address within a sliding minute. */
-class LoginLimiter {
-  private failures = new Map<string, number[]>();
-  blocked(ip: string): number {
-    const now = Date.now();
-    const recent = (this.failures.get(ip) ?? []).filter((t) => now - t < LOGIN_LIMIT.windowMs);
-    this.failures.set(ip, recent);
-    if (recent.length < LOGIN_LIMIT.failures) return 0;
-    return Math.ceil((recent[0] + LOGIN_LIMIT.windowMs - now) / 1000);
-  }
-  fail(ip: string): void {
-    if (this.failures.size > 10000) this.failures.clear(); // bounded memory under a spray of addresses
-    this.failures.set(ip, [...(this.failures.get(ip) ?? []), Date.now()]);
-  }
-  succeed(ip: string): void {
-    this.failures.delete(ip);
-  }
-}
-
 const stores = new WeakMap<Appliance, Sessions>();
 
 function readCookie(header: string | undefined, name: string): string | undefined {
@@ -118,8 +97,6 @@ function readCookie(header: string | undefined, name: string): string | undefine
 }
 
 const sameSecret = (a: string | undefined, b: string) => typeof a === 'string' && a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
-
-export const webSettings = (app: Appliance): WebSettings => ((app.state.data as unknown as { web?: WebSettings }).web ??= {});
 
 /** True for the routes anyone may reach (the page's files, sign-in, first-run setup); the auth hook lets them through. */
 export function isPublicWebRoute(req: FastifyRequest): boolean {
@@ -147,7 +124,6 @@ function sessionCookie(value: string, clear = false): string {
   return `${SESSION_COOKIE}=${value}; HttpOnly; Secure; SameSite=Strict; Path=/${clear ? '; Max-Age=0' : ''}`;
 }
 
-const NAME_OK = /^[^\x00-\x1f\x7f]{1,48}$/;
 const HOST_OR_IP = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^[0-9.]{7,15}$|^[0-9A-Fa-f:]{2,39}$/;
 
 export interface WebOptions {
@@ -170,14 +146,10 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
     return { signedIn: true, csrf: session.csrf, idleMinutes: Math.round(idleMs() / 60000) };
   };
 
-  const checkRate = (req: FastifyRequest) => {
-    const wait = limiter.blocked(req.ip);
-    if (wait) throw new ApiError(429, 'too_many_attempts', `too many wrong passwords from this address; try again in ${wait} s`, { retryAfterSeconds: wait });
-  };
-
-  // ---- first-run setup
+  // ---- first-run setup (who may run it: first-run.ts)
   server.get('/v1/setup', { config: pub, schema: { tags: ['web'], summary: 'Is the first-run setup still to be done? (no auth)', security: [] } }, async () => ({
     needsSetup: needsSetup(),
+    setupWindow: setupWindow(app, await readSetupCode(app.cfg.dataDir)),
     name: app.state.data.settings.name,
     fingerprint: opts.tls.fingerprint,
     names: opts.tls.names,
@@ -185,20 +157,15 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
 
   server.post('/v1/setup', {
     config: pub,
-    schema: { tags: ['web'], summary: 'First-run setup: the admin password and the appliance name (only once)', security: [], body: { type: 'object', required: ['password'], properties: { password: { type: 'string' }, name: { type: 'string' } } } },
+    schema: {
+      tags: ['web'],
+      summary: 'First-run setup with the setup code from the console: the admin password and the appliance name (only once)',
+      security: [],
+      body: { type: 'object', required: ['password'], properties: { password: { type: 'string', maxLength: 1024 }, name: { type: 'string' }, setupCode: { type: 'string', maxLength: 256 } } },
+    },
   }, async (req, reply) => {
-    const { password, name } = req.body as { password: string; name?: string };
-    if (!needsSetup()) throw new ApiError(409, 'setup_done', 'this appliance is already set up; sign in with its admin password');
-    const problem = passwordProblem(password);
-    if (problem) throw badRequest('weak_password', problem);
-    const newName = name?.trim();
-    if (newName !== undefined && !NAME_OK.test(newName)) throw badRequest('bad_appliance_name', 'the name needs 1 to 48 characters, no control characters');
-    const passwordHash = await hashPassword(password);
-    if (!needsSetup()) throw new ApiError(409, 'setup_done', 'this appliance was set up a moment ago from elsewhere');
-    await app.state.change((d) => {
-      (d as unknown as { web: WebSettings }).web = { passwordHash, passwordSetAt: new Date().toISOString() };
-      if (newName) d.settings.name = newName;
-    });
+    await checkSetupProof(app, req);
+    await finishSetup(app, req.body as { password: string; name?: string });
     req.log.info('first-run setup done from the web page');
     return reply.status(201).send(startSession(reply));
   });
@@ -216,13 +183,11 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
     schema: { tags: ['web'], summary: 'Sign in with the admin password; sets the pbx_session cookie', security: [], body: { type: 'object', required: ['password'], properties: { password: { type: 'string', maxLength: 1024 } } } },
   }, async (req, reply) => {
     if (needsSetup()) throw new ApiError(409, 'setup_needed', 'this appliance has no admin password yet; finish the first-run setup');
-    checkRate(req);
-    if (!(await verifyPassword((req.body as { password: string }).password, webSettings(app).passwordHash!))) {
-      limiter.fail(req.ip);
+    const password = (req.body as { password: string }).password;
+    if (!(await limiter.check(req.ip, () => verifyPassword(password, webSettings(app).passwordHash!)))) {
       req.log.warn({ ip: req.ip }, 'wrong admin password on the web page');
       throw new ApiError(401, 'wrong_password', 'that password is not right');
     }
-    limiter.succeed(req.ip);
     return startSession(reply);
   });
 
@@ -240,9 +205,7 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
     requireAdmin(req);
     const { current, password } = req.body as { current?: string; password: string };
     if (req.principal.id === 'web-session') {
-      checkRate(req);
-      if (!(await verifyPassword(current ?? '', webSettings(app).passwordHash ?? ''))) {
-        limiter.fail(req.ip);
+      if (!(await limiter.check(req.ip, () => verifyPassword(current ?? '', webSettings(app).passwordHash ?? '')))) {
         throw new ApiError(401, 'wrong_password', 'the current password is not right');
       }
     }
@@ -265,7 +228,7 @@ export async function registerWeb(server: FastifyInstance, app: Appliance, opts:
 // ---- live events
 
 function printersView(app: Appliance) {
-  return app.printers.list().map((p) => ({ ...p, queue: app.queue.printerState(p.id) }));
+  return app.printers.list().map((p) => printerViewFor(app, p, 'admin'));
 }
 
 /** The newest finished jobs plus every unfinished one: what the queue screen shows. */
@@ -390,7 +353,7 @@ function registerCertificate(server: FastifyInstance, app: Appliance, tls: TlsId
     await writeFileAtomic(path.join(dir, 'cert.pem'), certPem, 0o644);
     if (custom) await writeFileAtomic(marker, `uploaded ${new Date().toISOString()}\n`, 0o644);
     else await fs.rm(marker, { force: true });
-    (server.server as unknown as TlsServer).setSecureContext?.({ key: keyPem, cert: certPem });
+    (server.server as unknown as TlsServer).setSecureContext?.({ key: keyPem, cert: certPem, ...TLS_POLICY });
     Object.assign(tls, { key: keyPem, cert: certPem, fingerprint: fingerprintOf(certPem), names: certNames(certPem) });
   };
 

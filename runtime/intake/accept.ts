@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { ApiError, conflict } from '../system/errors.js';
+import { ApiError, conflict, jobIdTaken } from '../system/errors.js';
 import type { JobRecord, JobState } from '../spool/jobs.js';
 import type { Received, Spool } from '../spool/contract.js';
 import { sniff, validateJob, type JobField, type JobFields, type PrinterDirectory, type ValidJob } from './options.js';
@@ -15,7 +15,7 @@ export interface BatchAdmission {
   /** The batch a job is listed in, if any (a repeat of a listed job carries its batch). */
   listing(jobID: string): string | undefined;
   /** Where an arriving job starts: `queued`, or `waiting-for-batch` in a batch; throws a coded error when the batch refuses it. */
-  admit(jobID: string | undefined, batchID: string | undefined): { batch?: { batchID: string }; state: JobState; reason?: string };
+  admit(jobID: string | undefined, batchID: string | undefined, owner: string): { batch?: { batchID: string }; state: JobState; reason?: string };
   /** A batch member has been accepted durably. */
   arrived(job: JobRecord): Promise<void>;
 }
@@ -99,11 +99,13 @@ export class JobIntake {
     const existing = spool.get(id);
     if (existing) {
       await spool.discard(r);
+      // Another owner's job is not this caller's to see: no view, no hint of its content, just "taken".
+      if (existing.owner !== owner) throw jobIdTaken(id);
       return { job: sameJob(existing, r.digest, spool.metaDigest(metaOf(v.batchID ?? batches.listing(id)))), created: false };
     }
     let admission;
     try {
-      admission = batches.admit(v.jobID, v.batchID);
+      admission = batches.admit(v.jobID, v.batchID, owner);
     } catch (err) {
       await spool.discard(r);
       throw err;

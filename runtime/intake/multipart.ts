@@ -31,6 +31,26 @@ function addField(intake: JobIntake, meta: JobFields, name: string, value: unkno
   meta[field] = value;
 }
 
+/** A form field or the metadata part: job metadata is small, so anything bigger is refused while it streams in. */
+export const FIELD_LIMIT = 64 * 1024;
+
+async function readMetadataPart(stream: AsyncIterable<Buffer>, budget: { left: number }): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += chunk.length;
+    if (total <= FIELD_LIMIT) chunks.push(chunk);
+    else {
+      // Keep nothing more; read on (within the drain budget) so that the client gets to read the 413.
+      chunks.length = 0;
+      budget.left -= chunk.length;
+      if (budget.left < 0) break;
+    }
+  }
+  if (total > FIELD_LIMIT) throw new ApiError(413, 'metadata_too_large', `the metadata part is larger than ${FIELD_LIMIT / 1024} KiB`);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** Past an error, the rest of the body is read and thrown away up to this much, so the client can read our reply. */
 const DRAIN_LIMIT = 64 * 1024 * 1024;
 
@@ -58,11 +78,13 @@ export async function readUpload(intake: JobIntake, req: FastifyRequest): Promis
       }
       try {
         if (!file) {
+          // busboy stops at fieldSize (FIELD_LIMIT) and says so; a cut field is refused, never used cut.
+          if ((part as MultipartValue).valueTruncated) throw new ApiError(413, 'field_too_large', `form field "${part.fieldname.slice(0, 64)}" is larger than ${FIELD_LIMIT / 1024} KiB`);
           addField(intake, meta, part.fieldname, (part as MultipartValue).value);
           continue;
         }
         if (file.fieldname === 'metadata') {
-          addField(intake, meta, 'metadata', (await file.toBuffer()).toString('utf8'));
+          addField(intake, meta, 'metadata', await readMetadataPart(file.file, budget));
           continue;
         }
         if (file.fieldname !== 'file') throw badRequest('unexpected_file', `unexpected file part "${file.fieldname.slice(0, 64)}"; the document goes in "file"`);

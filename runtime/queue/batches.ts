@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Journal } from '../spool/journal.js';
-import { ApiError, conflict, notFound } from '../system/errors.js';
+import { ApiError, conflict, jobIdTaken, notFound } from '../system/errors.js';
 import { isFinal, type CallbackOutcome, type JobRecord } from '../spool/jobs.js';
 import type { Spool } from '../spool/contract.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -122,17 +122,23 @@ export class Batches {
     const existing = this.batches.get(req.batchID);
     const same = (b: BatchRecord) => b.name === (req.name ?? '') && b.requireAllJobs === (req.requireAllJobs ?? false) && (b.statusURL ?? null) === (req.statusURL ?? null) && b.jobIDs.join() === req.jobIDs.map((j) => j.toLowerCase()).join();
     if (existing) {
-      if (same(existing)) return { batch: existing, created: false };
+      if (existing.owner === owner && same(existing)) return { batch: existing, created: false };
+      if (existing.owner !== owner) throw conflict('batch_conflict', `batch "${req.batchID}" already exists`);
       throw conflict('batch_conflict', `batch "${req.batchID}" already exists with a different body`);
     }
     const ids = req.jobIDs.map((j) => j.toLowerCase());
     if (new Set(ids).size !== ids.length) throw new ApiError(400, 'duplicate_job_ids', 'jobIDs lists the same job more than once');
-    const early = new Set([...(this.early.get(req.batchID) ?? [])].filter((id) => this.spool.get(id)?.state === 'waiting-for-batch'));
+    // Only this owner's early jobs: another owner's job naming the same batchID neither joins it nor blocks it.
+    const early = new Set([...(this.early.get(req.batchID) ?? [])].filter((id) => this.spool.get(id)?.state === 'waiting-for-batch' && this.spool.get(id)?.owner === owner));
     for (const id of ids) {
       const other = this.byJob.get(id);
+      // Another owner's batch or job is never named: the ID is just taken.
+      if (other && this.batches.get(other)?.owner !== owner) throw jobIdTaken(id);
       if (other) throw conflict('job_in_other_batch', `job ${id} is already listed in batch "${other}"`);
+      const job = this.spool.get(id);
+      if (job && job.owner !== owner) throw jobIdTaken(id);
       // A job posted with this batchID before its Batch Open is a member; any other posted job is not.
-      if (this.spool.get(id) && !early.has(id)) throw conflict('job_exists', `job ${id} was already submitted outside a batch; a batch lists jobs not yet posted`);
+      if (job && !early.has(id)) throw conflict('job_exists', `job ${id} was already submitted outside a batch; a batch lists jobs not yet posted`);
     }
     const unlisted = [...early].filter((id) => !ids.includes(id));
     if (unlisted.length) throw conflict('batch_missing_posted_jobs', `jobs ${unlisted.join(', ')} were posted with batchID "${req.batchID}" but this Batch Open does not list them`, { unlisted });
@@ -153,7 +159,9 @@ export class Batches {
       ...(req.warnings?.length ? { warnings: req.warnings } : {}),
     };
     await this.save(batch);
-    this.early.delete(req.batchID);
+    const strangers = [...(this.early.get(req.batchID) ?? [])].filter((id) => !early.has(id));
+    if (strangers.length) this.early.set(req.batchID, new Set(strangers)); // they wait on, and expire, as for a batch never opened
+    else this.early.delete(req.batchID);
     for (const id of early) {
       const j = this.spool.get(id);
       if (j?.state === 'waiting-for-batch') this.queue.emit('job', await this.spool.update(id, { reason: undefined }));
@@ -167,13 +175,16 @@ export class Batches {
   }
 
   /** Which batch (if any) a job being posted belongs to, and the state it starts in. Throws the client's mistakes. */
-  admit(jobID: string | undefined, batchID: string | undefined): { batch?: BatchRecord; state: JobRecord['state']; reason?: string } {
+  admit(jobID: string | undefined, batchID: string | undefined, owner: string): { batch?: BatchRecord; state: JobRecord['state']; reason?: string } {
     const listedIn = jobID ? this.byJob.get(jobID) : undefined;
     if (batchID) {
-      const b = this.batches.get(batchID);
+      const found = this.batches.get(batchID);
+      // Another owner's batch is unknown to this caller: the job waits as for a batch not opened yet, and never joins it.
+      const b = found?.owner === owner ? found : undefined;
       if (!jobID) throw new ApiError(400, 'job_id_required', 'a job that names a batch needs the jobID the batch lists');
       if (!b) {
         // Its Batch Open has not arrived yet: the job waits for it (or for the open timeout).
+        if (listedIn && this.batches.get(listedIn)?.owner !== owner) throw jobIdTaken(jobID);
         if (listedIn) throw conflict('job_not_in_batch', `job ${jobID} is listed in batch "${listedIn}", not "${batchID}"`);
         return { state: 'waiting-for-batch', reason: `waiting for the Batch Open of "${batchID}"` };
       }
@@ -181,6 +192,7 @@ export class Batches {
     }
     if (!listedIn) return { state: 'queued' };
     const b = this.batches.get(listedIn)!;
+    if (b.owner !== owner) throw jobIdTaken(jobID!);
     if (FINISHED.has(b.state)) throw conflict('batch_finished', `batch "${b.batchID}" is ${b.state}; it takes no more jobs`);
     if (b.skipped.includes(jobID!)) throw conflict('batch_job_skipped', `job ${jobID} arrived after batch "${b.batchID}" stopped waiting for it; it was skipped`);
     if (b.state === 'expired') return { batch: b, state: 'waiting-for-batch', reason: `batch "${b.batchID}" expired before it was closed; release or cancel it` };
@@ -189,7 +201,7 @@ export class Batches {
 
   /** A member job was accepted: it may fill a gap in a closed batch. */
   async arrived(job: JobRecord): Promise<void> {
-    if (job.batchID && !this.batches.has(job.batchID)) return this.waitForOpen(job.batchID, job.id);
+    if (job.batchID && this.batches.get(job.batchID)?.owner !== job.owner) return this.waitForOpen(job.batchID, job.id);
     const b = job.batchID ? this.batches.get(job.batchID) : undefined;
     if (b?.state === 'printing') await this.release(b);
   }
@@ -299,7 +311,7 @@ export class Batches {
     this.notifying.add(b.batchID);
     const failed = this.members(b).filter((j) => j.state === 'failed' || j.state === 'cancelled').map((j) => j.id);
     const message = b.state === 'done' ? `batch printed: ${b.jobIDs.length} jobs in order` : `batch ${b.state}: ${[b.skipped.length && `skipped ${b.skipped.join(', ')}`, failed.length && `failed ${failed.join(', ')}`].filter(Boolean).join('; ')}`;
-    this.callbacks.send(b.statusURL, { batchID: b.batchID, status: b.state === 'done' ? 'success' : 'fail', message }, (callback) => {
+    this.callbacks.send(b.statusURL, { batchID: b.batchID, status: b.state === 'done' ? 'success' : 'fail', message }, b.owner, (callback) => {
       this.notifying.delete(b.batchID);
       const cur = this.batches.get(b.batchID);
       if (!cur || cur.state !== b.state || cur.finishedAt !== b.finishedAt) return; // replayed meanwhile: that run calls back itself

@@ -12,6 +12,8 @@ export interface QueueDeps {
   drivers: DriverRegistry;
   printer(id: string): PrinterRecord | undefined;
   setStopped(id: string, reason: string | null): Promise<void>;
+  /** ipps printers not pinned yet (off when added): pin the certificate now, before the first byte; the record to use. */
+  pinPrinter?(printer: PrinterRecord): Promise<PrinterRecord>;
   /** Batches: must this printer keep printing only this batch? */
   holdsPrinter?(batchID: string, printerId: string): boolean;
   batchJobDone?(batchID: string): Promise<void>;
@@ -282,6 +284,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
 
   /** One attempt at the head job of a printer, and what its outcome means for the queue. */
   async deliver(q: PrinterQueue, head: JobRecord, printer: PrinterRecord): Promise<void> {
+    if (this.deps.pinPrinter) printer = await this.deps.pinPrinter(printer);
     const driver = this.deps.drivers.forUri(new URL(printer.uri));
     if (head.batchID) q.lock = head.batchID;
     const abort = new AbortController();
@@ -390,6 +393,13 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         q.lastError = outcome.reason;
         const attempts = job.attempts;
         const r = printer.retry;
+        if (outcome.stop) {
+          // The driver says only an admin can clear this (a changed printer certificate): no back-off would help.
+          log.warn({ jobID: job.id, printer: printer.name, reason: outcome.reason }, 'printer stopped; job held until an admin acts');
+          await this.deps.setStopped(printer.id, outcome.reason);
+          await this.deliveryUpdate(job.id, { state: 'held', reason: outcome.reason, nextAttemptAt: undefined });
+          return;
+        }
         if (attempts < r.limit) {
           const delay = Math.min(r.baseMs * 2 ** (attempts - 1), r.maxMs);
           await this.deliveryUpdate(job.id, { state: 'queued', reason: `attempt ${attempts} failed: ${outcome.reason}; next try in ${Math.round(delay / 1000)} s`, nextAttemptAt: new Date(Date.now() + delay).toISOString() }, false);

@@ -22,6 +22,11 @@ export interface Config {
   fieldAliases: Record<string, string | null>; // a site's own job field names: {"printerPath": "printer", "collate": null}
   anonymousSubmit: string[]; // address ranges that may submit jobs without a token (off when empty)
   siteId?: string; // when set, a request that sends X-Site-ID must send this one (Vasion Cloud Link clients send it)
+  /** statusURL targets: when `allow` is set, only these ranges, addresses, origins or host names are called back. */
+  callbacks: { allow?: string[] };
+  maxConnections: number; // HTTPS connections in all
+  maxConnectionsPerAddress: number; // HTTPS connections from one client address
+  bodyTimeoutMs: number; // a JSON request body must arrive whole within this time (uploads are exempt)
 }
 
 export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
@@ -40,6 +45,10 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   batches: { openTimeoutMs: 3600000, missingTimeoutMs: 900000, retentionMs: 86400000 },
   fieldAliases: {},
   anonymousSubmit: [],
+  callbacks: {},
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 128,
+  bodyTimeoutMs: 15000,
 };
 
 function defaultDataDir(): string {
@@ -62,6 +71,7 @@ export function loadConfig(overrides: Partial<Config> = {}): Config {
     maxDocumentBytes: num(process.env.PRINTBOX_MAX_DOCUMENT_BYTES),
     minFreeBytes: num(process.env.PRINTBOX_MIN_FREE_BYTES),
     logLevel: process.env.PRINTBOX_LOG_LEVEL,
+    callbacks: process.env.PRINTBOX_CALLBACKS_ALLOW === undefined ? undefined : { allow: process.env.PRINTBOX_CALLBACKS_ALLOW.split(',').map((s) => s.trim()).filter(Boolean) },
     mdns: process.env.PRINTBOX_MDNS === undefined ? undefined : !['0', 'false', 'off'].includes(process.env.PRINTBOX_MDNS),
   };
   const clean = (o: Partial<Config>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));

@@ -6,6 +6,8 @@ import { readParams } from '../../drivers/uri.js';
 import { ApiError, badRequest, conflict, notFound } from './errors.js';
 import { ERROR_POLICIES, type PrinterRecord, type State } from './state.js';
 import type { Config } from './config.js';
+import { restoreSecrets } from './redact.js';
+import { pinOnFirstUse, wantsPin } from './printer-pin.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -76,10 +78,12 @@ export class Printers {
     if (!input.name || !input.uri) throw badRequest('missing_field', 'a printer needs a name and a uri');
     this.checkFields(input);
     if (this.find(input.name)) throw conflict('printer_exists', `a printer named "${input.name}" already exists`);
+    // ipps: the certificate seen now is the one trusted from now on (a printer that is off is pinned when edited later).
+    const { uri } = await pinOnFirstUse(input.uri);
     const rec: PrinterRecord = {
       id: randomUUID(),
       name: input.name,
-      uri: input.uri,
+      uri,
       enabled: input.enabled ?? true,
       errorPolicy: (input.errorPolicy as PrinterRecord['errorPolicy']) ?? 'retry-job',
       retry: { ...this.cfg.defaultRetry, ...input.retry },
@@ -92,12 +96,16 @@ export class Printers {
 
   async update(idOrName: string, input: PrinterInput): Promise<PrinterRecord> {
     const cur = this.get(idOrName);
+    // The page edits what it was shown: "***" in the URI keeps the stored secret.
+    if (input.uri !== undefined) input = { ...input, uri: restoreSecrets(input.uri, cur.uri) };
     this.checkFields(input);
     if (input.name && input.name !== cur.name && this.find(input.name)) throw conflict('printer_exists', `a printer named "${input.name}" already exists`);
+    // A URI without a pin (a new address, or the pin removed on purpose) is pinned to what the printer shows now.
+    const uri = input.uri !== undefined ? (await pinOnFirstUse(input.uri)).uri : undefined;
     const next: PrinterRecord = {
       ...cur,
       ...(input.name !== undefined && { name: input.name }),
-      ...(input.uri !== undefined && { uri: input.uri }),
+      ...(uri !== undefined && { uri }),
       ...(input.enabled !== undefined && { enabled: input.enabled }),
       ...(input.errorPolicy !== undefined && { errorPolicy: input.errorPolicy as PrinterRecord['errorPolicy'] }),
       retry: { ...cur.retry, ...input.retry },
@@ -105,6 +113,18 @@ export class Printers {
     };
     await this.state.change((d) => {
       d.printers = d.printers.map((p) => (p.id === cur.id ? next : p));
+    });
+    return next;
+  }
+
+  /** Trust on first use for an ipps printer that was off when added: its first reachable certificate is pinned. */
+  async pinIfNeeded(p: PrinterRecord): Promise<PrinterRecord> {
+    if (!wantsPin(p.uri)) return p;
+    const { uri, unpinned } = await pinOnFirstUse(p.uri);
+    if (unpinned || !this.find(p.id)) return p;
+    const next = { ...p, uri };
+    await this.state.change((d) => {
+      d.printers = d.printers.map((x) => (x.id === p.id ? { ...x, uri } : x));
     });
     return next;
   }

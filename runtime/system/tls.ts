@@ -5,6 +5,26 @@ import path from 'node:path';
 import { X509Certificate, createHash } from 'node:crypto';
 import { writeFileAtomic } from './fsutil.js';
 
+/**
+ * TLS 1.2 only with ECDHE key exchange and AEAD ciphers (no CBC, CCM8, ARIA, no static RSA); TLS 1.3's own suites are all AEAD.
+ * Passed wherever a secure context is made: at start and when the certificate changes.
+ */
+export const TLS_POLICY = {
+  minVersion: 'TLSv1.2' as const,
+  ciphers: [
+    'TLS_AES_128_GCM_SHA256',
+    'TLS_AES_256_GCM_SHA384',
+    'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-CHACHA20-POLY1305',
+  ].join(':'),
+  honorCipherOrder: true,
+};
+
 export interface TlsIdentity {
   key: string;
   cert: string;

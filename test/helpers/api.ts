@@ -15,8 +15,9 @@ export type Body = string | Buffer | Readable | AsyncIterable<Buffer>;
 export class Api {
   readonly agent: https.Agent;
 
-  constructor(readonly base: string, ca: string, public token?: string, maxSockets = 32) {
-    this.agent = new https.Agent({ ca, keepAlive: true, maxSockets });
+  /** `agent` adds options, e.g. `localAddress: '127.0.0.7'` to come from another loopback address. */
+  constructor(readonly base: string, ca: string, public token?: string, maxSockets = 32, agent: https.AgentOptions = {}) {
+    this.agent = new https.Agent({ ca, keepAlive: true, maxSockets, ...agent });
   }
 
   request(method: string, path: string, opts: { body?: Body; headers?: Record<string, string>; token?: string | null } = {}): Promise<ApiReply> {

@@ -389,7 +389,9 @@ function DiscoveredList(props: { configured: Printer[]; onAdd: (d: Discovered) =
     );
     return () => es?.close();
   }, []);
-  const known = new Set(props.configured.map((p) => p.uri));
+  // Compared without the query: a configured ipps printer carries its pinned certificate fingerprint there.
+  const bare = (u: string) => u.split('?')[0];
+  const known = new Set(props.configured.map((p) => bare(p.uri)));
   const list = [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
   return (
     <Section title="Found on the network" id="found-title">
@@ -408,7 +410,7 @@ function DiscoveredList(props: { configured: Printer[]; onAdd: (d: Discovered) =
               <p class="uri">{[d.model, d.host ?? d.addresses[0]].filter(Boolean).join(' · ')}</p>
               {d.note && <p class="hint">{d.note}</p>}
               <div class="buttons">
-                {d.preferred && known.has(d.preferred.uri) ? (
+                {d.preferred && known.has(bare(d.preferred.uri)) ? (
                   <Badge tone="ok">Added</Badge>
                 ) : (
                   <button type="button" class="primary" disabled={!d.preferred} onClick={() => props.onAdd(d)}>

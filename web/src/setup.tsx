@@ -23,13 +23,14 @@ export function Onboarding(props: { info: SetupInfo; onDone: (name: string) => v
   const [name, setName] = useState(props.info.name);
   const [password, setPassword] = useState('');
   const [again, setAgain] = useState('');
+  const [setupCode, setSetupCode] = useState('');
   const a = useAction();
   const submit = (e: Event) => {
     e.preventDefault();
     if (password !== again) return a.setError('The two passwords are not the same.');
     if ([...password].length < 8) return a.setError('Choose a password of at least 8 characters.');
     void a.run(async () => {
-      const r = await api<{ csrf: string }>('POST', '/v1/setup', { password, name });
+      const r = await api<{ csrf: string }>('POST', '/v1/setup', { password, name, setupCode });
       setCsrf(r.csrf);
       props.onDone(name);
     });
@@ -37,13 +38,23 @@ export function Onboarding(props: { info: SetupInfo; onDone: (name: string) => v
   return (
     <main class="narrow">
       <h1>Welcome to printbox</h1>
-      <p class="lead">Three things and your print appliance is ready: check its certificate, name it, and choose the admin password.</p>
+      <p class="lead">Three things and your print appliance is ready: check its certificate, enter the setup code it shows on its console, and choose the admin password.</p>
       <section class="card">
         <h2>1. Is this your box?</h2>
         <Fingerprint info={props.info} />
       </section>
       <form class="card" onSubmit={submit} data-testid="setup-form">
-        <h2>2. Name and password</h2>
+        <h2>2. Setup code, name and password</h2>
+        {props.info.setupWindow === 'closed' && (
+          <Note kind="error" testid="setup-closed">
+            This box already has admin API tokens, so setup from this page is closed. Set the admin password with one of them: POST /v1/session/password.
+          </Note>
+        )}
+        <label>
+          Setup code
+          <input value={setupCode} onInput={(e) => setSetupCode(e.currentTarget.value)} required autoComplete="off" name="setupCode" spellcheck={false} />
+          <span class="hint">Shown on the box's console, in its first-start output, and by <code>printbox setup-code</code> on the box. It proves you are at the box.</span>
+        </label>
         <label>
           Appliance name
           <input value={name} onInput={(e) => setName(e.currentTarget.value)} maxLength={48} required autoComplete="off" name="name" />

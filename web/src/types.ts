@@ -46,6 +46,7 @@ export interface Token {
 
 export interface SetupInfo {
   needsSetup: boolean;
+  setupWindow?: 'open' | 'done' | 'closed';
   name: string;
   fingerprint: string;
   names: string[];
