@@ -173,6 +173,10 @@ export async function printerFaults(opts: FaultOptions): Promise<string[]> {
         }
         const heldBefore = b.heldPolls;
         await sleep(P.faultMs);
+        // On a busy machine the job that meets the fault may start late in the window (a 4 MiB jam job is still
+        // uploading): the fault lasts until the API has shown it, up to 4 windows, so what is checked is that it
+        // shows, not how soon.
+        await until('the fault shown on a job', () => b.heldPolls > heldBefore, 3 * P.faultMs, 200).catch(() => {});
         if (b.heldPolls > heldBefore) b.heldWindows++;
         if (b.kind === 'stall' || b.kind === 'jam') {
           await b.sink!.setMode('normal');
