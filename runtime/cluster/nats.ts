@@ -1,0 +1,66 @@
+// The cluster's link to NATS: where the servers are (PRINTBOX_CLUSTER or config `cluster.servers`), the one
+// connection a node keeps, and JetStream writes retried through a leader change without writing twice.
+import { connect, type JetStreamClient, type JetStreamPublishOptions, type NatsConnection, type PubAck } from 'nats';
+
+export interface ClusterConfig {
+  servers: string[];
+  /** Copies JetStream keeps of every stream: 3 on three or more nodes (the default), 1 for a single test server. */
+  replicas?: number;
+  /** A printer lease lasts this long after its holder's last renewal (default 5,000 ms). */
+  leaseMs?: number;
+}
+
+/** Cluster mode is on when PRINTBOX_CLUSTER (comma-separated NATS URLs) or the config's `cluster.servers` says so. */
+export function clusterConfig(fromFile: Partial<ClusterConfig> | undefined, env = process.env.PRINTBOX_CLUSTER): ClusterConfig | undefined {
+  const fromEnv = env?.split(',').map((s) => s.trim()).filter(Boolean);
+  const servers = fromEnv?.length ? fromEnv : fromFile?.servers;
+  if (!servers?.length) return undefined;
+  return { ...fromFile, servers };
+}
+
+export async function connectCluster(cfg: ClusterConfig, name: string): Promise<NatsConnection> {
+  // Reconnect for ever: a node whose NATS server is away is not ready, and comes back when it returns.
+  return connect({ servers: cfg.servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000, maxPingOut: 2, timeout: 5000, waitOnFirstConnect: true });
+}
+
+/** JetStream refused a write because the subject had moved on (a create of a key that exists, a stale revision). */
+export function isWrongSequence(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; message?: string };
+  return e?.api_error?.err_code === 10071 || /wrong last sequence/i.test(e?.message ?? '');
+}
+
+/** Worth another try: no answer (timeout, no responders during an election, a reconnect), not a refusal. */
+function transient(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return ['TIMEOUT', '503', 'CONNECTION_CLOSED', 'DISCONNECT', 'CONNECTION_DRAINING'].includes(String(e?.code)) || /timeout|no responders|not available|leadership/i.test(e?.message ?? '');
+}
+
+/**
+ * Publishes and waits for the stream's acknowledgement, which JetStream gives only once the replicas have the
+ * message (R3: a quorum). A timeout is retried with the same message id, so a first attempt that did land
+ * is answered as a duplicate with its original sequence instead of being stored twice.
+ */
+export async function publishAcked(js: JetStreamClient, subject: string, data: Uint8Array, opts: Partial<JetStreamPublishOptions>, withinMs = 15000): Promise<PubAck> {
+  const deadline = Date.now() + withinMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await js.publish(subject, data, { timeout: 3000, ...opts });
+    } catch (err) {
+      if (!transient(err) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+    }
+  }
+}
+
+/** A JetStream call retried while the cluster elects leaders (nodes starting together create the same buckets). */
+export async function retried<T>(fn: () => Promise<T>, withinMs = 30000): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!transient(err) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+    }
+  }
+}
