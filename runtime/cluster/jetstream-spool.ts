@@ -84,6 +84,17 @@ export class JetStreamSpool implements Spool {
     this.finished = byFinish.map((j) => j.id);
   }
 
+  /** Resolves once every record the stream held when called has been seen here (a takeover waits for it). */
+  async caughtUp(withinMs = 10000): Promise<void> {
+    const jsm = await this.opts.nc.jetstreamManager({ timeout: 5000 });
+    const last = (await jsm.streams.info(`KV_${JOBS_BUCKET}`)).state.last_seq;
+    const deadline = Date.now() + withinMs;
+    while (this.lastRev < last) {
+      if (Date.now() > deadline) throw new Error(`the job records are still arriving (${this.lastRev} of ${last})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   async close(): Promise<void> {
     this.watch?.stop();
     await Promise.allSettled([...this.writes]);

@@ -1,24 +1,9 @@
 // The cluster's link to NATS: where the servers are (PRINTBOX_CLUSTER or config `cluster.servers`), the one
 // connection a node keeps, and JetStream writes retried through a leader change without writing twice.
+import type { ClusterSettings } from '../system/config.js';
 import { connect, type JetStreamClient, type JetStreamPublishOptions, type NatsConnection, type PubAck } from 'nats';
 
-export interface ClusterConfig {
-  servers: string[];
-  /** Copies JetStream keeps of every stream: 3 on three or more nodes (the default), 1 for a single test server. */
-  replicas?: number;
-  /** A printer lease lasts this long after its holder's last renewal (default 5,000 ms). */
-  leaseMs?: number;
-}
-
-/** Cluster mode is on when PRINTBOX_CLUSTER (comma-separated NATS URLs) or the config's `cluster.servers` says so. */
-export function clusterConfig(fromFile: Partial<ClusterConfig> | undefined, env = process.env.PRINTBOX_CLUSTER): ClusterConfig | undefined {
-  const fromEnv = env?.split(',').map((s) => s.trim()).filter(Boolean);
-  const servers = fromEnv?.length ? fromEnv : fromFile?.servers;
-  if (!servers?.length) return undefined;
-  return { ...fromFile, servers };
-}
-
-export async function connectCluster(cfg: ClusterConfig, name: string): Promise<NatsConnection> {
+export async function connectCluster(cfg: ClusterSettings, name: string): Promise<NatsConnection> {
   // Reconnect for ever: a node whose NATS server is away is not ready, and comes back when it returns.
   return connect({ servers: cfg.servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000, maxPingOut: 2, timeout: 5000, waitOnFirstConnect: true });
 }
