@@ -149,6 +149,7 @@ export class Appliance {
       printers: () => this.printers.list().map((p) => p.id),
       takeOver: (printerId, from) => this.queue.takeOver(printerId, from),
       wake: (printerId) => this.queue.wakePrinter(printerId),
+      idle: (printerId) => this.queue.printerState(printerId).current === null,
       standDown: (printerId) => this.queue.standDown(printerId),
     });
     await this.cluster.open(this.state, this.cfg.historyLimit);

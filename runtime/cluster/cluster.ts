@@ -23,6 +23,8 @@ export interface ClusterHooks {
   printers(): string[];
   /** This node holds a printer's lease and its view of the jobs is caught up: re-queue its line. */
   takeOver(printerId: string, from: string): Promise<void>;
+  /** Nothing is being sent to the printer right now. */
+  idle(printerId: string): boolean;
   /** The printer's queue may run now. */
   wake(printerId: string): void;
   /** The lease is gone: stop sending to that printer now. */
@@ -95,6 +97,7 @@ export class Cluster {
       replicas: this.replicas,
       leaseMs: this.settings.leaseMs ?? 5000,
       printers: () => this.hooks.printers(),
+      idle: (printerId) => this.hooks.idle(printerId),
       log: this.log,
       onGained: (printerId, previous) => void this.gained(printerId, previous),
       onLost: (printerId) => {
@@ -117,13 +120,14 @@ export class Cluster {
       this.hooks.wake(printerId);
       this.log.info({ printerId, node: this.node, previous, ms: Date.now() - started }, 'driving printer');
     } catch (err) {
-      this.log.warn({ printerId, err: (err as Error).message }, 'printer takeover failed; the lease is tried again');
+      this.log.warn({ printerId, err: (err as Error).message }, 'printer takeover failed; the lease is given back');
+      await this.leases.release(printerId);
     }
   }
 
   /** The dispatcher's gate: send to this printer only while holding its lease, after the takeover. */
   drives(printerId: string): boolean {
-    return this.driving.has(printerId) && !!this.leases?.drives(printerId);
+    return this.driving.has(printerId) && !!this.leases?.drives(printerId) && !this.leases.handingOver(printerId);
   }
 
   ready(): boolean {

@@ -28,6 +28,8 @@ export interface LeaseOptions {
   onGained(printerId: string, previous: string | undefined): void;
   /** This node no longer holds it: stop sending to it now. */
   onLost(printerId: string): void;
+  /** Nothing is being sent to the printer right now (a printer handed to another node goes between two jobs). */
+  idle(printerId: string): boolean;
   log: { info(o: object, m?: string): void; warn(o: object, m?: string): void };
 }
 
@@ -134,6 +136,36 @@ export class Leases {
     const fair = Math.ceil(printers.length / Math.max(1, this.liveNodes.length));
     await Promise.all(printers.map((p) => this.tend(p, fair)));
     for (const p of [...this.held.keys()]) if (!printers.includes(p)) this.lose(p, 'printer removed');
+    await this.rebalance(fair);
+  }
+
+  /** Printers being handed to another node: no new job starts on them here; the lease goes once the current job ends. */
+  private handing = new Set<string>();
+
+  handingOver(printerId: string): boolean {
+    return this.handing.has(printerId);
+  }
+
+  /**
+   * The first node up takes every printer; when others join, a node over its fair share hands one printer at a
+   * time over, between two jobs (never aborting one), so printing spreads without a job printed twice.
+   */
+  private async rebalance(fair: number): Promise<void> {
+    for (const p of this.handing) {
+      if (!this.held.has(p)) this.handing.delete(p);
+      else if (this.opts.idle(p)) {
+        this.handing.delete(p);
+        this.vacantSince.set(p, Date.now()); // and wait two rounds before taking it back, so another node gets it
+        await this.release(p);
+      }
+    }
+    if (this.handing.size || this.held.size <= fair || this.liveNodes.length < 2) return;
+    const busiest = Math.max(...this.liveNodes.map((n) => n.drives.length));
+    const least = Math.min(...this.liveNodes.map((n) => n.drives.length));
+    if (busiest - least < 2) return;
+    const p = [...this.held.keys()].pop()!;
+    this.handing.add(p);
+    this.opts.log.info({ printerId: p, node: this.opts.node, fair }, 'handing a printer to a less busy node');
   }
 
   /** Heartbeats as they arrive (a watch): a node unheard for two lease times is gone (TTL expiry sends no event). */
@@ -190,6 +222,14 @@ export class Leases {
     } catch {
       /* another node was quicker, or no quorum: the next round looks again */
     }
+  }
+
+  /** Gives a lease back (a takeover that could not finish): another node, or this one later, takes it. */
+  async release(printerId: string): Promise<void> {
+    const h = this.held.get(printerId);
+    if (!h) return;
+    this.lose(printerId, 'released');
+    await this.leases.delete(printerId, { previousSeq: h.revision }).catch(() => {});
   }
 
   private lose(printerId: string, why: string): void {

@@ -4,8 +4,11 @@ import type { ClusterSettings } from '../system/config.js';
 import { connect, type JetStreamClient, type JetStreamPublishOptions, type NatsConnection, type PubAck } from 'nats';
 
 export async function connectCluster(cfg: ClusterSettings, name: string): Promise<NatsConnection> {
-  // Reconnect for ever: a node whose NATS server is away is not ready, and comes back when it returns.
-  return connect({ servers: cfg.servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000, maxPingOut: 2, timeout: 5000, waitOnFirstConnect: true });
+  // Reconnect for ever: a node whose NATS servers are away is not ready, and comes back when they return.
+  // Only the servers given, in their order (normally the node's own): a node is its printbox and its
+  // nats-server, so a node cut off from its server is out of the cluster (503, not ready), not a client of
+  // another node's server that the load balancer still sends work to.
+  return connect({ servers: cfg.servers, noRandomize: true, ignoreClusterUpdates: true, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000, maxPingOut: 2, timeout: 5000, waitOnFirstConnect: true });
 }
 
 /** JetStream refused a write because the subject had moved on (a create of a key that exists, a stale revision). */
