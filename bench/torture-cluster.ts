@@ -46,6 +46,7 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
   const printers = opts.printers ?? 4;
   const failures: string[] = [];
   const takeovers: Takeover[] = [];
+  const logs: string[][] = [[], [], []]; // output of killed printbox processes (PRINTBOX_CLUSTER_LOGS=dir keeps them on failure)
   const nats = await startNatsCluster(3, { prefix: 'pbx19-kill-nats-' });
   const sinks: Sink[] = [];
   let nodes: ProcessNode[] = [];
@@ -147,6 +148,7 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
       await event('printbox kill -9', async (v) => {
         alive.delete(v);
         await nodes[v].child!.kill9();
+        logs[v].push(nodes[v].child!.output());
       }, async (v) => {
         await nodes[v].start();
         alive.add(v);
@@ -208,6 +210,10 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
     const fmt = (e: string) => takeovers.filter((t) => t.event === e).map((t) => `${t.printer} ${(t.ms / 1000).toFixed(1)} s`).join(', ') || 'none';
     const line = `cluster: 3 nats-server + 3 printbox + haproxy, ${clients} clients, ${printers} printers: ${acked.size} acknowledged, ${lost} lost, ${duplicates} printed twice (in flight), order ${failures.some((f) => /order/.test(f)) ? 'BROKEN' : 'kept'}; takeover after printbox kill -9: ${fmt('printbox kill -9')}; after nats-server kill -9: ${fmt('nats-server kill -9')}; after whole node kill -9: ${fmt('whole node kill -9')}; ${files} files searched for the canary; elapsed ${((Date.now() - t0) / 1000).toFixed(1)} s`;
     console.log(line);
+    if (failures.length && process.env.PRINTBOX_CLUSTER_LOGS) {
+      for (const [i, n] of nodes.entries()) await fs.writeFile(`${process.env.PRINTBOX_CLUSTER_LOGS}/node${i + 1}.log`, logs[i].join('\n--- restart ---\n') + (n.child?.output() ?? ''));
+      for (const [p, s] of sinks.entries()) await fs.writeFile(`${process.env.PRINTBOX_CLUSTER_LOGS}/p${p}.txt`, s.jobs.map((j) => j.data!.toString().split('|')[0]).join('\n'));
+    }
     return { failures, line, accepted: acked.size, duplicates, takeovers };
   } finally {
     for (const a of apis) a.close();

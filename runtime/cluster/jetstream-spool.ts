@@ -56,7 +56,10 @@ export class JetStreamSpool implements Spool {
   /** Own writes not yet acknowledged, per job: the watch's echoes of older writes must not undo them. */
   private pending = new Map<string, number>();
   private deferred = new Map<string, KvEntry>();
-  private acked = new Map<string, number>();
+  /** The revision of each record as this node last saw it (applied, or its own write acknowledged): the fence. */
+  private revs = new Map<string, number>();
+  /** Each job's writes, one after the other: a write expects the revision its predecessor got. */
+  private chains = new Map<string, Promise<unknown>>();
 
   constructor(private opts: JetStreamSpoolOptions) {
     this.js = opts.nc.jetstream({ timeout: 10000 });
@@ -106,11 +109,12 @@ export class JetStreamSpool implements Spool {
     this.lastRev = Math.max(this.lastRev, e.revision);
     const id = e.key;
     if (this.pending.get(id)) {
-      this.deferred.set(id, e); // applied once our own writes to this job are acknowledged, if still newer
+      // Applied once this node's own writes to the job are acknowledged (if still newer than them).
+      if ((this.deferred.get(id)?.revision ?? 0) < e.revision) this.deferred.set(id, e);
       return;
     }
-    if ((this.acked.get(id) ?? 0) >= e.revision) return; // the echo of our own write
-    this.acked.delete(id);
+    if ((this.revs.get(id) ?? 0) >= e.revision) return; // the echo of our own write
+    this.revs.set(id, e.revision);
     if (e.operation !== 'PUT') {
       this.forget(id);
       this.opts.onRemoved?.(id);
@@ -136,36 +140,56 @@ export class JetStreamSpool implements Spool {
 
   private forget(id: string): void {
     this.jobs.delete(id);
+    this.revs.delete(id);
     this.docs.delete(id);
     this.objs.delete(id);
   }
 
   private writes = new Set<Promise<unknown>>();
 
-  /** Writes a job's whole record (with its document's place) and waits for the replicated acknowledgement. */
-  private async write(job: JobRecord, first?: string): Promise<PubAck> {
+  /**
+   * Writes a job's whole record (with its document's place) and waits for the replicated acknowledgement.
+   * Fenced: the write is refused (job_changed) when the record moved on since this node last saw it. A node
+   * that lost its printer's lease, or whose late write arrives after a reconnect, cannot undo what the node now
+   * driving the printer recorded (a job marked sent, then set back to queued by a stale write, would print twice).
+   */
+  private write(job: JobRecord, first?: string): Promise<PubAck> {
     const id = job.id;
     // A new job's record has no seq: the revision its write gets is its position (see apply).
     const stored: Stored = { job: first ? { ...job, seq: undefined as unknown as number } : job, doc: job.hasDocument ? this.docs.get(id)?.toString('base64') : undefined, obj: job.hasDocument ? this.objs.get(id) : undefined, acceptId: first };
     const data = sealRecord(Buffer.from(JSON.stringify(stored)), this.opts.key);
     this.pending.set(id, (this.pending.get(id) ?? 0) + 1);
-    const p = publishAcked(this.js, this.subject(id), data, first ? { msgID: `accept.${id}`, expect: { lastSubjectSequence: 0 } } : { msgID: randomUUID() });
+    const before = this.chains.get(id) ?? Promise.resolve();
+    const p = before.catch(() => {}).then(() => this.publish(id, data, first));
+    this.chains.set(id, p);
     this.writes.add(p);
+    const done = () => {
+      this.writes.delete(p);
+      if (this.chains.get(id) === p) this.chains.delete(id);
+      const n = this.pending.get(id)! - 1;
+      if (n) return void this.pending.set(id, n);
+      this.pending.delete(id);
+      const d = this.deferred.get(id);
+      this.deferred.delete(id);
+      if (d) this.apply(d);
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  private async publish(id: string, data: Uint8Array, first?: string): Promise<PubAck> {
+    const expected = first ? 0 : this.revs.get(id);
     try {
-      const ack = await p;
-      this.acked.set(id, Math.max(this.acked.get(id) ?? 0, ack.seq));
+      const ack = await publishAcked(this.js, this.subject(id), data, { msgID: first ? `accept.${id}` : randomUUID(), ...(expected !== undefined && { expect: { lastSubjectSequence: expected } }) });
+      this.revs.set(id, Math.max(this.revs.get(id) ?? 0, ack.seq));
       this.lastRev = Math.max(this.lastRev, ack.seq);
       return ack;
-    } finally {
-      this.writes.delete(p);
-      const n = this.pending.get(id)! - 1;
-      if (n) this.pending.set(id, n);
-      else {
-        this.pending.delete(id);
-        const d = this.deferred.get(id);
-        this.deferred.delete(id);
-        if (d) this.apply(d);
-      }
+    } catch (err) {
+      if (first || !isWrongSequence(err)) throw err;
+      const e = await this.kv.get(id).catch(() => null);
+      // The newer record replaces this node's view once its writes are done.
+      if (e && (this.deferred.get(id)?.revision ?? 0) < e.revision) this.deferred.set(id, e);
+      throw new SpoolError('job_changed', `job ${id} was changed on another node; this change was not recorded`);
     }
   }
 
@@ -255,7 +279,7 @@ export class JetStreamSpool implements Spool {
       const e = await this.kv.get(job.id);
       const stored = e?.operation === 'PUT' ? (JSON.parse(openRecord(Buffer.from(e.value), this.opts.key).toString('utf8')) as Stored) : undefined;
       if (stored?.acceptId !== acceptId) {
-        this.acked.delete(job.id); // that revision is the other node's record: this node must still take it in
+        this.revs.delete(job.id); // that revision is the other node's record: this node must still take it in
         throw Object.assign(new Error('duplicate job id'), { api_error: { err_code: 10071 } });
       }
     }
