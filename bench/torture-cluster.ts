@@ -81,11 +81,13 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
     const printerOf = (c: number, i: number) => (c + i) % printers;
     const perClient = Math.ceil(opts.jobs / clients);
     const acked = new Set<string>();
+    const ids = new Map<string, string>(); // label → jobID (the logs name jobs by id)
     const accepted = (r: ApiReply) => r.status === 201 || r.status === 200;
 
     /** A job re-posted with the same jobID until the cluster acknowledges it (across kills, 503s, resets). */
     async function post(c: number, i: number): Promise<void> {
       const jobID = randomUUID();
+      ids.set(label(c, i), jobID);
       const doc = Buffer.from(`${label(c, i)}|${opts.canary}|`.padEnd(DOC_SIZE, '.'));
       let last = '';
       for (let attempt = 0; attempt < 600; attempt++) {
@@ -212,7 +214,7 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
     console.log(line);
     if (failures.length && process.env.PRINTBOX_CLUSTER_LOGS) {
       for (const [i, n] of nodes.entries()) await fs.writeFile(`${process.env.PRINTBOX_CLUSTER_LOGS}/node${i + 1}.log`, logs[i].join('\n--- restart ---\n') + (n.child?.output() ?? ''));
-      for (const [p, s] of sinks.entries()) await fs.writeFile(`${process.env.PRINTBOX_CLUSTER_LOGS}/p${p}.txt`, s.jobs.map((j) => j.data!.toString().split('|')[0]).join('\n'));
+      for (const [p, s] of sinks.entries()) await fs.writeFile(`${process.env.PRINTBOX_CLUSTER_LOGS}/p${p}.txt`, s.jobs.map((j) => j.data!.toString().split('|')[0]).map((l) => `${l} ${ids.get(l)}`).join('\n'));
     }
     return { failures, line, accepted: acked.size, duplicates, takeovers };
   } finally {

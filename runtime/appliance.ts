@@ -149,7 +149,7 @@ export class Appliance {
       printers: () => this.printers.list().map((p) => p.id),
       takeOver: (printerId, from) => this.queue.takeOver(printerId, from),
       wake: (printerId) => this.queue.wakePrinter(printerId),
-      idle: (printerId) => this.queue.printerState(printerId).current === null,
+      idle: (printerId) => !this.queue.busy(printerId),
       standDown: (printerId) => this.queue.standDown(printerId),
     });
     await this.cluster.open(this.state, this.cfg.historyLimit);

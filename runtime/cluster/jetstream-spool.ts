@@ -24,7 +24,8 @@ interface Stored {
   job: JobRecord;
   doc?: string; // the sealed document itself (base64), small documents
   obj?: string; // name of the sealed document in the object store, large ones
-  acceptId?: string; // the first record's writer: tells our own retried accept from another node's repeat
+  acceptId?: string; // set by the accept, kept by every later write: tells our own retried accept from another node's repeat
+  wid?: string; // this write's id: tells our own write that landed (its answer lost) from another node's
 }
 
 export interface JetStreamSpoolOptions {
@@ -51,6 +52,8 @@ export class JetStreamSpool implements Spool {
   private objs = new Map<string, string>(); // job id → object name of its large sealed document
   private finished: string[] = [];
   private lastRev = 0;
+  /** The highest revision the watch delivered: own acknowledgements do not count (they skip over other writes). */
+  private watchRev = 0;
   private allocated = 0;
   private watch?: QueuedIterator<KvEntry>;
   /** Own writes not yet acknowledged, per job: the watch's echoes of older writes must not undo them. */
@@ -60,6 +63,7 @@ export class JetStreamSpool implements Spool {
   private revs = new Map<string, number>();
   /** Each job's writes, one after the other: a write expects the revision its predecessor got. */
   private chains = new Map<string, Promise<unknown>>();
+  private acceptIds = new Map<string, string>();
 
   constructor(private opts: JetStreamSpoolOptions) {
     this.js = opts.nc.jetstream({ timeout: 10000 });
@@ -80,7 +84,7 @@ export class JetStreamSpool implements Spool {
     const initialised = new Promise<void>((r) => (ready = r));
     this.watch = await this.kv.watch({ key: '>', initializedFn: () => ready() });
     void (async () => {
-      for await (const e of this.watch!) this.apply(e);
+      for await (const e of this.watch!) this.apply(e, true);
     })();
     await initialised;
     const byFinish = [...this.jobs.values()].filter((j) => isFinal(j.state)).sort((a, b) => a.seq - b.seq);
@@ -92,8 +96,8 @@ export class JetStreamSpool implements Spool {
     const jsm = await this.opts.nc.jetstreamManager({ timeout: 5000 });
     const last = (await jsm.streams.info(`KV_${JOBS_BUCKET}`)).state.last_seq;
     const deadline = Date.now() + withinMs;
-    while (this.lastRev < last) {
-      if (Date.now() > deadline) throw new Error(`the job records are still arriving (${this.lastRev} of ${last})`);
+    while (this.watchRev < last) {
+      if (Date.now() > deadline) throw new Error(`the job records are still arriving (${this.watchRev} of ${last})`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -105,8 +109,9 @@ export class JetStreamSpool implements Spool {
   }
 
   /** One entry of the bucket, seen through the watch (all of them at start, then every change). */
-  private apply(e: KvEntry): void {
+  private apply(e: KvEntry, fromWatch = false): void {
     this.lastRev = Math.max(this.lastRev, e.revision);
+    if (fromWatch) this.watchRev = Math.max(this.watchRev, e.revision);
     const id = e.key;
     if (this.pending.get(id)) {
       // Applied once this node's own writes to the job are acknowledged (if still newer than them).
@@ -127,6 +132,7 @@ export class JetStreamSpool implements Spool {
       return; // not sealed with our key: a misconfigured node; the cluster key check at start reports it
     }
     const job = stored.job;
+    if (stored.acceptId) this.acceptIds.set(id, stored.acceptId);
     job.seq ??= e.revision; // a job's position is the revision of its first record (set by the accept)
     const prev = this.jobs.get(id);
     this.jobs.set(id, job);
@@ -140,6 +146,7 @@ export class JetStreamSpool implements Spool {
 
   private forget(id: string): void {
     this.jobs.delete(id);
+    this.acceptIds.delete(id);
     this.revs.delete(id);
     this.docs.delete(id);
     this.objs.delete(id);
@@ -156,11 +163,13 @@ export class JetStreamSpool implements Spool {
   private write(job: JobRecord, first?: string): Promise<PubAck> {
     const id = job.id;
     // A new job's record has no seq: the revision its write gets is its position (see apply).
-    const stored: Stored = { job: first ? { ...job, seq: undefined as unknown as number } : job, doc: job.hasDocument ? this.docs.get(id)?.toString('base64') : undefined, obj: job.hasDocument ? this.objs.get(id) : undefined, acceptId: first };
+    if (first) this.acceptIds.set(id, first);
+    const wid = randomUUID();
+    const stored: Stored = { job: first ? { ...job, seq: undefined as unknown as number } : job, doc: job.hasDocument ? this.docs.get(id)?.toString('base64') : undefined, obj: job.hasDocument ? this.objs.get(id) : undefined, acceptId: this.acceptIds.get(id), wid };
     const data = sealRecord(Buffer.from(JSON.stringify(stored)), this.opts.key);
     this.pending.set(id, (this.pending.get(id) ?? 0) + 1);
     const before = this.chains.get(id) ?? Promise.resolve();
-    const p = before.catch(() => {}).then(() => this.publish(id, data, first));
+    const p = before.catch(() => {}).then(() => this.publish(id, data, wid, first));
     this.chains.set(id, p);
     this.writes.add(p);
     const done = () => {
@@ -177,16 +186,33 @@ export class JetStreamSpool implements Spool {
     return p;
   }
 
-  private async publish(id: string, data: Uint8Array, first?: string): Promise<PubAck> {
+  private unseal(e: KvEntry): Stored | undefined {
+    return e.operation === 'PUT' ? (JSON.parse(openRecord(Buffer.from(e.value), this.opts.key).toString('utf8')) as Stored) : undefined;
+  }
+
+  private async publish(id: string, data: Uint8Array, wid: string, first?: string): Promise<PubAck> {
     const expected = first ? 0 : this.revs.get(id);
+    const landed = (seq: number) => {
+      this.revs.set(id, Math.max(this.revs.get(id) ?? 0, seq));
+      this.lastRev = Math.max(this.lastRev, seq);
+    };
     try {
-      const ack = await publishAcked(this.js, this.subject(id), data, { msgID: first ? `accept.${id}` : randomUUID(), ...(expected !== undefined && { expect: { lastSubjectSequence: expected } }) });
-      this.revs.set(id, Math.max(this.revs.get(id) ?? 0, ack.seq));
-      this.lastRev = Math.max(this.lastRev, ack.seq);
+      const ack = await publishAcked(this.js, this.subject(id), data, { msgID: first ? `accept.${id}` : wid, ...(expected !== undefined && { expect: { lastSubjectSequence: expected } }) });
+      landed(ack.seq);
       return ack;
     } catch (err) {
-      if (first || !isWrongSequence(err)) throw err;
+      if (!isWrongSequence(err)) throw err;
       const e = await this.kv.get(id).catch(() => null);
+      // A retry after a timeout whose first try did land meets its own write: that is success, not a conflict.
+      const cur = e ? this.unseal(e) : undefined;
+      if (e && (cur?.wid === wid || (first && cur?.acceptId === first))) {
+        landed(e.revision);
+        return { seq: e.revision, duplicate: true, stream: '', domain: '' } as PubAck;
+      }
+      if (first) {
+        if (this.acceptIds.get(id) === first) this.acceptIds.delete(id);
+        throw err;
+      }
       // The newer record replaces this node's view once its writes are done.
       if (e && (this.deferred.get(id)?.revision ?? 0) < e.revision) this.deferred.set(id, e);
       throw new SpoolError('job_changed', `job ${id} was changed on another node; this change was not recorded`);
@@ -277,8 +303,9 @@ export class JetStreamSpool implements Spool {
     const ack = await this.write(job, acceptId);
     if (ack.duplicate) {
       const e = await this.kv.get(job.id);
-      const stored = e?.operation === 'PUT' ? (JSON.parse(openRecord(Buffer.from(e.value), this.opts.key).toString('utf8')) as Stored) : undefined;
-      if (stored?.acceptId !== acceptId) {
+      // acceptId rides along in every later write of the job, so this holds even if a driver already updated it.
+      if ((e && this.unseal(e))?.acceptId !== acceptId) {
+        if (this.acceptIds.get(job.id) === acceptId) this.acceptIds.delete(job.id);
         this.revs.delete(job.id); // that revision is the other node's record: this node must still take it in
         throw Object.assign(new Error('duplicate job id'), { api_error: { err_code: 10071 } });
       }

@@ -244,6 +244,12 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     };
   }
 
+  /** A job is being sent to the printer, or its outcome is still being recorded. */
+  busy(printerId: string): boolean {
+    const q = this.queues.get(printerId);
+    return !!(q?.current || q?.settling);
+  }
+
   wakePrinter(printerId: string): void {
     this.queues.get(printerId)?.wake();
   }
@@ -266,9 +272,13 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
   }
 
   /** A final delivery transition written in the background; a failure is logged here and re-thrown to whoever waits on it. */
-  private settle(id: string, patch: Partial<JobRecord>): Promise<unknown> {
+  private settle(q: PrinterQueue, id: string, patch: Partial<JobRecord>): Promise<unknown> {
     const p = this.deliveryUpdate(id, patch, true, true);
     p.catch((err) => this.deps.log.error({ err, jobID: id }, 'recording a delivery outcome failed'));
+    // Once durable it no longer holds anything back (busy() is false); a failure stays for the next job to meet.
+    p.then(() => {
+      if (q.settling === p) q.settling = null;
+    }, () => {});
     return p;
   }
 
@@ -419,13 +429,13 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         q.lastError = undefined;
         q.remove(job.id);
         // The record changes in memory now; the next job waits for it to be durable before its first byte.
-        q.settling = this.settle(job.id, { state: outcome.kind, reason: outcome.detail, nextAttemptAt: undefined });
+        q.settling = this.settle(q, job.id, { state: outcome.kind, reason: outcome.detail, nextAttemptAt: undefined });
         log.info({ jobID: job.id, printer: printer.name, outcome: outcome.kind }, 'job delivered');
         return;
       case 'fail':
         q.lastError = outcome.reason;
         q.remove(job.id);
-        q.settling = this.settle(job.id, { state: 'failed', reason: outcome.reason, nextAttemptAt: undefined });
+        q.settling = this.settle(q, job.id, { state: 'failed', reason: outcome.reason, nextAttemptAt: undefined });
         log.warn({ jobID: job.id, printer: printer.name, reason: outcome.reason }, 'job failed');
         return;
       case 'retry': {
