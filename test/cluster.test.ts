@@ -93,6 +93,9 @@ test('a node cut off from the quorum answers 503 and is not ready; it is ready a
   const refused = await c.api(2).postJob({ printer: 'front' }, body('front', 1));
   assert.equal(refused.status, 503);
   assert.equal(refused.json.error.code, 'cluster_unavailable');
+  const change = await c.api(2).json('POST', '/v1/tokens', { name: 'while-cut-off', scope: 'submit' });
+  assert.deepEqual([change.status, change.json.error.code], [503, 'cluster_unavailable'], 'every change needs the quorum');
+  assert.equal((await c.api(2).json('GET', '/v1/printers')).status, 200, 'reads are served from the last copy');
   // The other two go on: a job posted there prints.
   assert.equal((await c.api(0).postJob({ printer: 'front' }, body('front', 2))).status, 201);
   const [job] = await sink.waitForJobs(1, 30000);

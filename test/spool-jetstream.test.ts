@@ -125,3 +125,22 @@ test('no document plaintext reaches the JetStream store (sealed before it leaves
     }
   }
 });
+
+test('a write from a node whose view is stale is refused (job_changed): a printed job is never set back', async (t) => {
+  const { a, b } = await twoNodes(t);
+  const job = await a.accept(jobFields(), await a.receive(Readable.from([randomBytes(100)]), 1 << 30));
+  await until('node b has the job', () => !!b.get(job.id));
+  // A third node sees the job, then hears nothing more (its watch stopped: cut off, or just slow).
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pbx19-js-stale-'));
+  const stale = new JetStreamSpool({ nc, key: (a as unknown as { opts: { key: Uint8Array } }).opts.key, stagingDir: dir, historyLimit: 1000, replicas: 3 });
+  await stale.open();
+  await until('the stale node has the job', () => !!stale.get(job.id));
+  await stale.close();
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  await b.update(job.id, { state: 'sending' });
+  await b.update(job.id, { state: 'sent' });
+  await assert.rejects(stale.update(job.id, { state: 'queued', reason: 'a late retry' }), (e: { code?: string }) => e.code === 'job_changed');
+  await until('node a has the final state', () => a.get(job.id)?.state === 'sent');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(a.get(job.id)!.state, 'sent', 'still sent after the refused write');
+});
