@@ -61,7 +61,7 @@ async function addPrinters(api: Api, sinks: Sink[]) {
 async function oneBox() {
   const sinks = await Promise.all(Array.from({ length: PRINTERS }, () => startSink({ keepBytes: false })));
   const dir = await tempDir('pbx19-bench-one-');
-  const box = await spawnAppliance(dir, await freePort(), { PRINTBOX_LOG_LEVEL: 'warn' });
+  const box = await spawnAppliance(dir, await freePort());
   const api = new Api(`https://127.0.0.1:${box.port}`, await fs.readFile(`${dir}/tls/cert.pem`, 'utf8'), box.token!, 32);
   try {
     await addPrinters(api, sinks);
@@ -79,7 +79,6 @@ async function cluster() {
   const sinks = await Promise.all(Array.from({ length: PRINTERS }, () => startSink({ keepBytes: false })));
   const nats = await startNatsCluster(3, { prefix: 'pbx19-bench-nats-' });
   const { nodes, token, cert } = await spawnClusterNodes(nats, { prefix: 'pbx19-bench-', leaseMs: 2000 });
-  for (const n of nodes) n.env.PRINTBOX_LOG_LEVEL = 'warn';
   const proxy = await startHaproxy(nodes.map((n) => n.port));
   const api = new Api(`https://127.0.0.1:${proxy.port}`, cert, token, 32);
   const direct = nodes.map((n) => new Api(`https://127.0.0.1:${n.port}`, cert, token, 2));
