@@ -35,6 +35,15 @@ test('one configuration: a printer and a token made on one node work on every no
   assert.deepEqual(view.nodes.map((n: { name: string }) => n.name), ['node1', 'node2', 'node3']);
   assert.ok(['node1', 'node2', 'node3'].includes(view.printers[0].drivenBy));
   assert.equal(view.nodes.filter((n: { drives: string[] }) => n.drives.length).length, 1, 'exactly one node drives the one printer');
+  // Two admins change the configuration on two nodes at the same moment: neither change is lost.
+  const [x, y] = await Promise.all([addRawPrinter(c.api(1), 'left', sink.port), addRawPrinter(c.api(2), 'right', sink.port)]);
+  assert.ok(x && y);
+  const names = await until('both printers on node 1', async () => {
+    const r = (await c.api(0).json('GET', '/v1/printers')).json;
+    const list = (Array.isArray(r) ? r : r.printers).map((p: { name: string }) => p.name).sort();
+    return list.length === 3 ? list : null;
+  });
+  assert.deepEqual(names, ['front', 'left', 'right']);
 });
 
 test('jobs posted to all three nodes print once each, in order per printer; the driving node stopping hands its printers over', async (t) => {
