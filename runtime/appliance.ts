@@ -108,7 +108,7 @@ export class Appliance {
       batchStartedOn: (p) => this.batches.startedOn(p),
       mayDrive: this.cluster ? (p) => this.cluster!.drives(p) : undefined,
     });
-    this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log);
+    this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log, this.cluster?.batchJournal((b) => this.batches.remote(b)));
     await this.batches.open();
     this.batchCounts = () => this.batches.counts();
     this.intake = new JobIntake({
@@ -141,7 +141,11 @@ export class Appliance {
   private async openCluster(): Promise<void> {
     const { Cluster } = await import('./cluster/cluster.js');
     this.cluster = new Cluster(this.cfg.cluster!, this.cfg.dataDir, this.log, {
-      onRemoteJob: (job) => this.queue?.follow(job),
+      onRemoteJob: (job) => {
+        this.queue?.follow(job);
+        // A batch member accepted on another node may fill the gap a batch closed here is waiting at.
+        if (job.batchID && job.state === 'waiting-for-batch') this.batches?.arrived(job).catch((err) => this.log.warn({ jobID: job.id, err: (err as Error).message }, 'batch release after a remote job failed'));
+      },
       onRemoteState: () => {
         this.tokens?.reload();
         this.queue?.wakeAll();

@@ -125,3 +125,31 @@ test('the node driving a printer, cut off from the quorum, stops: 503, not ready
   await new Promise((r) => setTimeout(r, 3000));
   assert.deepEqual(sink.jobs.map((j) => j.data!.toString()), Array.from({ length: 7 }, (_, i) => body('front', i).toString()), 'each once, in order');
 });
+
+test('a batch opened on one node, filled through the two others in shuffled order and closed on a third prints in its listed order', async (t) => {
+  const c = await startCluster(3, { prefix: 'pbx19-batch-' });
+  t.after(() => c.stop());
+  const sink = await startSink();
+  t.after(() => sink.close());
+  await addRawPrinter(c.api(0), 'front', sink.port);
+  const jobIDs = Array.from({ length: 6 }, () => randomUUID());
+  const opened = await c.api(0).json('POST', '/v1/batches', { batchID: 'cluster-batch', jobIDs });
+  assert.equal(opened.status, 201, opened.text);
+  for (const i of [4, 1, 5, 0, 3, 2]) {
+    const r = await c.api(1 + (i % 2)).postJob({ printer: 'front', jobID: jobIDs[i], batchID: 'cluster-batch' }, body('front', i));
+    assert.equal(r.status, 201, r.text);
+  }
+  await until('node 3 knows every member', async () => {
+    const b = (await c.api(2).json('GET', '/v1/batches/cluster-batch')).json;
+    return b?.jobIDs?.length === 6;
+  });
+  const closed = await c.api(2).json('POST', '/v1/batches/cluster-batch/close');
+  assert.equal(closed.status, 200, closed.text);
+  const jobs = await sink.waitForJobs(6, 30000);
+  assert.deepEqual(jobs.map((j) => j.data!.toString()), Array.from({ length: 6 }, (_, i) => body('front', i).toString()));
+  const done = await until('the batch done on node 1', async () => {
+    const b = (await c.api(0).json('GET', '/v1/batches/cluster-batch')).json;
+    return b?.state === 'done' ? b : null;
+  });
+  assert.equal(done.state, 'done');
+});

@@ -14,6 +14,8 @@ import { connectCluster } from './nats.js';
 import { JetStreamSpool, JOBS_BUCKET } from './jetstream-spool.js';
 import { SharedState } from './shared-state.js';
 import { Leases, type NodeInfo } from './leases.js';
+import { KvBatchJournal } from './batch-records.js';
+import type { BatchRecord } from '../queue/batches.js';
 
 export interface ClusterHooks {
   /** A job changed on another node. */
@@ -61,6 +63,7 @@ export class Cluster {
   state!: SharedState;
   leases!: Leases;
   private nc!: NatsConnection;
+  private key!: Buffer;
   /** Printers whose lease this node holds and whose takeover (catch-up, re-queue) is done. */
   private driving = new Set<string>();
 
@@ -71,9 +74,7 @@ export class Cluster {
 
   /** Connects and loads the shared configuration and the job spool (not yet the leases: see start). */
   async open(local: State, historyLimit: number): Promise<void> {
-    const key = await loadClusterKey(this.dataDir);
-    // Batches still keep their journal on the node (spool/batches.log): see the README's cluster section.
-    await fs.mkdir(path.join(this.dataDir, 'spool'), { recursive: true, mode: 0o700 });
+    const key = (this.key = await loadClusterKey(this.dataDir));
     this.nc = await connectCluster(this.settings, `printbox ${this.node}`);
     this.state = new SharedState({ nc: this.nc, key, replicas: this.replicas, local, onRemote: () => this.hooks.onRemoteState() });
     await this.state.load();
@@ -86,6 +87,11 @@ export class Cluster {
       onRemote: (job) => this.hooks.onRemoteJob(job),
     });
     this.log.info({ node: this.node, servers: this.settings.servers, replicas: this.replicas }, 'cluster mode: jobs and configuration in NATS JetStream');
+  }
+
+  /** Where batch records live in the cluster (shared by every node); `onRemote` hears other nodes' changes. */
+  batchJournal(onRemote: (b: BatchRecord) => void): KvBatchJournal {
+    return new KvBatchJournal(this.nc, this.key, this.replicas, onRemote);
   }
 
   /** Starts competing for printer leases (a serving node only). */
