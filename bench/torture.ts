@@ -5,7 +5,9 @@
 //                                       on 5 printers, 3 disk-full cycles, 10,000 bad requests (a few minutes)
 //   npx tsx bench/torture.ts --quick    4 kills over 600 jobs (60 in 5 batches), 1 fault round, 1 disk-full
 //                                       cycle, 1,000 bad requests (about a minute; test/torture.test.ts runs it)
-//   --only=crash,faults,disk,bad        run some scenarios only (the secrets check runs on their data dirs)
+//   --only=crash,faults,disk,bad,cluster   run some scenarios only (the secrets check runs on their data dirs)
+//   cluster (full run only; --quick leaves it to test/cluster-kill.test.ts): 3 nats-server + 3 printbox + HAProxy,
+//                                       2,000 jobs, kill -9 of a printbox, a nats-server, a whole node (PRINTBOX_CLUSTER_JOBS)
 //
 // Each scenario prints one summary line; the process exits 1 if any scenario lost a job, broke order or broke its rule.
 import fs from 'node:fs/promises';
@@ -15,10 +17,11 @@ import { startSink, type Sink } from '../test/peers/tcp-sink.js';
 import { Api, multipart, type ApiReply } from '../test/helpers/api.js';
 import { printerFaults } from './torture-faults.js';
 import { diskFull } from './torture-disk.js';
+import { clusterKill } from './torture-cluster.js';
 import { addRawPrinter, filesUnder, freePort, spawnAppliance, startAppliance, tempDir, until, type ChildAppliance } from '../test/helpers/appliance.js';
 
 const quick = process.argv.includes('--quick');
-const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'crash,faults,disk,bad').split(',');
+const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? (quick ? 'crash,faults,disk,bad' : 'crash,faults,disk,bad,cluster')).split(',');
 // Batch jobs are part of `jobs`: 5 batches of `batchSize`, each posted by `batchPosters` concurrent clients.
 const P = quick
   ? { jobs: 600, clients: 8, printers: 4, kills: 4, batches: 5, batchSize: 12, batchPosters: 4, bad: 1000, drainMs: 90_000 }
@@ -552,6 +555,7 @@ if (only.includes('crash')) await crash();
 if (only.includes('faults')) failures.push(...(await printerFaults({ quick, canary: CANARY, canaryDirs })));
 if (only.includes('disk')) failures.push(...(await diskFull({ quick, canary: CANARY, canaryDirs })));
 if (only.includes('bad')) await badInput();
+if (only.includes('cluster')) failures.push(...(await clusterKill({ jobs: Number(process.env.PRINTBOX_CLUSTER_JOBS ?? 2000), canary: CANARY })).failures);
 await secrets();
 for (const d of canaryDirs) await fs.rm(d, { recursive: true, force: true }).catch(() => {});
 console.log(`total elapsed ${secs(t0)}`);

@@ -106,6 +106,8 @@ install -D -m 0755 "$HERE/lib/first-start" "$PKG/opt/printbox/lib/first-start"
 install -D -m 0644 "$HERE/lib/console-message.mjs" "$PKG/opt/printbox/lib/console-message.mjs"
 install -D -m 0644 "$HERE/systemd/printbox.service" "$PKG/usr/lib/systemd/system/printbox.service"
 install -D -m 0644 "$HERE/systemd/printbox-console.service" "$PKG/usr/lib/systemd/system/printbox-console.service"
+install -D -m 0644 "$HERE/systemd/printbox-nats.service" "$PKG/usr/lib/systemd/system/printbox-nats.service"
+install -D -m 0644 "$HERE/cluster/haproxy.cfg" "$DOC/examples/cluster/haproxy.cfg"
 install -D -m 0644 "$HERE/debian/config.json" "$PKG/etc/printbox/config.json"
 DOC=$PKG/usr/share/doc/printbox
 install -D -m 0644 "$HERE/debian/copyright" "$DOC/copyright"
@@ -132,6 +134,7 @@ Maintainer: $MAINTAINER
 Installed-Size: $SIZE
 Depends: adduser, init-system-helpers (>= 1.54~), libc6 (>= 2.28), libgcc-s1, libstdc++6 (>= 5.2)
 Recommends: systemd
+Suggests: nats-server, haproxy
 Section: net
 Priority: optional
 Homepage: https://github.com/printbox/printbox

@@ -27,6 +27,7 @@ import { Batches } from './queue/batches.js';
 import { loadPlugin } from '../drivers/plugins.js';
 import type { PrinterDiscovery } from './discovery/browser.js';
 import type { SystemHealth } from './system/health.js';
+import type { Cluster } from './cluster/cluster.js';
 
 export const VERSION = '0.1.0';
 
@@ -35,9 +36,11 @@ export const adminSocketPath = (dataDir: string) => path.join(dataDir, 'admin.so
 
 export class Appliance {
   readonly log: Logger;
-  readonly state: State;
+  state: State; // cluster mode swaps in the shared configuration at open()
   readonly drivers: DriverRegistry;
-  readonly printers: Printers;
+  printers: Printers;
+  /** Cluster mode only (PRINTBOX_CLUSTER or config `cluster.servers`); one box never loads NATS. */
+  cluster?: Cluster;
   spool!: Spool;
   queue!: Dispatcher;
   tokens!: Tokens;
@@ -90,8 +93,9 @@ export class Appliance {
     this.callbackSecret = await loadCallbackSecret(this.cfg.dataDir);
     for (const [scheme, factory] of Object.entries(BUILTIN_DRIVERS)) this.drivers.register(scheme, factory);
     await this.loadPlugins();
+    if (this.cfg.cluster) await this.openCluster();
     this.tokens = new Tokens(this.state);
-    this.spool = new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit });
+    this.spool = this.cluster?.spool ?? new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit });
     await this.spool.open();
     this.callbacks = new StatusCallbacks(this.callbackSecret, this.log, new CallbackTargets(this.cfg.callbacks?.allow));
     this.queue = new Dispatcher({
@@ -105,8 +109,9 @@ export class Appliance {
       holdsPrinter: (b, p) => this.batches.holdsPrinter(b, p),
       batchJobDone: (b) => this.batches.settle(b),
       batchStartedOn: (p) => this.batches.startedOn(p),
+      mayDrive: this.cluster ? (p) => this.cluster!.drives(p) : undefined,
     });
-    this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log);
+    this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log, this.cluster?.batchJournal((b) => this.batches.remote(b)));
     await this.batches.open();
     this.batchCounts = () => this.batches.counts();
     this.intake = new JobIntake({
@@ -121,16 +126,42 @@ export class Appliance {
       log: this.log,
       limits: this.cfg,
       fieldAliases,
+      refuse: this.cluster ? () => (this.cluster!.ready() ? undefined : this.cluster!.reason()) : undefined,
     });
     const anonymous = anonymousWarning(this.cfg.anonymousSubmit);
     if (anonymous) this.log.warn({ anonymousSubmit: this.cfg.anonymousSubmit }, anonymous);
     this.queue.on('job', (job) => this.onJobChange(job));
     this.queue.on('sendDone', (e) => this.metrics.onSend(e));
     if (opts.startQueues) {
-      await this.queue.restore();
+      await this.queue.restore({ keepSending: !!this.cluster });
       await this.batches.resume();
       this.resendDueCallbacks();
+      await this.cluster?.start();
     }
+  }
+
+  /** Cluster mode: the configuration, the jobs and the printer leases live in NATS JetStream (runtime/cluster/). */
+  private async openCluster(): Promise<void> {
+    const { Cluster } = await import('./cluster/cluster.js');
+    this.cluster = new Cluster(this.cfg.cluster!, this.cfg.dataDir, this.log, {
+      onRemoteJob: (job) => {
+        this.queue?.follow(job);
+        // A batch member accepted on another node may fill the gap a batch closed here is waiting at.
+        if (job.batchID && job.state === 'waiting-for-batch') this.batches?.arrived(job).catch((err) => this.log.warn({ jobID: job.id, err: (err as Error).message }, 'batch release after a remote job failed'));
+      },
+      onRemoteState: () => {
+        this.tokens?.reload();
+        this.queue?.wakeAll();
+      },
+      printers: () => this.printers.list().map((p) => p.id),
+      takeOver: (printerId, from) => this.queue.takeOver(printerId, from),
+      wake: (printerId) => this.queue.wakePrinter(printerId),
+      idle: (printerId) => !this.queue.busy(printerId),
+      standDown: (printerId) => this.queue.standDown(printerId),
+    });
+    await this.cluster.open(this.state, this.cfg.historyLimit);
+    this.state = this.cluster.state;
+    this.printers = new Printers(this.state, this.drivers, this.cfg);
   }
 
   /**
@@ -184,6 +215,7 @@ export class Appliance {
     await this.batches?.close();
     await this.callbacks?.drain();
     await this.spool?.close();
+    await this.cluster?.close();
     await this.lock.release();
   }
 

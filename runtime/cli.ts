@@ -26,6 +26,10 @@ const HELP = `usage: printbox <command> [options]
   job release ID                          put a held job back in line
   setup-code                              the one-time setup code of the web page (on the box only)
   selftest                                seal and open a job, serve HTTPS on loopback, exit 0 if all works
+  cluster join --node NAME --address ADDR --peers ADDR,ADDR (--first [--names N,N] | --bundle FILE)
+                                          make this box a cluster node: writes /etc/printbox/nats-server.conf,
+                                          the config's "cluster" section and the shared secrets; --first
+                                          also writes <data>/cluster-join.json to copy to the other nodes
 
 options for every command:
   --data DIR     data dir (default $PRINTBOX_DATA, ./.printbox from a checkout, /var/lib/printbox installed)
@@ -115,6 +119,13 @@ export async function main(argv: string[]): Promise<number> {
         state: { type: 'string' },
         limit: { type: 'string' },
         json: { type: 'boolean' },
+        node: { type: 'string' },
+        address: { type: 'string' },
+        peers: { type: 'string' },
+        names: { type: 'string' },
+        first: { type: 'boolean' },
+        bundle: { type: 'string' },
+        etc: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -215,6 +226,26 @@ export async function main(argv: string[]): Promise<number> {
         const r = await call(cfg, 'GET', '/v1/setup-code');
         if (r.window === 'closed') process.stderr.write('printbox: the setup window is closed (other admin credentials exist); set the web password with an admin token instead\n');
         out(r, () => `${r.setupCode}\n`);
+        return 0;
+      }
+      case 'cluster join': {
+        if (!o.node || !o.address) throw new UsageError('cluster join needs --node NAME and --address ADDR');
+        const { joinCluster } = await import('./cluster/join.js');
+        const list = (v?: string) => (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+        const etcDir = o.etc ?? '/etc/printbox';
+        const r = await joinCluster({
+          node: o.node,
+          address: o.address,
+          peers: list(o.peers),
+          names: list(o.names),
+          first: !!o.first,
+          bundle: o.bundle ? JSON.parse(await (await import('node:fs/promises')).readFile(o.bundle, 'utf8')) : undefined,
+          etcDir,
+          dataDir: cfg.dataDir,
+          natsStoreDir: '/var/lib/printbox-nats',
+          configFile: process.env.PRINTBOX_CONFIG ?? `${etcDir}/config.json`,
+        });
+        out(r, () => `wrote:\n${r.written.map((f) => `  ${f}`).join('\n')}\n${r.bundleFile ? `\ncopy ${r.bundleFile} to the other nodes (it holds the cluster key) and run there:\n  printbox cluster join --bundle cluster-join.json --node NAME --address ADDR --peers …\n` : ''}\nthen: systemctl enable --now printbox-nats && systemctl restart printbox\n`);
         return 0;
       }
       case 'selftest': {

@@ -11,6 +11,7 @@ import { TLS_POLICY, type TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerPrinterTrustRoutes } from './printer-trust-routes.js';
+import { registerClusterRoutes } from './cluster-routes.js';
 import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-page.js';
 import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, type Principal } from './auth.js';
 import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './vasion-routes.js';
@@ -128,7 +129,12 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   server.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
 
   // ---- health & description
-  server.get('/v1/health', { schema: { tags: ['system'], summary: 'Liveness and readiness (no auth)', security: [] } }, async () => ({ status: 'ok', ready: true, version: VERSION, uptimeSeconds: Math.round((Date.now() - app.startedAt) / 1000) }));
+  server.get('/v1/health', { schema: { tags: ['system'], summary: 'Liveness and readiness (no auth)', security: [] } }, async (_req, reply) => {
+    const base = { status: 'ok', ready: true, version: VERSION, uptimeSeconds: Math.round((Date.now() - app.startedAt) / 1000) };
+    // Cluster mode: a node cut off from the quorum is alive but not ready, so the load balancer stops sending to it.
+    if (app.cluster && !app.cluster.ready()) return reply.status(503).send({ ...base, ready: false, reason: app.cluster.reason() });
+    return base;
+  });
   server.get('/v1/openapi.json', { schema: { hide: true } }, async () => server.swagger());
 
   // ---- jobs (the same handler answers Vasion's POST /v1/print: the reply's top-level jobID is its PrintJobResponse)
@@ -270,6 +276,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   registerBatchRoutes(server, app);
   registerVasionRoutes(server, app, { submitJob, submitSchema });
   registerPrinterTrustRoutes(server, app);
+  registerClusterRoutes(server, app);
   if (opts.mode === 'https') await registerWeb(server, app, { tls: opts.tls! });
   else registerLocalSetup(server, app);
   return server;

@@ -32,6 +32,8 @@ export interface IntakeDeps {
   limits: { dataDir: string; maxDocumentBytes: number; minFreeBytes: number };
   /** The site's own field names (config `fieldAliases`), on top of the built-in dialects. */
   fieldAliases?: FieldAliases;
+  /** Why intake is closed right now (cluster mode: this node is cut off from the quorum), or undefined. */
+  refuse?(): string | undefined;
 }
 
 /** Same jobID again: the same job when content and metadata match, otherwise a conflict. */
@@ -70,6 +72,9 @@ export class JobIntake {
 
   /** 507 before the disk fills: intake stops below the floor and resumes by itself once space is back. */
   async checkDiskSpace(): Promise<void> {
+    // Every protocol's pre-flight: a node without its cluster's quorum could not make a job durable either.
+    const closed = this.deps.refuse?.();
+    if (closed) throw new ApiError(503, 'cluster_unavailable', closed);
     const now = Date.now();
     const { dataDir, minFreeBytes } = this.deps.limits;
     if (now - this.diskCheck.at > 1000) {
@@ -135,8 +140,11 @@ export class JobIntake {
       const job = await spool.accept(fields, r).catch((err) => {
         // The journal append met a full disk: the upload is undone, and the client hears 507 like any other.
         if (err?.code === 'insufficient_storage') throw new ApiError(507, 'insufficient_storage', err.message);
+        // Cluster mode: another node accepted the same jobID at the same moment; answer as for any repeat.
+        if (err?.code === 'job_exists' && spool.get(id)) return { repeat: sameJob(spool.get(id)!, r.digest, metaDigest) };
         throw err;
       });
+      if ('repeat' in job) return { job: job.repeat, created: false };
       if (job.state === 'queued') this.deps.enqueue(job);
       else await batches.arrived(job);
       this.deps.counted?.(job);

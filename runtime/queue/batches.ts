@@ -34,6 +34,16 @@ export interface BatchRecord {
   warnings?: string[]; // Batch Open properties printbox does not know (kept, not refused)
 }
 
+/** Where batch records are kept: the local journal (spool/batches.log), or a replicated store in a cluster. */
+export interface BatchJournal {
+  bytes: number;
+  load(onRecord: (b: BatchRecord) => void): Promise<number>;
+  open(): Promise<void>;
+  append(b: BatchRecord): Promise<void>;
+  compact(records: Iterable<BatchRecord>): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface BatchOptions {
   openTimeoutMs: number;
   missingTimeoutMs: number;
@@ -56,11 +66,11 @@ export class Batches {
   private byJob = new Map<string, string>(); // jobID → batchID (original members only)
   private early = new Map<string, Set<string>>(); // batchID not opened yet → jobs that named it and wait for its Batch Open
   private notifying = new Set<string>(); // batches whose callback is being sent
-  private journal: Journal;
+  private journal: BatchJournal;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(dataDir: string, key: Uint8Array, private spool: Spool, private queue: Dispatcher, private callbacks: StatusCallbacks, private opts: BatchOptions, private log: { warn(o: object, m?: string): void; info(o: object, m?: string): void }) {
-    this.journal = new Journal(path.join(dataDir, 'spool', 'batches.log'), key);
+  constructor(dataDir: string, key: Uint8Array, private spool: Spool, private queue: Dispatcher, private callbacks: StatusCallbacks, private opts: BatchOptions, private log: { warn(o: object, m?: string): void; info(o: object, m?: string): void }, journal?: BatchJournal) {
+    this.journal = journal ?? new Journal(path.join(dataDir, 'spool', 'batches.log'), key);
   }
 
   async open(): Promise<void> {
@@ -89,6 +99,12 @@ export class Batches {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.journal.close();
+  }
+
+  /** Cluster mode: a batch record written by another node. */
+  remote(b: BatchRecord): void {
+    this.index(b);
+    this.queue.wakeAll();
   }
 
   private index(b: BatchRecord): void {

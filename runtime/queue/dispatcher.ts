@@ -18,6 +18,8 @@ export interface QueueDeps {
   holdsPrinter?(batchID: string, printerId: string): boolean;
   batchJobDone?(batchID: string): Promise<void>;
   batchStartedOn?(printerId: string): string | undefined;
+  /** Cluster mode: may this node send to the printer now (it holds the printer's lease)? Absent: always. */
+  mayDrive?(printerId: string): boolean;
   preverifyBytes: number;
   log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
@@ -53,7 +55,7 @@ class PrinterQueue {
   /** While a batch's part on this printer runs, only its jobs go (contiguity): other jobs wait behind it. */
   lock: string | null = null;
   private stopped = false;
-  state: 'idle' | 'printing' | 'waiting' | 'stopped' | 'disabled' = 'idle';
+  state: 'idle' | 'printing' | 'waiting' | 'stopped' | 'disabled' | 'standby' = 'idle';
   lastError?: string;
   readonly done: Promise<void>;
 
@@ -128,6 +130,11 @@ class PrinterQueue {
         await this.sleep();
         continue;
       }
+      if (this.q.deps.mayDrive && !this.q.deps.mayDrive(this.printerId)) {
+        this.state = 'standby'; // another node of the cluster drives this printer; a lease gained wakes this queue
+        await this.sleep();
+        continue;
+      }
       if (!printer.enabled || printer.stopped) {
         this.state = printer.stopped ? 'stopped' : 'disabled';
         await this.sleep();
@@ -161,10 +168,13 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     this.spool = deps.spool;
   }
 
-  /** Re-queues every unfinished job in its original order (called once at start). */
-  async restore(): Promise<void> {
+  /**
+   * Re-queues every unfinished job in its original order (called once at start). In a cluster (`keepSending`) a
+   * job another node is sending stays as it is: takeOver() re-queues a printer's jobs when its lease comes here.
+   */
+  async restore(opts: { keepSending?: boolean } = {}): Promise<void> {
     // In flight when the process died: it goes again, first in its printer's line.
-    for (const job of this.spool.live()) {
+    for (const job of opts.keepSending ? [] : this.spool.live()) {
       if (job.state === 'sending') await this.spool.update(job.id, { state: 'queued', reason: 'interrupted by a restart while sending; sent again' });
     }
     // Then every queue is filled and its batch lock set with no await in between: a queue that started on a
@@ -173,6 +183,38 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
       if (job.state === 'queued' || (job.state === 'held' && this.blocksQueue(job))) this.queueFor(job.printerId).insert(job);
     }
     for (const [printerId, q] of this.queues) q.lock = this.deps.batchStartedOn?.(printerId) ?? null;
+  }
+
+  /**
+   * Cluster mode: this node now holds the printer's lease. A job left 'sending' by the node that held it before
+   * goes again (it may have printed: only that one job can print twice), then the line runs from its first
+   * unfinished job, in order.
+   */
+  async takeOver(printerId: string, from: string): Promise<void> {
+    for (const job of this.spool.live()) {
+      if (job.printerId === printerId && job.state === 'sending') await this.spool.update(job.id, { state: 'queued', reason: `taken over from ${from} while it was sending; sent again` });
+    }
+    const q = this.queueFor(printerId);
+    for (const job of this.spool.live()) {
+      if (job.printerId === printerId && (job.state === 'queued' || (job.state === 'held' && this.blocksQueue(job)))) q.insert(job);
+    }
+    q.lock = this.deps.batchStartedOn?.(printerId) ?? null;
+    q.wake();
+  }
+
+  /** Cluster mode: the lease is gone; a job being sent is stopped now (its next holder sends it again). */
+  standDown(printerId: string): void {
+    const q = this.queues.get(printerId);
+    q?.current?.abort.abort();
+    q?.wake();
+  }
+
+  /** Cluster mode: another node changed a job; this node's line for its printer follows. */
+  follow(job: JobRecord): void {
+    if (job.state === 'queued' || (job.state === 'held' && this.blocksQueue(job))) return this.enqueue(job);
+    const q = this.queues.get(job.printerId);
+    if (q?.current?.id === job.id && job.state === 'cancelled') q.current.abort.abort();
+    q?.wake();
   }
 
   /** A held job stays at the head of its queue unless the printer's policy lets the queue move on. */
@@ -204,6 +246,12 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     };
   }
 
+  /** A job is being sent to the printer, or its outcome is still being recorded. */
+  busy(printerId: string): boolean {
+    const q = this.queues.get(printerId);
+    return !!(q?.current || q?.settling);
+  }
+
   wakePrinter(printerId: string): void {
     this.queues.get(printerId)?.wake();
   }
@@ -226,9 +274,13 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
   }
 
   /** A final delivery transition written in the background; a failure is logged here and re-thrown to whoever waits on it. */
-  private settle(id: string, patch: Partial<JobRecord>): Promise<unknown> {
+  private settle(q: PrinterQueue, id: string, patch: Partial<JobRecord>): Promise<unknown> {
     const p = this.deliveryUpdate(id, patch, true, true);
     p.catch((err) => this.deps.log.error({ err, jobID: id }, 'recording a delivery outcome failed'));
+    // Once durable it no longer holds anything back (busy() is false); a failure stays for the next job to meet.
+    p.then(() => {
+      if (q.settling === p) q.settling = null;
+    }, () => {});
     return p;
   }
 
@@ -380,13 +432,13 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         q.lastError = undefined;
         q.remove(job.id);
         // The record changes in memory now; the next job waits for it to be durable before its first byte.
-        q.settling = this.settle(job.id, { state: outcome.kind, reason: outcome.detail, nextAttemptAt: undefined });
+        q.settling = this.settle(q, job.id, { state: outcome.kind, reason: outcome.detail, nextAttemptAt: undefined });
         log.info({ jobID: job.id, printer: printer.name, outcome: outcome.kind }, 'job delivered');
         return;
       case 'fail':
         q.lastError = outcome.reason;
         q.remove(job.id);
-        q.settling = this.settle(job.id, { state: 'failed', reason: outcome.reason, nextAttemptAt: undefined });
+        q.settling = this.settle(q, job.id, { state: 'failed', reason: outcome.reason, nextAttemptAt: undefined });
         log.warn({ jobID: job.id, printer: printer.name, reason: outcome.reason }, 'job failed');
         return;
       case 'retry': {

@@ -27,6 +27,20 @@ export interface Config {
   maxConnections: number; // HTTPS connections in all
   maxConnectionsPerAddress: number; // HTTPS connections from one client address
   bodyTimeoutMs: number; // a JSON request body must arrive whole within this time (uploads are exempt)
+  /** Cluster mode (absent: one box). `servers` from PRINTBOX_CLUSTER (comma-separated NATS URLs) or the config file. */
+  cluster?: ClusterSettings;
+}
+
+export interface ClusterSettings {
+  servers: string[];
+  /** This node's name in the cluster (default: the host name; PRINTBOX_CLUSTER_NODE). */
+  node?: string;
+  /** The address clients and the setup page reach this node at (shown by GET /v1/cluster). */
+  url?: string;
+  /** Copies JetStream keeps of the cluster's data (default 3: survives the loss of one of three nodes). */
+  replicas?: number;
+  /** A printer's lease lapses this long after its holder's last renewal (default 5,000 ms). */
+  leaseMs?: number;
 }
 
 export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
@@ -85,5 +99,9 @@ export function loadConfig(overrides: Partial<Config> = {}): Config {
     ...clean(overrides),
   } as Config;
   cfg.dataDir = path.resolve(cfg.dataDir);
+  const servers = process.env.PRINTBOX_CLUSTER?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (servers?.length) cfg.cluster = { ...cfg.cluster, servers };
+  if (cfg.cluster && !cfg.cluster.servers?.length) delete cfg.cluster;
+  if (cfg.cluster && process.env.PRINTBOX_CLUSTER_NODE) cfg.cluster.node = process.env.PRINTBOX_CLUSTER_NODE;
   return cfg;
 }

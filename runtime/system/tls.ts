@@ -61,7 +61,8 @@ export function certNames(certPem: string): string[] {
   return san.split(', ').map((s) => canonicalName(s.replace(/^(DNS|IP Address):/, '')));
 }
 
-export async function generateIdentity(names: { dns: string[]; ips: string[] }): Promise<{ key: string; cert: string }> {
+/** `clientAuth`: the certificate also proves the holder as a client (cluster routes verify both ends). */
+export async function generateIdentity(names: { dns: string[]; ips: string[] }, opts: { clientAuth?: boolean } = {}): Promise<{ key: string; cert: string }> {
   const altNames = [...names.dns.map((value) => ({ type: 2 as const, value })), ...names.ips.map((ip) => ({ type: 7 as const, ip }))];
   const now = new Date();
   // Loaded only when a certificate is made (first start, regenerate): node-forge is large and otherwise idle.
@@ -75,7 +76,7 @@ export async function generateIdentity(names: { dns: string[]; ips: string[] }):
     extensions: [
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'extKeyUsage', serverAuth: true, ...(opts.clientAuth && { clientAuth: true }) },
       { name: 'subjectAltName', altNames },
     ],
   });

@@ -10,7 +10,13 @@ export class Tokens {
   private byHash = new Map<string, TokenRecord>();
 
   constructor(private state: State) {
-    for (const t of state.data.tokens) this.byHash.set(t.hash, t);
+    this.reload();
+  }
+
+  /** Rebuilds the lookup from the state (cluster mode: a token created or revoked on another node). */
+  reload(): void {
+    this.byHash.clear();
+    for (const t of this.state.data.tokens) this.byHash.set(t.hash, t);
   }
 
   async create(name: string, scope: Scope): Promise<{ token: string; record: TokenRecord }> {
