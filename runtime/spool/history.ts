@@ -4,6 +4,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { openRecord, sealRecord } from './seal.js';
 import { JOB_STATES, type JobRecord, type JobState } from './jobs.js';
+import type { JobQuery } from './contract.js';
 import { fsyncDir } from '../system/fsutil.js';
 import { releaseBuffers } from './gc.js';
 
@@ -27,15 +28,8 @@ export interface HistoryOptions {
   segmentBytes?: number;
 }
 
-/** Filters of a history listing; `after`/`before` are seq cursors (exclusive). */
-export interface HistoryQuery {
-  printerId?: string;
-  state?: JobState;
-  owner?: string;
-  after?: number;
-  before?: number;
-  newestFirst?: boolean;
-}
+/** Filters of a history listing: the spool's query without its page size. */
+export type HistoryQuery = Omit<JobQuery, 'limit'>;
 
 /** FNV-1a over the id's characters: the id's place in the hash table (verified against seq or the record itself). */
 function idHash(id: string): number {
