@@ -123,13 +123,13 @@ test('a record torn by a crash mid-write is cut off at the next start; the recor
   assert.deepEqual(h3.list({}, 10).map((r) => r.id), [...recs, r4].map((r) => r.id));
   // Damage inside a record (not only a torn tail) is refused by its MAC: the segment is cut there, never misread.
   await h3.close();
-  const seg2 = path.join(dir, (await fs.readdir(dir)).filter((f) => f.endsWith('.seg')).sort().pop()!);
   const h4 = new HistoryStore({ dir, key, limit: 1000, maxAgeMs: 0 });
   await h4.load();
   const r5 = record(5, now);
   const r6 = record(6, now);
   h4.put(r5);
   h4.put(r6);
+  const seg2 = path.join(dir, (await fs.readdir(dir)).filter((f) => f.endsWith('.seg')).sort().pop()!); // a new segment, without an index file
   const bytes = await fs.readFile(seg2);
   bytes[bytes.length - 10] ^= 1; // r6's MAC no longer holds
   await fs.writeFile(seg2, bytes);

@@ -135,16 +135,17 @@ export class HistoryStore {
       estimate += st ? Math.ceil(st.size / (indexed.has(n) ? ENTRY_BYTES : 400)) : 0;
     }
     this.grow(Math.min(estimate, Math.ceil(this.opts.limit * 1.1) + 1024));
+    let appending = false;
     for (const n of segs) {
       const file = path.join(this.opts.dir, `${segName(n)}.seg`);
       let done = false;
       if (indexed.has(n)) done = await this.loadIndex(n).then(() => true, () => false); // unreadable index: scan instead
-      if (!done) await this.scan(n, file, n === segs[segs.length - 1] && !indexed.has(n));
+      if (!done) appending = await this.scan(n, file, n === segs[segs.length - 1] && !indexed.has(n)) || appending;
       releaseBuffers(); // the file just read and its plaintext (1–16 MiB) are garbage now: freed at once, not at some later GC
     }
     this.maxSeq = this.tail > this.head ? Math.max(this.maxSeq, this.seq[this.order[this.tail - 1]]) : this.maxSeq;
     // The last segment goes on taking records if it had no index file (it was not closed: scan() opened it), else a new one starts.
-    if (this.curFd === -1) this.startSegment((segs[segs.length - 1] ?? 0) + 1);
+    if (!appending) this.startSegment((segs[segs.length - 1] ?? 0) + 1);
     this.retain(Date.now());
     this.bytes = 0;
     for (const n of this.segLive.keys()) this.bytes += await fsp.stat(path.join(this.opts.dir, `${segName(n)}.seg`)).then((st) => st.size, () => 0);
@@ -171,7 +172,7 @@ export class HistoryStore {
    * there. That is safe: records not yet fsync'd here are still in the journal (the spool fsyncs history before a
    * journal compaction drops anything), and the journal puts them back at the next start.
    */
-  private async scan(n: number, file: string, appendable: boolean): Promise<void> {
+  private async scan(n: number, file: string, appendable: boolean): Promise<boolean> {
     const data = await fsp.readFile(file);
     let at = 0;
     const entries: Buffer[] = [];
@@ -198,6 +199,7 @@ export class HistoryStore {
       this.curEntries = entries.length;
       this.segLive.set(n, this.segLive.get(n) ?? 0);
     }
+    return appendable;
   }
 
   private entryOf(rec: JobRecord, _off: number, _len: number) {
@@ -360,9 +362,10 @@ export class HistoryStore {
 
   // ---------------------------------------------------------------- segments
 
+  /** The next segment; its file is created by the first record put into it (a spool with no history has no file). */
   private startSegment(n: number): void {
     this.cur = n;
-    this.curFd = fs.openSync(path.join(this.opts.dir, `${segName(n)}.seg`), 'a', 0o600);
+    this.curFd = -1;
     this.curBytes = 0;
     this.curIndex = Buffer.alloc(64 * 1024);
     this.curEntries = 0;
@@ -442,6 +445,7 @@ export class HistoryStore {
     frame.writeUInt32LE(body.length, 0);
     body.copy(frame, 4);
     let done = 0;
+    if (this.curFd === -1) this.curFd = fs.openSync(path.join(this.opts.dir, `${segName(this.cur)}.seg`), 'a', 0o600);
     try {
       while (done < frame.length) {
         const w = fs.writeSync(this.curFd, frame, done, frame.length - done);
