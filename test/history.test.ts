@@ -154,6 +154,12 @@ test('retention keeps the newest jobs by count and drops those finished before t
   const again = new HistoryStore({ dir, key, limit: 50, maxAgeMs: 0, segmentBytes: 4096 });
   await again.load();
   assert.deepEqual(again.list({}, 100).map((r) => r.seq), Array.from({ length: 50 }, (_, i) => 151 + i), 'the same 50 after a restart');
+  // Steady churn (as many dropped as put) keeps the index's memory at its size, not at what has passed through it.
+  for (let s = 201; s <= 6000; s++) again.put(record(s, new Date(now).toISOString()));
+  assert.equal(again.size, 50);
+  assert.ok(again.slots < 2048, `${again.slots} index slots for 50 kept jobs after 6,000`);
+  assert.deepEqual(again.list({}, 100).map((r) => r.seq), Array.from({ length: 50 }, (_, i) => 5951 + i));
+  assert.equal(again.get(again.list({}, 1)[0].id)?.seq, 5951, 'found by id after the index was rewritten');
   await again.close();
   // Age: jobs finished 40 days ago go, jobs finished an hour ago stay (30 days kept).
   const aged = await tmp();

@@ -14,8 +14,8 @@ const SEGMENT_BYTES = 16 * 1024 * 1024;
 const ENTRY_BYTES = 36;
 const DEAD = 255;
 const FLAG_CALLBACK_DUE = 1;
-/** The arena is rewritten without its dead slots once they outnumber the live ones by this much. */
-const REBUILD_DEAD = 65536;
+/** A full arena is rewritten without its dead slots when at least this share of it is dead, and grown otherwise. */
+const REBUILD_SHARE = 1 / 8;
 
 export interface HistoryOptions {
   dir: string;
@@ -56,8 +56,8 @@ class Dictionary {
   }
 }
 
-/** The hash table has a power of two of places, at least twice the arena's slots (linear probing stays short). */
-const tableSize = (cap: number) => 2 ** Math.ceil(Math.log2(cap * 2));
+/** The hash table has a power of two of places, at least 1.25 per arena slot (at most 80% full; usually 40–60%). */
+const tableSize = (cap: number) => 2 ** Math.ceil(Math.log2(cap * 1.25));
 
 const segName = (n: number) => String(n).padStart(8, '0');
 
@@ -232,7 +232,7 @@ export class HistoryStore {
     this.maxSeq = Math.max(this.maxSeq, seq);
     // Counted before the older copy is let go: when both are in the same segment, it must not look empty.
     this.segLive.set(n, (this.segLive.get(n) ?? 0) + 1);
-    if (this.n === this.cap) this.grow(this.cap * 2);
+    if (this.n === this.cap) this.makeRoom();
     // One probe finds the older copy or the free place for a new one (each probe is a cache miss at 1,000,000 jobs).
     let i = h & this.mask;
     let slot = -1;
@@ -494,13 +494,26 @@ export class HistoryStore {
       this.state[slot] = DEAD;
       this.dead++;
     }
-    if (this.dead > REBUILD_DEAD && this.dead > this.tail - this.head) this.rebuild();
+  }
+
+  /**
+   * A full arena: with retention dropping as many jobs as arrive, most of it is dead slots and it is rewritten at the
+   * same size; otherwise it grows by half. Either way a kept history costs ~1.25× its live slots, not 2× or more.
+   */
+  private makeRoom(): void {
+    if (this.dead >= this.cap * REBUILD_SHARE) this.rebuild();
+    else this.grow(Math.ceil(this.cap * 1.5));
+  }
+
+  /** Slots in the arena (live and dead): what the index's memory is proportional to. */
+  get slots(): number {
+    return this.cap;
   }
 
   /** Rewrites the arena in seq order without dead slots (amortised: only after many drops). */
   private rebuild(): void {
     const live = this.tail - this.head;
-    const cap = Math.max(1024, 1 << Math.ceil(Math.log2(live * 1.5 + 1)));
+    const cap = Math.ceil(live * 1.25) + 1024;
     const take = <T extends Float64Array | Uint32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
       const b = make(cap);
       for (let k = 0; k < live; k++) b[k] = a[this.order[this.head + k]];
