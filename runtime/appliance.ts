@@ -95,7 +95,7 @@ export class Appliance {
     await this.loadPlugins();
     if (this.cfg.cluster) await this.openCluster();
     this.tokens = new Tokens(this.state);
-    this.spool = this.cluster?.spool ?? new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit });
+    this.spool = this.cluster?.spool ?? new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit, historyMaxAgeMs: this.cfg.historyMaxAgeMs });
     await this.spool.open();
     this.callbacks = new StatusCallbacks(this.callbackSecret, this.log, new CallbackTargets(this.cfg.callbacks?.allow));
     this.queue = new Dispatcher({
@@ -135,7 +135,7 @@ export class Appliance {
     if (opts.startQueues) {
       await this.queue.restore({ keepSending: !!this.cluster });
       await this.batches.resume();
-      this.resendDueCallbacks();
+      await this.resendDueCallbacks();
       await this.cluster?.start();
     }
   }
@@ -169,11 +169,9 @@ export class Appliance {
    * crashed while it was being sent or retried) gets it again after a start. Only jobs finished in the last
    * CALLBACK_REDO_MS: a receiver that was told about a job long ago is not told again.
    */
-  private resendDueCallbacks(): void {
-    const since = Date.now() - CALLBACK_REDO_MS;
+  private async resendDueCallbacks(): Promise<void> {
     let n = 0;
-    for (const job of this.spool.all()) {
-      if (!job.statusURL || job.callback || !isFinal(job.state) || !job.finishedAt || Date.parse(job.finishedAt) < since) continue;
+    for (const job of await this.spool.callbacksDue(Date.now() - CALLBACK_REDO_MS)) {
       this.onJobChange(job);
       n++;
     }
@@ -249,8 +247,7 @@ export class Appliance {
 
   status() {
     const printers = this.printers.list().map((p) => ({ id: p.id, name: p.name, uri: redactUri(p.uri), enabled: p.enabled, stopped: p.stopped ?? null, ...this.queue.printerState(p.id) }));
-    const counts: Record<string, number> = {};
-    for (const j of this.spool.records()) counts[j.state] = (counts[j.state] ?? 0) + 1;
+    const counts = this.spool.counts();
     const warnings = [anonymousWarning(this.cfg.anonymousSubmit)].filter((w): w is string => !!w);
     return { name: this.state.data.settings.name, version: VERSION, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000), printers, jobs: counts, spool: this.spool.stats(), warnings };
   }

@@ -166,19 +166,8 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   }, async (req) => {
     const q = req.query as { printer?: string; state?: JobState; limit: number; cursor?: number };
     const printerId = q.printer ? app.printers.get(q.printer).id : undefined;
-    const owner = ownerOf(req);
-    const out = [];
-    let next: number | null = null;
-    for (const j of app.spool.all()) {
-      if (q.cursor !== undefined && j.seq <= q.cursor) continue;
-      if ((owner && j.owner !== owner) || (printerId && j.printerId !== printerId) || (q.state && j.state !== q.state)) continue;
-      if (out.length === q.limit) {
-        next = out[out.length - 1].seq;
-        break;
-      }
-      out.push(j);
-    }
-    return { jobs: out.map(jobView), nextCursor: next };
+    const page = await app.spool.list({ printerId, state: q.state, owner: ownerOf(req), after: q.cursor, limit: q.limit });
+    return { jobs: page.jobs.map(jobView), nextCursor: page.nextCursor };
   });
 
   server.delete('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'Cancel a job (removes its sealed document)', params: idParam } }, async (req) => jobView(await app.cancelJob((req.params as { id: string }).id, ownerOf(req))));

@@ -232,11 +232,11 @@ function printersView(app: Appliance) {
 }
 
 /** The newest finished jobs plus every unfinished one: what the queue screen shows. */
-function recentJobs(app: Appliance, keep = 200) {
-  const all = app.spool.all();
-  const recent = all.slice(-keep);
+async function recentJobs(app: Appliance, keep = 200) {
+  const recent = (await app.spool.list({ newestFirst: true, limit: keep })).jobs.reverse();
+  const from = recent.length ? recent[0].seq : Infinity;
   // Bounded: a huge backlog shows its oldest thousand; the rest stay reachable through GET /v1/jobs.
-  const older = all.slice(0, -keep).filter((j) => !isFinal(j.state)).slice(0, 1000);
+  const older = app.spool.all().filter((j) => j.seq < from && !isFinal(j.state)).slice(0, 1000);
   return [...older, ...recent].map(jobView);
 }
 
@@ -274,8 +274,20 @@ function registerEvents(server: FastifyInstance, app: Appliance): void {
       res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
     res.write('retry: 2000\n\n');
-    send('snapshot', { printers: printersView(app), jobs: recentJobs(app) });
-    hub.on('event', send);
+    // Events that happen while the snapshot is read wait for it, so the page never sees a change before the state it changes.
+    const early: [string, unknown][] = [];
+    const hold = (event: string, data: unknown) => void early.push([event, data]);
+    hub.on('event', hold);
+    void recentJobs(app).then((jobs) => {
+      hub.off('event', hold);
+      if (res.destroyed) return;
+      send('snapshot', { printers: printersView(app), jobs });
+      for (const [e, d] of early) send(e, d);
+      hub.on('event', send);
+    }, (err) => {
+      hub.off('event', hold);
+      res.destroy(err);
+    });
     const ping = setInterval(() => res.write(': keep-alive\n\n'), 25000);
     res.on('close', () => {
       clearInterval(ping);

@@ -9,7 +9,8 @@ import type { JetStreamClient, KV, KvEntry, NatsConnection, ObjectStore, PubAck,
 import { LocalSpool, SpoolError } from '../spool/local-spool.js';
 import { Opener, openRecord, openSealed, sealRecord } from '../spool/seal.js';
 import { isFinal, type JobRecord } from '../spool/jobs.js';
-import type { NewJob, Received, Spool, UpdateOptions } from '../spool/contract.js';
+import type { JobPage, JobQuery, NewJob, Received, Spool, UpdateOptions } from '../spool/contract.js';
+import { callbackDue, countByState, pageInMemory } from '../spool/query.js';
 import { isWrongSequence, publishAcked, retried } from './nats.js';
 
 export const JOBS_BUCKET = 'printbox-jobs';
@@ -327,6 +328,19 @@ export class JetStreamSpool implements Spool {
 
   live(): JobRecord[] {
     return this.all().filter((j) => !isFinal(j.state));
+  }
+
+  // Every node holds the cluster's kept records in memory (the watch), so listings are in-memory pages.
+  async list(q: JobQuery): Promise<JobPage> {
+    return pageInMemory(this.jobs.values(), q);
+  }
+
+  counts(): Partial<Record<string, number>> {
+    return countByState(this.jobs.values());
+  }
+
+  async callbacksDue(sinceMs: number): Promise<JobRecord[]> {
+    return this.all().filter((j) => callbackDue(j, sinceMs));
   }
 
   private async sealedObject(name: string): Promise<Buffer> {

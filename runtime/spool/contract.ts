@@ -2,7 +2,7 @@
 // (local-spool.ts) is its first implementation; a replicated one must pass the same contract tests
 // (test/spool-contract.ts).
 import type { Readable } from 'node:stream';
-import type { JobRecord } from './jobs.js';
+import type { JobRecord, JobState } from './jobs.js';
 
 /** An upload sealed and fsync'd but not yet a job: accept() makes it one, discard() throws it away. */
 export interface Received {
@@ -29,6 +29,26 @@ export interface UpdateOptions {
   lazyRemoval?: boolean;
 }
 
+/** A page of jobs: filters, and a seq cursor (exclusive) in the direction of the listing. */
+export interface JobQuery {
+  printerId?: string;
+  state?: JobState;
+  /** Only jobs posted with this token (submit tokens see their own jobs). */
+  owner?: string;
+  /** Jobs with seq greater than this (ascending listings' cursor). */
+  after?: number;
+  /** Jobs with seq less than this (newest-first listings' cursor). */
+  before?: number;
+  newestFirst?: boolean;
+  limit: number;
+}
+
+/** `nextCursor`: the seq of the last job returned when more match (pass it as `after`, or `before` when newest first). */
+export interface JobPage {
+  jobs: JobRecord[];
+  nextCursor: number | null;
+}
+
 export interface Spool {
   /** Loads what the store holds, removes half-received uploads; call once before anything else. */
   open(): Promise<void>;
@@ -46,11 +66,18 @@ export interface Spool {
   copy(fields: JobRecord, documentOf: string): Promise<JobRecord>;
 
   // ---- reading
+  /** Any job the store keeps, unfinished or in history (the local spool reads a history record from disk). */
   get(id: string): JobRecord | undefined;
-  /** Every known job in no particular order (counting without sorting the history). */
+  /** The jobs held in memory — every unfinished one, and finished ones still holding a document — in no particular order. */
   records(): IterableIterator<JobRecord>;
-  /** Every known job (unfinished and recent history) in acceptance order. */
+  /** The same jobs as records(), in acceptance order. Finished history is not here: see list(). */
   all(): JobRecord[];
+  /** One page of every kept job (unfinished and history), filtered, in acceptance order or newest first. */
+  list(q: JobQuery): Promise<JobPage>;
+  /** Every kept job counted by state, without reading history records. */
+  counts(): Partial<Record<string, number>>;
+  /** Finished jobs (finishedAt >= sinceMs) with a statusURL and no callback outcome: sent again after a restart. */
+  callbacksDue(sinceMs: number): Promise<JobRecord[]>;
   /** Unfinished jobs in acceptance order: what a restart re-queues. */
   live(): JobRecord[];
   /** The document as a verified plaintext stream (any size; nothing held whole). */
@@ -69,5 +96,5 @@ export interface Spool {
   /** Removes a job's sealed document (cancel, batch retention); the record stays. */
   dropDocument(id: string): Promise<void>;
 
-  stats(): { jobs: number; journalBytes: number };
+  stats(): { jobs: number; journalBytes: number; historyJobs?: number; historyBytes?: number };
 }

@@ -4,11 +4,13 @@ import path from 'node:path';
 import { createHmac, randomUUID } from 'node:crypto';
 import { finished, Readable } from 'node:stream';
 import { Journal } from './journal.js';
+import { HistoryStore } from './history.js';
 import { CHUNK_BYTES, HEADER_BYTES, Opener, openSealed, Sealer } from './seal.js';
 import { fsyncDir, writeFully } from '../system/fsutil.js';
 import { isFinal, type JobRecord } from './jobs.js';
 import { releaseBuffers } from './gc.js';
-import type { NewJob, Received, Spool, UpdateOptions } from './contract.js';
+import { callbackDue, countByState, matchesQuery } from './query.js';
+import type { JobPage, JobQuery, NewJob, Received, Spool, UpdateOptions } from './contract.js';
 
 export type { Received } from './contract.js';
 
@@ -58,22 +60,28 @@ const COMPACT_MIN = 16 * 1024 * 1024;
 export interface SpoolOptions {
   dataDir: string;
   key: Uint8Array;
-  historyLimit: number; // finished jobs kept in memory and in the journal
+  historyLimit: number; // finished jobs kept in the history store (the newest by acceptance order)
+  /** Finished jobs older than this are dropped from history (0: only the count limits it). */
+  historyMaxAgeMs?: number;
   /** A cancelled inline document is purged from the journal (a compaction) this long after the cancel. */
   purgeAfterMs?: number;
 }
 
 /**
  * Layout under <data>/spool: `docs/<jobID>.sealed` (one sealed document per job), `tmp/` (uploads in
- * progress, removed at start), `journal.log` (encrypted job records, one per line, last one wins).
+ * progress, removed at start), `journal.log` (encrypted job records, one per line, last one wins),
+ * `history/` (finished jobs, history.ts).
+ *
+ * In memory: unfinished jobs, and finished ones that still hold a sealed document (batch members kept for
+ * replay). A job that has finished and let go of its document moves to the history store: the journal keeps
+ * its lines until the next compaction, which fsyncs history first, so a crash never loses a finished job.
  */
 export class LocalSpool implements Spool {
   readonly docsDir: string;
   readonly tmpDir: string;
   readonly journal: Journal;
+  readonly history: HistoryStore;
   private jobs = new Map<string, JobRecord>();
-  private finished: string[] = []; // ids of finished jobs, oldest first (history window)
-  private finishedHead = 0;
   private nextSeq = 1;
   private digestKey: Buffer;
   private compactAt = COMPACT_MIN;
@@ -87,6 +95,7 @@ export class LocalSpool implements Spool {
     this.docsDir = path.join(root, 'docs');
     this.tmpDir = path.join(root, 'tmp');
     this.journal = new Journal(path.join(root, 'journal.log'), opts.key);
+    this.history = new HistoryStore({ dir: path.join(root, 'history'), key: opts.key, limit: opts.historyLimit, maxAgeMs: opts.historyMaxAgeMs ?? 0 });
     this.digestKey = createHmac('sha256', Buffer.from(opts.key)).update('printbox document digest').digest();
   }
 
@@ -94,7 +103,13 @@ export class LocalSpool implements Spool {
   async open(): Promise<void> {
     await fs.mkdir(this.docsDir, { recursive: true, mode: 0o700 });
     await fs.mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
-    await this.journal.load((rec: (JobRecord & { doc?: string }) | { deleted: string }) => {
+    await this.history.load();
+    let floor = 0;
+    await this.journal.load((rec: (JobRecord & { doc?: string }) | { deleted: string } | { nextSeq: number }) => {
+      if ('nextSeq' in rec) {
+        floor = Math.max(floor, rec.nextSeq);
+        return;
+      }
       if ('deleted' in rec) {
         this.jobs.delete(rec.deleted);
         this.inline.delete(rec.deleted);
@@ -111,10 +126,12 @@ export class LocalSpool implements Spool {
       if (j && j.hasDocument) this.inlineBytes += sealed.length;
       else this.inline.delete(id);
     }
-    const byFinish = [...this.jobs.values()].filter((j) => isFinal(j.state)).sort((a, b) => a.seq - b.seq);
-    this.finished = byFinish.map((j) => j.id);
-    this.trimHistory();
+    // Finished jobs in the journal go (back) to history: the journal's copy is the newest, as every change of a
+    // job is journaled. Journals from before the history store carry the whole history: moved here once.
+    const moved = this.moveFinishedToHistory();
     // A batch release places jobs at allocSeq() positions: later positions must stay behind them after a restart.
+    // History and the journal's marker keep the positions of jobs no longer in memory from being handed out again.
+    this.nextSeq = Math.max(this.nextSeq, floor, this.history.maxSeq + 1);
     for (const j of this.jobs.values()) this.nextSeq = Math.max(this.nextSeq, j.seq + 1, (j.queuePos ?? 0) + 1);
     for (const f of await fs.readdir(this.tmpDir)) await fs.rm(path.join(this.tmpDir, f), { force: true });
     for (const f of await fs.readdir(this.docsDir)) {
@@ -123,12 +140,35 @@ export class LocalSpool implements Spool {
       if (!job || !job.hasDocument) await fs.rm(path.join(this.docsDir, f), { force: true });
     }
     await this.journal.open();
-    this.compactAt = Math.max(COMPACT_MIN, this.journal.bytes * COMPACT_GROWTH);
+    this.compactAt = COMPACT_MIN;
+    // Journal lines of jobs now in history are dead weight: an old journal is cut down to the unfinished jobs now.
+    if (moved && this.journal.bytes > COMPACT_MIN / 4) {
+      await this.history.sync();
+      await this.journal.compact(this.compactionRecords());
+    }
   }
 
   async close(): Promise<void> {
     clearTimeout(this.purgeTimer);
+    while (this.compacting) await new Promise((r) => setTimeout(r, 5));
     await this.journal.close();
+    await this.history.close();
+  }
+
+  /** Moves finished jobs without a document from memory to history; one that cannot be written (full disk) stays. */
+  private moveFinishedToHistory(): number {
+    let moved = 0;
+    for (const j of this.jobs.values()) {
+      if (!isFinal(j.state) || j.hasDocument) continue;
+      try {
+        this.history.put(j);
+      } catch {
+        return moved; // retried at the next compaction; the journal keeps it meanwhile
+      }
+      this.jobs.delete(j.id);
+      moved++;
+    }
+    return moved;
   }
 
   /**
@@ -295,23 +335,53 @@ export class LocalSpool implements Spool {
   }
 
   get(id: string): JobRecord | undefined {
-    return this.jobs.get(id);
+    return this.jobs.get(id) ?? this.history.get(id);
   }
 
   private merged(id: string, patch: Partial<JobRecord>): { prev: JobRecord; job: JobRecord } {
-    const prev = this.jobs.get(id);
+    const prev = this.get(id);
     if (!prev) throw new SpoolError('job_not_found', `no job ${id}`);
     return { prev, job: { ...prev, ...patch, updatedAt: new Date().toISOString() } };
   }
 
-  /** All known jobs in no particular order: for counting, without sorting the whole history. */
+  /** The jobs in memory (unfinished, and finished ones still holding a document) in no particular order. */
   records(): IterableIterator<JobRecord> {
     return this.jobs.values();
   }
 
-  /** All known jobs (live and recent history) in acceptance order. */
+  /** The jobs in memory in acceptance order; finished history is read with list(). */
   all(): JobRecord[] {
     return [...this.jobs.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * One page of jobs in acceptance order (or newest first), unfinished and finished alike: the jobs in memory
+   * merged with history, whose index does the filtering, so only the records returned are read from disk.
+   */
+  async list(q: JobQuery): Promise<JobPage> {
+    const dir = q.newestFirst ? -1 : 1;
+    const mem = [...this.jobs.values()].filter((j) => matchesQuery(j, q)).sort((a, b) => dir * (a.seq - b.seq));
+    const hist = this.history.list(q, q.limit + 1);
+    const out: JobRecord[] = [];
+    let i = 0;
+    let k = 0;
+    while (out.length <= q.limit && (i < mem.length || k < hist.length)) {
+      if (k >= hist.length || (i < mem.length && dir * (mem[i].seq - hist[k].seq) < 0)) out.push(mem[i++]);
+      else out.push(hist[k++]);
+    }
+    const more = out.length > q.limit;
+    if (more) out.length = q.limit;
+    return { jobs: out, nextCursor: more ? out[out.length - 1].seq : null };
+  }
+
+  /** Jobs by state, in memory and in history (without reading any record). */
+  counts(): Partial<Record<string, number>> {
+    return countByState(this.jobs.values(), this.history.counts());
+  }
+
+  /** Finished jobs since `sinceMs` whose statusURL callback never ended (a restart sends them again). */
+  async callbacksDue(sinceMs: number): Promise<JobRecord[]> {
+    return [...this.history.callbacksDue(sinceMs), ...this.all()].filter((j) => callbackDue(j, sinceMs)).sort((a, b) => a.seq - b.seq);
   }
 
   live(): JobRecord[] {
@@ -379,8 +449,10 @@ export class LocalSpool implements Spool {
     // Batch members keep their sealed document for replay until the batch's retention time passes.
     const dropDoc = isFinal(job.state) && job.hasDocument && !opts.keepDocument && !job.batchID;
     if (dropDoc) job.hasDocument = false;
-    this.jobs.set(id, job);
+    const inMemory = this.jobs.has(id);
+    if (inMemory) this.jobs.set(id, job);
     await this.journal.append(job, { durable: opts.durable ?? true });
+    if (!inMemory) this.rewriteHistory(job);
     // lazyRemoval (delivery): not awaited, the record already says the document is gone and a file that
     // outlives a crash is removed at the next start. A cancel waits: its answer promises the file is gone.
     // An inline document leaves memory now and the journal at the next compaction (made due by its size).
@@ -394,16 +466,26 @@ export class LocalSpool implements Spool {
       if (opts.lazyRemoval) rm.catch(() => {});
       else await rm;
     }
-    if (becameFinal) this.retire(id);
+    if (inMemory && isFinal(job.state) && !job.hasDocument) this.retire(job);
     return job;
   }
 
   /** Changes a job in memory at once and journals it without waiting (for states a crash may lose). */
   updateNow(id: string, patch: Partial<JobRecord>): JobRecord {
     const { job } = this.merged(id, patch);
-    this.jobs.set(id, job);
+    if (this.jobs.has(id)) this.jobs.set(id, job);
+    else this.rewriteHistory(job);
     this.journal.append(job, { durable: false }).catch(() => {}); // a lost line means only a re-send after a crash
     return job;
+  }
+
+  /** A job already in history changed (its callback ended): the newer copy is appended there too. */
+  private rewriteHistory(job: JobRecord): void {
+    try {
+      this.history.put(job);
+    } catch {
+      this.jobs.set(job.id, job); // full disk: kept in memory (and the journal) until history takes it
+    }
   }
 
   private forgetInline(id: string, inJournal: boolean): void {
@@ -423,10 +505,14 @@ export class LocalSpool implements Spool {
     await fsyncDir(this.docsDir);
   }
 
-  /** Keeps the history window at historyLimit finished jobs; compacts the journal when it has doubled. */
-  private retire(id: string): void {
-    this.finished.push(id);
-    this.trimHistory();
+  /** A finished job leaves memory for history; the journal is compacted when it has grown enough. */
+  private retire(job: JobRecord): void {
+    try {
+      this.history.put(job);
+      this.jobs.delete(job.id);
+    } catch {
+      // full disk: the job stays in memory and in the journal; the next compaction tries again
+    }
     if ((this.journal.bytes > this.compactAt || this.inlineDead > INLINE_DEAD_MAX) && !this.compacting && !this.purgeTimer) this.compact();
   }
 
@@ -446,8 +532,12 @@ export class LocalSpool implements Spool {
     this.compacting = true;
     const dead = this.inlineDead;
     this.inlineDead = 0;
-    void this.journal
-      .compact(this.compactionRecords())
+    // History must be durable before the journal forgets the finished jobs it holds.
+    void this.history
+      .sync()
+      .then(() => this.moveFinishedToHistory())
+      .then(() => this.history.sync())
+      .then(() => this.journal.compact(this.compactionRecords()))
       .then(
         () => (this.compactAt = Math.max(COMPACT_MIN, this.journal.bytes * COMPACT_GROWTH)),
         // The old journal stays in place (a full disk?) and whatever made this compaction due (a purge, dead
@@ -460,28 +550,17 @@ export class LocalSpool implements Spool {
       .finally(() => (this.compacting = false));
   }
 
-  /** What a compacted journal holds: every record, the unfinished inline ones with their documents. */
+  /** What a compacted journal holds: the next seq, every job in memory, the unfinished inline ones with their documents. */
   private *compactionRecords(): Generator<object> {
+    yield { nextSeq: this.nextSeq };
     for (const j of this.jobs.values()) {
       const sealed = this.inline.get(j.id);
       yield sealed ? { ...j, doc: sealed.toString('base64') } : j;
     }
   }
 
-  private trimHistory(): void {
-    while (this.finished.length - this.finishedHead > this.opts.historyLimit) {
-      const old = this.finished[this.finishedHead++];
-      const j = this.jobs.get(old);
-      if (j && isFinal(j.state) && !j.hasDocument) this.jobs.delete(old);
-    }
-    if (this.finishedHead > 1024 && this.finishedHead > this.finished.length / 2) {
-      this.finished = this.finished.slice(this.finishedHead);
-      this.finishedHead = 0;
-    }
-  }
-
   stats() {
-    return { jobs: this.jobs.size, journalBytes: this.journal.bytes };
+    return { jobs: this.jobs.size + this.history.size, journalBytes: this.journal.bytes, historyJobs: this.history.size, historyBytes: this.history.bytes };
   }
 }
 

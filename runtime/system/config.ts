@@ -9,7 +9,8 @@ export interface Config {
   port: number;
   maxDocumentBytes: number;
   minFreeBytes: number; // intake stops (507) below this much free space on the data dir's filesystem
-  historyLimit: number;
+  historyLimit: number; // finished jobs kept in history (on disk), newest first
+  historyMaxAgeMs: number; // finished jobs older than this are dropped from history (0: count only)
   name: string;
   logLevel: string;
   plugins: string[];
@@ -48,7 +49,9 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   port: 31990, // Vasion's on-prem API Print Service port: existing integrations switch by changing the host only
   maxDocumentBytes: 1024 * 1024 * 1024,
   minFreeBytes: 256 * 1024 * 1024,
-  historyLimit: 10000,
+  // History lives on disk (spool/history.ts), ~650 bytes per job: 100,000 jobs take ~65 MB of disk and ~5 MiB of memory.
+  historyLimit: 100000,
+  historyMaxAgeMs: 30 * 86400000,
   logLevel: 'info',
   plugins: [],
   defaultRetry: { limit: 8, baseMs: 1000, maxMs: 60000, heldRetryMs: 300000 },

@@ -12,7 +12,7 @@ export interface SendObservation {
 /** What a scrape reads: printers, the jobs the spool knows, each printer's queue, batch counts. */
 export interface MetricsSource {
   printers: { list(): PrinterRecord[] };
-  spool: { records(): Iterable<{ state: string; printerId: string; createdAt: string }> };
+  spool: { records(): Iterable<{ state: string; printerId: string; createdAt: string }>; counts(): Partial<Record<string, number>> };
   queue: { printerState(id: string): { lastError?: unknown } };
   batchCounts?: () => Record<string, number>;
 }
@@ -63,14 +63,14 @@ export class Metrics {
     const depth = new Map<string, number>();
     const oldest = new Map<string, number>();
     const now = Date.now();
+    for (const [state, n] of Object.entries(app.spool.counts())) byState.set(state, n ?? 0);
     for (const j of app.spool.records()) {
-      byState.set(j.state, (byState.get(j.state) ?? 0) + 1);
       if (j.state === 'queued' || j.state === 'sending' || j.state === 'held' || j.state === 'waiting-for-batch') {
         depth.set(j.printerId, (depth.get(j.printerId) ?? 0) + 1);
         oldest.set(j.printerId, Math.max(oldest.get(j.printerId) ?? 0, (now - Date.parse(j.createdAt)) / 1000));
       }
     }
-    metric('printbox_jobs', 'gauge', 'Jobs known to the appliance (in flight and recent history) by state', [...byState].map(([s, v]) => [{ state: s }, v]));
+    metric('printbox_jobs', 'gauge', 'Jobs known to the appliance (in flight and kept history) by state', [...byState].map(([s, v]) => [{ state: s }, v]));
     metric('printbox_jobs_accepted_total', 'counter', 'Jobs accepted since start', [[{}, this.jobsAccepted]]);
     metric('printbox_bytes_in_total', 'counter', 'Document bytes accepted since start', [[{}, this.bytesIn]]);
     metric('printbox_bytes_out_total', 'counter', 'Document bytes delivered to printers since start', [[{}, this.bytesOut]]);
