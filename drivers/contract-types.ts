@@ -1,7 +1,7 @@
 // The driver contract's plain data shapes: job options, printer status, URI parameters. No Node types here,
 // so the setup page (web/) type-checks against the same definitions the runtime uses.
 
-export const CONTENT_TYPES = ['pdf', 'postscript', 'pcl', 'pwg-raster', 'zpl', 'escpos', 'text', 'raw'] as const;
+export const CONTENT_TYPES = ['pdf', 'postscript', 'pcl', 'pwg-raster', 'urf', 'jpeg', 'png', 'zpl', 'escpos', 'text', 'raw'] as const;
 export type ContentType = (typeof CONTENT_TYPES)[number];
 export const DUPLEX = ['none', 'long-edge', 'short-edge'] as const;
 export type Duplex = (typeof DUPLEX)[number];

@@ -41,6 +41,9 @@ export const DOCUMENT_FORMATS: Partial<Record<ContentType, string>> = {
   postscript: 'application/postscript',
   pcl: 'application/vnd.hp-pcl',
   'pwg-raster': 'image/pwg-raster',
+  urf: 'image/urf',
+  jpeg: 'image/jpeg',
+  png: 'image/png',
   text: 'text/plain',
 };
 
@@ -184,7 +187,8 @@ export function ippRequest(t: PrinterTarget, msg: IppMessage, io: Io, document?:
       return;
     }
     req.write(header);
-    pipeline(document.open(), sizeGuard(document.size), req).catch((err) => {
+    // A size of -1 (a document still being converted) goes chunked and has no recorded size to hold it to.
+    (document.size >= 0 ? pipeline(document.open(), sizeGuard(document.size), req) : pipeline(document.open(), req)).catch((err) => {
       if (!response) settle(err);
     });
   });
@@ -511,7 +515,7 @@ export const createIppDriver: DriverFactory = (ctx) => {
       );
       let resp: IppMessage;
       try {
-        resp = await ippRequest(t, request, io, { open: () => job.open(), size: job.size, chunked: p.chunked });
+        resp = await ippRequest(t, request, io, { open: () => job.open(), size: job.size, chunked: p.chunked || job.size < 0 });
       } catch (err) {
         return errorOutcome(err, `sending to ${t.printerUri} failed`);
       }
@@ -585,5 +589,19 @@ function supportedSummary(caps: PrinterCaps): Record<string, unknown> {
     pageRanges: a.get('page-ranges-supported')?.[0] === true,
     ippVersions: strings(a.get('ipp-versions-supported')),
     tls: strings(a.get('uri-security-supported')).includes('tls'),
+    rasterResolutions: rasterResolutions(a),
+    rasterTypes: strings(a.get('pwg-raster-document-type-supported')),
+    urf: strings(a.get('urf-supported')),
   };
+}
+
+/** Dots per inch the printer takes raster at (PWG raster resolutions, URF's RSnnn[-nnn]), lowest first. */
+function rasterResolutions(a: Map<string, IppValue[]>): number[] {
+  const out = new Set<number>();
+  for (const v of a.get('pwg-raster-document-resolution-supported') ?? []) {
+    const r = v as { x?: number; units?: string };
+    if (typeof r?.x === 'number') out.add(r.units === 'dpcm' ? Math.round(r.x * 2.54) : r.x);
+  }
+  for (const u of strings(a.get('urf-supported'))) if (/^RS\d/.test(u)) for (const n of u.slice(2).split('-')) if (Number(n) > 0) out.add(Number(n));
+  return [...out].sort((x, y) => x - y);
 }

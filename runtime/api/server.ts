@@ -9,6 +9,8 @@ import { ERROR_POLICIES } from '../system/state.js';
 import { VERSION, type Appliance } from '../appliance.js';
 import { TLS_POLICY, type TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
+import { fromProbe } from '../convert/capabilities.js';
+import { deliverableFormats } from '../convert/formats.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerPrinterTrustRoutes } from './printer-trust-routes.js';
 import { registerClusterRoutes } from './cluster-routes.js';
@@ -42,6 +44,8 @@ const printerBody = {
       properties: { limit: { type: 'integer', minimum: 0 }, baseMs: { type: 'integer', minimum: 0 }, maxMs: { type: 'integer', minimum: 0 }, heldRetryMs: { type: 'integer', minimum: 0 } },
     },
     defaults: { type: 'object' },
+    accepts: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 128 }, description: 'Document formats the printer takes (MIME types); other formats are converted. [] hands the list back to what the printer reports' },
+    resolution: { type: 'integer', description: 'Dots per inch for raster output (PWG raster, URF, ZPL, PCL)' },
   },
 };
 
@@ -160,18 +164,21 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
       tags: ['jobs'],
       querystring: {
         type: 'object',
-        properties: { printer: { type: 'string' }, state: { type: 'string', enum: [...JOB_STATES] }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, cursor: { type: 'integer', minimum: 0 } },
+        properties: { printer: { type: 'string' }, state: { type: 'string', enum: [...JOB_STATES] }, minPages: { type: 'integer', minimum: 0 }, maxPages: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, cursor: { type: 'integer', minimum: 0 } },
       },
     },
   }, async (req) => {
-    const q = req.query as { printer?: string; state?: JobState; limit: number; cursor?: number };
+    const q = req.query as { printer?: string; state?: JobState; minPages?: number; maxPages?: number; limit: number; cursor?: number };
+    const byPages = q.minPages !== undefined || q.maxPages !== undefined;
+    // A job whose page count is not known matches no page filter.
+    const pagesOut = (j: { pages?: number }) => byPages && (j.pages === undefined || j.pages < (q.minPages ?? 0) || j.pages > (q.maxPages ?? Infinity));
     const printerId = q.printer ? app.printers.get(q.printer).id : undefined;
     const owner = ownerOf(req);
     const out = [];
     let next: number | null = null;
     for (const j of app.spool.all()) {
       if (q.cursor !== undefined && j.seq <= q.cursor) continue;
-      if ((owner && j.owner !== owner) || (printerId && j.printerId !== printerId) || (q.state && j.state !== q.state)) continue;
+      if ((owner && j.owner !== owner) || (printerId && j.printerId !== printerId) || (q.state && j.state !== q.state) || pagesOut(j)) continue;
       if (out.length === q.limit) {
         next = out[out.length - 1].seq;
         break;
@@ -206,11 +213,14 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   server.get('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam } }, async (req) => printerViewFor(app, app.printers.get((req.params as { id: string }).id), req.principal.scope));
   server.post('/v1/printers', { schema: { tags: ['printers'], body: { ...printerBody, required: ['name', 'uri'] } } }, async (req, reply) => {
     requireAdmin(req);
-    return reply.status(201).send(printerView(await app.printers.add(req.body as never)));
+    const added = await app.printers.add(req.body as never);
+    if (!added.accepts) void app.learnCapabilities(added.id); // fills accepts from the printer (IPP) when the admin gave none
+    return reply.status(201).send(printerView(added));
   });
   server.patch('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam, body: printerBody } }, async (req) => {
     requireAdmin(req);
     const p = await app.printers.update((req.params as { id: string }).id, req.body as never);
+    if ((req.body as { accepts?: string[] })?.accepts?.length === 0) void app.learnCapabilities(p.id); // handed back to the printer
     if (p.enabled && !p.stopped) app.queue.wakePrinter(p.id);
     return printerView(p);
   });
@@ -232,7 +242,9 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     const p = app.printers.get((req.params as { id: string }).id);
     const driver = app.drivers.forUri(new URL(p.uri));
     if (!driver?.probe) throw new ApiError(501, 'probe_unsupported', `the ${new URL(p.uri).protocol.slice(0, -1)} driver cannot ask the printer for its state`);
-    return { printer: p.id, ...(await driver.probe(new URL(p.uri), AbortSignal.timeout(10000))) };
+    const st = await driver.probe(new URL(p.uri), AbortSignal.timeout(10000));
+    if (st.reachable) await app.printers.learn(p.id, fromProbe(st), 'ipp');
+    return { printer: p.id, ...st };
   });
   server.get('/v1/drivers', { schema: { tags: ['printers'], summary: 'Drivers and the URI parameters each accepts' } }, async () => ({
     drivers: app.drivers.all().map((d) => d.schema),
