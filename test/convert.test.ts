@@ -158,6 +158,47 @@ describe('conversion on the way to the printer', () => {
     assert.ok(!j.warnings.some((w: string) => /copies/.test(w)), j.warnings.join('; '));
   });
 
+  test('photos (JPEG, PNG with alpha) and raster from IPP Everywhere / AirPrint senders print on a PCL printer', async () => {
+    const s = await sink();
+    await addRawPrinter(box.api, 'pcl-any', s.port, { accepts: ['application/vnd.hp-pcl'] });
+    const one = postscript(1, 'picture');
+    const docs: [string, Buffer, number][] = [
+      ['jpeg', await gs(['-sDEVICE=jpeg', '-r50', '-sOutputFile=-', '-'], one), 1],
+      ['png', await gs(['-sDEVICE=pngalpha', '-r50', '-sOutputFile=-', '-'], one), 1],
+      ['pwg-raster', await gs(['-sDEVICE=pwgraster', '-r100', '-dcupsColorSpace=18', '-dcupsBitsPerColor=8', '-sOutputFile=-', '-'], postscript(3)), 3],
+      ['urf', await gs(['-sDEVICE=urf', '-r100', '-dcupsColorSpace=19', '-dcupsBitsPerColor=8', '-sOutputFile=-', '-'], postscript(2)), 2],
+    ];
+    for (const [i, [type, doc, pages]] of docs.entries()) {
+      const id = await post(box, { printer: 'pcl-any' }, doc); // the type is sniffed
+      const j = await finished(box, id);
+      assert.equal(j.contentType, type);
+      assert.equal(j.state, 'sent', `${type}: ${j.reason}`);
+      const got = (await s.waitForJobs(i + 1, 10000))[i];
+      assert.equal(pcl5Pages(unwrapPjl(got.data!).doc), pages, type);
+      assert.equal(j.pages, pages, type);
+    }
+  });
+
+  test('URF from an AirPrint sender reaches a PDF-only printer as a PDF', async () => {
+    const s = await sink();
+    await addRawPrinter(box.api, 'pdf-only', s.port, { accepts: ['application/pdf'] });
+    const urf = await gs(['-sDEVICE=urf', '-r100', '-dcupsColorSpace=18', '-dcupsBitsPerColor=8', '-sOutputFile=-', '-'], postscript(2));
+    const j = await finished(box, await post(box, { printer: 'pdf-only' }, urf));
+    assert.equal(j.state, 'sent', j.reason);
+    const [got] = await s.waitForJobs(1, 10000);
+    assert.match(unwrapPjl(got.data!).doc.toString('latin1', 0, 8), /^%PDF-1/);
+    assert.equal(j.pages, 2);
+  });
+
+  test('a damaged PNG fails with what is wrong with it', async () => {
+    const s = await sink();
+    await addRawPrinter(box.api, 'pcl-png', s.port, { accepts: ['application/vnd.hp-pcl'] });
+    const png = await gs(['-sDEVICE=png16m', '-r20', '-sOutputFile=-', '-'], postscript(1));
+    const j = await finished(box, await post(box, { printer: 'pcl-png' }, png.subarray(0, 60)));
+    assert.equal(j.state, 'failed');
+    assert.match(j.reason, /the png document cannot be read: damaged PNG/);
+  });
+
   test('a ZPL label printer gets ^XA ^GF… ^XZ at its dpi and label size', async () => {
     const s = await sink();
     await addRawPrinter(box.api, 'zebra', s.port, { accepts: ['application/vnd.zebra-zpl'], resolution: 203, defaults: { media: 'oe_4x6-label_4x6in' } });

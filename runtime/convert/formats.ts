@@ -39,6 +39,8 @@ const CONVERTS: Partial<Record<ContentType, ContentType[]>> = {
   text: ['pdf', 'postscript', 'pcl', 'pwg-raster', 'urf', 'zpl'],
   jpeg: ['pdf', 'postscript', 'pcl', 'pwg-raster', 'urf', 'zpl'],
   png: ['pdf', 'postscript', 'pcl', 'pwg-raster', 'urf', 'zpl'],
+  'pwg-raster': ['pdf', 'postscript', 'pcl', 'urf', 'zpl'],
+  urf: ['pdf', 'postscript', 'pcl', 'pwg-raster', 'zpl'],
 };
 
 /**

@@ -12,6 +12,7 @@
 // - A converter that produces nothing for timeoutMs while its output is wanted is killed and the job fails;
 //   time spent paused by a slow printer does not count.
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ContentType, JobOptions } from '../../drivers/contract-types.js';
 import type { JobRecord } from '../spool/jobs.js';
 import type { PrinterRecord } from '../system/state.js';
@@ -46,6 +47,8 @@ export interface Prepared {
   /** One line for the job's warnings: what was converted into what. */
   note: string;
 }
+
+const RASTERTOPDF = '/usr/lib/cups/filter/rastertopdf';
 
 type Source = () => AsyncIterable<Buffer> | readonly Buffer[];
 
@@ -101,9 +104,16 @@ class Render {
       this.finish();
       return;
     }
-    this.ram = await RamFile.from(cfg.ramDir, input, cfg.memoryBudgetBytes);
+    let pdfIn = from === 'pdf';
+    if (from === 'pwg-raster' || from === 'urf') {
+      // What IPP Everywhere and AirPrint senders send: cups-filters' rastertopdf (stdin → stdout, no files) makes a PDF.
+      this.ram = await this.rasterToPdf(input);
+      pdfIn = true;
+    } else {
+      this.ram = await RamFile.from(cfg.ramDir, input, cfg.memoryBudgetBytes);
+    }
     this.stage.hold(this.ram.size);
-    if (from === 'pdf') {
+    if (pdfIn) {
       const head = await this.ram.head(1024);
       if (!head.includes('%PDF-')) throw new ConvertError('convert_failed', 'the document is not a PDF (no %PDF- header)');
       try {
@@ -116,6 +126,11 @@ class Render {
       this.docPages = dscPages(await this.ram.head(4096), await this.ram.tail(4096));
     }
     if (this.stopped) throw new ConvertError('convert_cancelled', 'conversion cancelled');
+    if (this.spec.to === 'pdf' && pdfIn && !this.spec.pageList && this.spec.times === 1 && !this.spec.paper) {
+      for await (const b of this.ram.stream()) this.push(b as Buffer);
+      this.finish();
+      return;
+    }
     this.run = runTool('gs', gsArgs(this.spec), { fd3: this.ram.fd, timeoutMs: 24 * 3600 * 1000, what: `Ghostscript (${from} → ${this.spec.to})`, tmpDir: cfg.ramDir });
     let out: Readable = this.run.stdout;
     if (this.spec.to === 'zpl') out = this.run.stdout.pipe(new PbmToZpl(this.job.options.copies > 1 && this.spec.times === 1 ? this.job.options.copies : 1));
@@ -128,6 +143,24 @@ class Render {
       (err) => this.fail(err),
     );
     this.outStream = out;
+  }
+
+  private async rasterToPdf(input: AsyncIterable<Buffer> | readonly Buffer[]): Promise<RamFile> {
+    const cfg = this.stage.cfg;
+    const run = runTool(RASTERTOPDF, ['1', 'printbox', 'job', '1', ''], { stdin: true, timeoutMs: cfg.timeoutMs, what: `rastertopdf (${this.job.contentType} → PDF)`, tmpDir: cfg.ramDir });
+    this.run = run;
+    pipeline(Readable.from(input as AsyncIterable<Buffer>), run.stdin!).catch((err) => run.proc.exitCode === null && this.fail(err));
+    const ram = await RamFile.from(cfg.ramDir, run.stdout, cfg.memoryBudgetBytes).catch(async (err) => {
+      run.kill();
+      throw err;
+    });
+    try {
+      await run.done;
+    } catch (err) {
+      await ram.close();
+      throw err;
+    }
+    return ram;
   }
 
   private outStream: Readable | null = null;
