@@ -448,7 +448,7 @@ export const createIppDriver: DriverFactory = (ctx) => {
     const deadline = Date.now() + p.confirmTimeout;
     let last = first;
     let lastError: string | undefined;
-    for (;;) {
+    for (let polls = 0; ; polls++) {
       const final = last && finalOutcome(jobId, last);
       if (final) return final;
       const seen = last ? `last seen: ${describe(jobId, last)}` : lastError ? `last error: ${lastError}` : 'no job state seen';
@@ -456,7 +456,8 @@ export const createIppDriver: DriverFactory = (ctx) => {
       const left = deadline - Date.now();
       if (left <= 0) return { kind: 'sent', detail: `job ${jobId} accepted by the printer; not completed within ${p.confirmTimeout} ms (${seen})` };
       try {
-        await sleep(Math.min(p.pollInterval, left), undefined, { signal });
+        // Soon at first (a printer that spools completes most jobs within a moment), then every pollInterval.
+        await sleep(Math.min(p.pollInterval, 250 * 2 ** polls, left), undefined, { signal });
       } catch {
         continue; // aborted: reported on the next turn
       }

@@ -10,7 +10,9 @@ export function pickResolution(offered: readonly number[]): number | undefined {
 
 export function fromProbe(st: PrinterStatus): LearnedCapabilities {
   const res = st.supported?.rasterResolutions;
+  const modes = st.supported?.colorModes;
   return {
+    color: Array.isArray(modes) && modes.length ? modes.some((m) => typeof m === 'string' && /color/.test(m) && m !== 'bi-level') : undefined,
     accepts: st.formats?.filter((f) => typeof f === 'string' && f.includes('/')),
     resolution: Array.isArray(res) ? pickResolution(res.filter((n): n is number => typeof n === 'number')) : undefined,
   };

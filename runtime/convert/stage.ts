@@ -113,20 +113,29 @@ class Render {
       this.ram = await RamFile.from(cfg.ramDir, input, cfg.memoryBudgetBytes);
     }
     this.stage.hold(this.ram.size);
+    // qpdf reads the PDF while gs starts on it: it tells a damaged or locked PDF (gs prints those as blank pages and
+    // exits 0) and counts the pages; the output is not complete until it has said yes.
+    let checks: Promise<void> = Promise.resolve();
     if (pdfIn) {
       const head = await this.ram.head(1024);
       if (!head.includes('%PDF-')) throw new ConvertError('convert_failed', 'the document is not a PDF (no %PDF- header)');
-      try {
-        this.docPages = await pdfPages(this.ram, cfg.timeoutMs, cfg.ramDir);
-      } catch (err) {
-        throw new ConvertError('convert_failed', `the PDF cannot be read: ${(err as Error).message}`);
-      }
-      if (this.docPages === 0) throw new ConvertError('convert_failed', 'the PDF has no pages');
+      const ram = this.ram;
+      checks = pdfPages(ram, cfg.timeoutMs, cfg.ramDir).then(
+        (n) => {
+          if (n === 0) throw new ConvertError('convert_failed', 'the PDF has no pages');
+          this.docPages = n;
+        },
+        (err) => {
+          throw new ConvertError('convert_failed', `the PDF cannot be read: ${(err as Error).message}`);
+        },
+      );
+      checks.catch(() => {});
     } else if (from === 'postscript') {
       this.docPages = dscPages(await this.ram.head(4096), await this.ram.tail(4096));
     }
     if (this.stopped) throw new ConvertError('convert_cancelled', 'conversion cancelled');
     if (this.spec.to === 'pdf' && pdfIn && !this.spec.pageList && this.spec.times === 1 && !this.spec.paper) {
+      await checks;
       for await (const b of this.ram.stream()) this.push(b as Buffer);
       this.finish();
       return;
@@ -137,12 +146,13 @@ class Render {
     out.on('data', (c: Buffer) => this.push(c));
     out.on('error', (err) => this.fail(new ConvertError('convert_failed', `the ${this.spec.to} output is malformed: ${err.message}`)));
     const ended = new Promise<void>((r) => out.once('end', () => r()));
+    this.outStream = out;
     this.armIdle();
-    Promise.all([this.run.done, ended]).then(
+    Promise.all([this.run.done, ended, checks]).then(
       () => this.finish(),
       (err) => this.fail(err),
     );
-    this.outStream = out;
+    await checks;
   }
 
   private async rasterToPdf(input: AsyncIterable<Buffer> | readonly Buffer[]): Promise<RamFile> {
@@ -250,10 +260,13 @@ class Render {
     return this.ended && this.keptAll ? (this.chunks as Buffer[]) : undefined;
   }
 
-  /** Waits for the first output byte, the end, or a failure (so a document that cannot convert opens no printer connection). */
+  /**
+   * Waits until the document is known good (qpdf has read the PDF, text and images are decoded) and the converter
+   * runs, or has failed: a document that cannot convert opens no printer connection, and the printer hears from
+   * us (job ticket, IPP request) while the first page renders, not after.
+   */
   async ready(): Promise<void> {
     await this.started;
-    for (let i = 0; i < 1_000_000 && !this.chunks.length && !this.ended && !this.failure; i++) await new Promise<void>((r) => this.waiters.push(r));
   }
 
   /** Waits for the whole output (wires that need its size first). */
@@ -335,7 +348,8 @@ export class ConvertStage {
   readonly keepBytes: number;
 
   constructor(readonly cfg: ConvertConfig) {
-    this.aheadBytes = Math.max(1 << 20, Math.floor(cfg.memoryBudgetBytes / (2 * Math.max(1, cfg.concurrency))));
+    // A few pages of raster: enough that the printer never waits on a job rendered ahead; more only costs memory.
+    this.aheadBytes = Math.max(1 << 20, Math.min(8 << 20, Math.floor(cfg.memoryBudgetBytes / (2 * Math.max(1, cfg.concurrency)))));
     this.keepBytes = Math.max(this.aheadBytes, Math.floor(cfg.memoryBudgetBytes / 4));
   }
 
@@ -469,7 +483,7 @@ function carriesTicket(printer: PrinterRecord, to: ContentType): boolean {
 
 /** Colour output only where the printer says it can: a raster or PCL job in colour for a mono printer only wastes bytes. */
 function colorCapable(printer: PrinterRecord): boolean {
-  return printer.defaults.color !== false;
+  return printer.color ?? printer.defaults.color !== false;
 }
 
 function strippedOptions(o: JobOptions, spec: RenderSpec, carries: boolean): JobOptions {

@@ -27,6 +27,7 @@ export interface PrinterInput {
 export interface LearnedCapabilities {
   accepts?: string[];
   resolution?: number;
+  color?: boolean;
 }
 
 export class Printers {
@@ -155,8 +156,9 @@ export class Printers {
     const accepts = caps.accepts?.length ? [...new Set(caps.accepts.map((m) => m.toLowerCase()))].slice(0, 32) : p.accepts;
     if (acceptsProblem(accepts ?? []) !== null) return p;
     const resolution = caps.resolution ?? p.resolution;
-    if (p.acceptsFrom === from && String(p.accepts) === String(accepts) && p.resolution === resolution) return p;
-    const next = { ...p, accepts, resolution, acceptsFrom: from };
+    const color = caps.color ?? p.color;
+    if (p.acceptsFrom === from && String(p.accepts) === String(accepts) && p.resolution === resolution && p.color === color) return p;
+    const next = { ...p, accepts, resolution, color, acceptsFrom: from };
     await this.state.change((d) => {
       d.printers = d.printers.map((x) => (x.id === id ? next : x));
     });

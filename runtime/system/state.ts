@@ -23,6 +23,8 @@ export interface PrinterRecord {
   acceptsFrom?: CapabilitySource;
   /** Dots per inch for raster output (PWG raster, URF, ZPL, PCL); from IPP or the admin. */
   resolution?: number;
+  /** The printer prints in colour (IPP print-color-mode-supported); false: conversions render grey, a third of the bytes. */
+  color?: boolean;
   createdAt: string;
 }
 
