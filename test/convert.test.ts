@@ -146,7 +146,7 @@ describe('conversion on the way to the printer', () => {
     for (const n of [1, 2, 3]) assert.match(text, new RegExp(`Page ${n} hello from printbox`));
   });
 
-  test('plain text to a PCL printer over LPR-less RAW without PJL: copies rendered into the document', async () => {
+  test('plain text to a RAW PCL printer without PJL: copies rendered into the document', async () => {
     const s = await sink();
     await addRawPrinter(box.api, 'pclnopjl', s.port, { uri: `raw://127.0.0.1:${s.port}?pjl=false`, accepts: ['application/vnd.hp-pcl'] });
     const id = await post(box, { printer: 'pclnopjl', contentType: 'text', copies: '2' }, Buffer.from('line one\nline two\fsecond page\n'));
