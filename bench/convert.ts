@@ -234,6 +234,8 @@ async function measure(side: Side, pcl: Awaited<ReturnType<typeof startPclSink>>
       ttfb[printer].push(sink.got[before].firstAt - t0);
     }
     progress(`${side.name}: one job at a time, round ${i + 1} of ${reps}: PCL ${fmtMs(ttfb.pcl[i])}, PWG ${fmtMs(ttfb.pwg[i])} to the first byte`);
+    // Idle means idle: both systems wait for the IPP printer's "completed" (polling) before taking the next job.
+    await new Promise((r) => setTimeout(r, 3000));
   }
   const base = { pcl: pcl.got.length, pwg: relay.got.length };
   const cpu0 = cpuSeconds(side.pid);

@@ -33,7 +33,7 @@ function unwrapPjl(b: Buffer): { pjl: string; doc: Buffer } {
   const enter = /@PJL ENTER LANGUAGE=\w+\r?\n/.exec(s);
   if (!enter) return { pjl: '', doc: b };
   const start = enter.index + enter[0].length;
-  const end = s.lastIndexOf('\x1b%-12345X');
+  const end = s.indexOf('\x1b%-12345X', start); // the trailer: UEL @PJL EOJ … UEL
   return { pjl: s.slice(0, start), doc: b.subarray(start, end > start ? end : b.length) };
 }
 
@@ -132,6 +132,17 @@ describe('conversion on the way to the printer', () => {
     assert.deepEqual(list.json.jobs.map((x: any) => x.jobID), [id2]);
     const metrics = await box.api.request('GET', '/metrics');
     assert.match(metrics.text, /printbox_pages_total\{printer="pcl"\} 7/);
+  });
+
+  test('a PDF sent as it is (no accepts) is counted too: pages × copies, sheets when duplex', async () => {
+    const s = await sink();
+    await addRawPrinter(box.api, 'plain', s.port);
+    const j = await finished(box, await post(box, { printer: 'plain', copies: '2', duplex: 'short-edge' }, three));
+    assert.equal(j.state, 'sent', j.reason);
+    const [got] = await s.waitForJobs(1, 10000);
+    assert.ok(unwrapPjl(got.data!).doc.equals(three), 'the PDF itself, not converted');
+    assert.equal(j.pages, 6);
+    assert.equal(j.sheets, 4);
   });
 
   test('to a PostScript printer: Ghostscript reads the text back out of what arrived', async () => {

@@ -422,6 +422,8 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
           },
         };
         const started = Date.now();
+        // Counted while the document is sent (a PDF sent as it is costs a qpdf run), so the next job never waits on it.
+        const counting = this.pageCounts(head, prepared, verified);
         try {
           outcome = await driver!.send(job, abort.signal);
         } catch (err) {
@@ -430,7 +432,8 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         const convertError = prepared?.error();
         if (convertError) outcome = { kind: 'fail', reason: `conversion failed while sending: ${convertError.message}` };
         if (sealError) outcome = { kind: 'fail', reason: `document cannot be opened: ${(sealError as Error).message}` };
-        const pages = outcome.kind === 'sent' || outcome.kind === 'confirmed' ? await this.pageCounts(head, prepared, verified) : undefined;
+        const counted = await counting;
+        const pages = outcome.kind === 'sent' || outcome.kind === 'confirmed' ? counted : undefined;
         if (pages) await this.deliveryUpdate(head.id, pages, false);
         this.emit('sendDone', { printerId: printer.id, ms: Date.now() - started, outcome: outcome.kind, bytes: head.size, pages: pages?.pages });
       }
