@@ -60,7 +60,7 @@ async function startPclSink() {
 }
 
 /**
- * A TCP relay in front of ippeveprinter that times documents: a request bigger than 4 KiB carries one (CUPS gzips
+ * A TCP relay in front of ippeveprinter that times documents: a request bigger than 64 KiB carries one (CUPS gzips
  * it, so no raster sync word can be looked for); it starts with the request's first byte and ends when the printer
  * answers (ippeveprinter answers Print-Job only after reading the whole document; "100 Continue" does not count).
  */
@@ -77,7 +77,7 @@ async function startRasterRelay(target: number) {
     });
     up.on('data', (c: Buffer) => {
       if (req && !c.toString('latin1', 0, 12).startsWith('HTTP/1.1 100')) {
-        if (req.bytes > 4096) got.push({ ...req, lastAt: performance.now() });
+        if (req.bytes > 65536) got.push({ ...req, lastAt: performance.now() });
         req = null;
       }
       client.write(c);
@@ -230,8 +230,10 @@ async function measure(side: Side, pcl: Awaited<ReturnType<typeof startPclSink>>
       const before = sink.got.length;
       const t0 = performance.now();
       await side.submit(printer, doc);
-      await waitFor(`${side.name} ${printer} job`, () => sink.got.length > before, 600000);
-      ttfb[printer].push(sink.got[before].firstAt - t0);
+      // The first document that started after the submit (a request of the job before may still be finishing).
+      const mine = () => sink.got.slice(before).find((d) => d.firstAt >= t0);
+      await waitFor(`${side.name} ${printer} job`, () => !!mine(), 600000);
+      ttfb[printer].push(mine()!.firstAt - t0);
     }
     progress(`${side.name}: one job at a time, round ${i + 1} of ${reps}: PCL ${fmtMs(ttfb.pcl[i])}, PWG ${fmtMs(ttfb.pwg[i])} to the first byte`);
     // Idle means idle: both systems wait for the IPP printer's "completed" (polling) before taking the next job.

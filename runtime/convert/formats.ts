@@ -84,13 +84,3 @@ export function deliverableFormats(accepts: readonly string[] | undefined): stri
   for (const from of Object.keys(CONVERTS) as ContentType[]) if (targetFor(from, accepts).convert) out.add(MIME[from]);
   return [...out];
 }
-
-const MIME_SYNTAX = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$/;
-
-/** Checks an `accepts` list from an admin or a printer; returns an error message or null. */
-export function acceptsProblem(v: unknown): string | null {
-  if (!Array.isArray(v)) return 'accepts must be a list of MIME types, e.g. ["application/vnd.hp-pcl"]';
-  if (v.length > 32) return 'accepts lists at most 32 MIME types';
-  for (const m of v) if (typeof m !== 'string' || !MIME_SYNTAX.test(m.toLowerCase())) return `accepts: "${String(m).slice(0, 80)}" is not a MIME type such as application/pdf`;
-  return null;
-}

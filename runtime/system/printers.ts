@@ -5,7 +5,6 @@ import type { DriverRegistry } from '../../drivers/registry.js';
 import { readParams } from '../../drivers/uri.js';
 import { ApiError, badRequest, conflict, notFound } from './errors.js';
 import { ERROR_POLICIES, type CapabilitySource, type PrinterRecord, type State } from './state.js';
-import { acceptsProblem } from '../convert/formats.js';
 import type { Config } from './config.js';
 import { restoreSecrets } from './redact.js';
 import { pinOnFirstUse, wantsPin } from './printer-pin.js';
@@ -181,6 +180,16 @@ export class Printers {
     });
     return cur;
   }
+}
+
+const MIME_SYNTAX = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$/;
+
+/** Checks an `accepts` list from an admin or a printer; returns an error message or null. */
+export function acceptsProblem(v: unknown): string | null {
+  if (!Array.isArray(v)) return 'accepts must be a list of MIME types, e.g. ["application/vnd.hp-pcl"]';
+  if (v.length > 32) return 'accepts lists at most 32 MIME types';
+  for (const m of v) if (typeof m !== 'string' || !MIME_SYNTAX.test(m.toLowerCase())) return `accepts: "${String(m).slice(0, 80)}" is not a MIME type such as application/pdf`;
+  return null;
 }
 
 /** accepts/resolution as the admin gives them; an empty list means "ask the printer again". */
