@@ -1,6 +1,7 @@
 // Pages in a document: qpdf for PDF (which also tells a broken or encrypted file), DSC comments, headers, label marks.
+import { inflateSync } from 'node:zlib';
 import type { ContentType } from '../../drivers/contract-types.js';
-import { RamFile } from './ramfile.js';
+import type { RamFile } from './ramfile.js';
 import { toolOutput } from './tool.js';
 import { textPages } from './postscript.js';
 
@@ -31,18 +32,43 @@ export function dscPages(head: Buffer, tail: Buffer): number | undefined {
   return undefined;
 }
 
-/** Pages of a document sent as it is, from bytes already in memory; undefined where it cannot be told cheaply. */
-export async function countPassthrough(type: ContentType, bytes: readonly Buffer[], ram: { dir: string; timeoutMs: number }): Promise<number | undefined> {
-  const size = bytes.reduce((n, b) => n + b.length, 0);
-  switch (type) {
-    case 'pdf': {
-      const f = await RamFile.from(ram.dir, bytes, size + 1);
-      try {
-        return await pdfPages(f, ram.timeoutMs, ram.dir);
-      } finally {
-        await f.close();
-      }
+/**
+ * The page count of a PDF read in-process, for documents sent as they are: the largest /Count of a /Type /Pages
+ * dictionary (the root of the page tree), in the file or in its object streams. No process per job (a qpdf run
+ * costs ~10 ms of CPU, ten times what printbox spends on a small job); undefined when it cannot be told.
+ */
+export function pdfPagesInProcess(b: Buffer): number | undefined {
+  if (b.length > 4 * 1024 * 1024) return undefined; // a scan of a large file would hold up the event loop
+  const file = b.toString('latin1');
+  const texts = [file];
+  for (const m of file.matchAll(/\/Type\s*\/ObjStm[^]{0,600}?stream\r?\n/g)) {
+    const start = m.index! + m[0].length;
+    const end = file.indexOf('endstream', start);
+    if (end < 0) continue;
+    try {
+      texts.push(inflateSync(b.subarray(start, end)).toString('latin1'));
+    } catch {
+      /* not Flate, or damaged: its pages stay uncounted */
     }
+  }
+  let max = 0;
+  for (const t of texts) {
+    for (const m of t.matchAll(/\/Type\s*\/Pages(?![A-Za-z])/g)) {
+      const from = t.lastIndexOf('<<', m.index!);
+      const to = t.indexOf('>>', m.index!);
+      const dict = t.slice(from < 0 ? m.index! : from, to < 0 ? m.index! + 200 : to);
+      const c = /\/Count\s+(\d+)/.exec(dict);
+      if (c) max = Math.max(max, Number(c[1]));
+    }
+  }
+  return max || undefined;
+}
+
+/** Pages of a document sent as it is, from bytes already in memory; undefined where it cannot be told cheaply. */
+export async function countPassthrough(type: ContentType, bytes: readonly Buffer[]): Promise<number | undefined> {
+  switch (type) {
+    case 'pdf':
+      return pdfPagesInProcess(Buffer.concat(bytes as Buffer[]));
     case 'postscript': {
       const all = Buffer.concat(bytes as Buffer[]);
       return dscPages(all.subarray(0, 4096), all.subarray(-4096));

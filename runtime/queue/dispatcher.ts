@@ -466,7 +466,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     if (prepared?.pages !== undefined) return { pages: prepared.pages, sheets: prepared.sheets! };
     if (!verified || !this.deps.convert) return undefined;
     try {
-      const n = await countPassthrough(head.contentType, verified, { dir: this.deps.convert.cfg.ramDir, timeoutMs: this.deps.convert.cfg.timeoutMs });
+      const n = await countPassthrough(head.contentType, verified);
       if (n === undefined) return undefined;
       // Sent as it is: copies and duplex are the printer's to apply, so count what was asked for.
       const copies = Math.max(1, head.options.copies || 1);
