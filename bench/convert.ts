@@ -22,8 +22,7 @@ import { waitForPort, stopProcess } from '../test/peers/ports.js';
 import { gs } from '../test/helpers/documents.js';
 import { ROOT, startPrintbox, freePort } from './peers.js';
 import { printboxClient } from './clients.js';
-import { cpuSeconds, fmtMB, fmtMs, percentile, progress, renderTable, rss, type Row } from './measure.js';
-import { readFileSync } from 'node:fs';
+import { cpuSeconds, fmtMB, fmtMs, percentile, progress, renderTable, treeRssSampler, type Row } from './measure.js';
 import { spawn } from 'node:child_process';
 
 const run = promisify(execFile);
@@ -114,31 +113,6 @@ async function waitFor(what: string, done: () => boolean, ms: number): Promise<v
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** Peak RSS of a process and all its descendants (CUPS's gs runs under gstoraster, a grandchild of cupsd). */
-function wholeTreeRss(pid: number, everyMs: number) {
-  const kids = (p: number): number[] => {
-    try {
-      const direct = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-      return direct.flatMap((c) => [c, ...kids(c)]);
-    } catch {
-      return [];
-    }
-  };
-  let peak = 0;
-  const sample = () => {
-    peak = Math.max(peak, [pid, ...kids(pid)].reduce((n, p) => n + rss(p), 0));
-  };
-  sample();
-  const timer = setInterval(sample, everyMs);
-  return {
-    stop(): number {
-      clearInterval(timer);
-      sample();
-      return peak;
-    },
-  };
 }
 
 interface Side {
@@ -241,7 +215,7 @@ async function measure(side: Side, pcl: Awaited<ReturnType<typeof startPclSink>>
   }
   const base = { pcl: pcl.got.length, pwg: relay.got.length };
   const cpu0 = cpuSeconds(side.pid);
-  const mem = wholeTreeRss(side.pid, 10);
+  const mem = treeRssSampler(side.pid, 10, true); // CUPS's gs is a grandchild (under gstoraster)
   const t0 = performance.now();
   await Promise.all(Array.from({ length: JOBS }, (_, i) => side.submit(i % 2 ? 'pwg' : 'pcl', doc)));
   await waitFor(`${side.name}'s ${JOBS} jobs`, () => pcl.got.length - base.pcl >= JOBS / 2 && relay.got.length - base.pwg >= JOBS / 2, 1800000);

@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ContentType, Driver, DriverFactory, JobOptions, OutboundJob, Outcome, PrinterStatus } from './contract.js';
+import { MIME_TYPES, type ContentType, type Driver, type DriverFactory, type JobOptions, type OutboundJob, type Outcome, type PrinterStatus } from './contract.js';
 import {
   attr,
   collection,
@@ -36,16 +36,9 @@ const PARAMS = [
 ] as const satisfies Driver['schema']['params'];
 
 /** IPP document-format for each printbox content type; anything not listed goes as application/octet-stream. */
-export const DOCUMENT_FORMATS: Partial<Record<ContentType, string>> = {
-  pdf: 'application/pdf',
-  postscript: 'application/postscript',
-  pcl: 'application/vnd.hp-pcl',
-  'pwg-raster': 'image/pwg-raster',
-  urf: 'image/urf',
-  jpeg: 'image/jpeg',
-  png: 'image/png',
-  text: 'text/plain',
-};
+export const DOCUMENT_FORMATS: Partial<Record<ContentType, string>> = Object.fromEntries(
+  (['pdf', 'postscript', 'pcl', 'pwg-raster', 'urf', 'jpeg', 'png', 'text'] as const).map((t) => [t, MIME_TYPES[t]]),
+);
 
 const SIDES = { none: 'one-sided', 'long-edge': 'two-sided-long-edge', 'short-edge': 'two-sided-short-edge' } as const;
 const ORIENTATION = { portrait: 3, landscape: 4, 'reverse-landscape': 5, 'reverse-portrait': 6 } as const;

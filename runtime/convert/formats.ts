@@ -1,20 +1,8 @@
 // Document formats: printbox content types ↔ MIME types, and which target a job converts to for a printer's `accepts`.
-import type { ContentType } from '../../drivers/contract-types.js'; // no Node types: the IPP server and web/ may use this file
+import { MIME_TYPES, type ContentType } from '../../drivers/contract-types.js'; // no Node types: the IPP server and web/ may use this file
 
-/** MIME type of each content type (IPP document-format, mDNS `pdl`, the printer's `accepts`). */
-export const MIME: Record<ContentType, string> = {
-  pdf: 'application/pdf',
-  postscript: 'application/postscript',
-  pcl: 'application/vnd.hp-pcl',
-  'pwg-raster': 'image/pwg-raster',
-  urf: 'image/urf',
-  jpeg: 'image/jpeg',
-  png: 'image/png',
-  zpl: 'application/vnd.zebra-zpl',
-  escpos: 'application/vnd.escpos',
-  text: 'text/plain',
-  raw: 'application/octet-stream',
-};
+/** MIME type of each content type (shared with the IPP driver). */
+export const MIME = MIME_TYPES;
 
 /** Other names printers use for the same languages (mDNS pdl, PJL INFO, IPP). */
 const ALIASES: Record<string, ContentType> = {

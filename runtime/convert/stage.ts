@@ -12,7 +12,6 @@
 // - A converter that produces nothing for timeoutMs while its output is wanted is killed and the job fails;
 //   time spent paused by a slow printer does not count.
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { ContentType, JobOptions } from '../../drivers/contract-types.js';
 import type { JobRecord } from '../spool/jobs.js';
 import type { PrinterRecord } from '../system/state.js';
@@ -118,7 +117,7 @@ class Render {
     let checks: Promise<void> = Promise.resolve();
     if (pdfIn) {
       const head = await this.ram.head(1024);
-      if (!head.includes('%PDF-')) throw new ConvertError('convert_failed', 'the document is not a PDF (no %PDF- header)');
+      if (!head.includes('%PDF-')) throw new ConvertError('convert_failed', `the ${from === 'pdf' ? 'document' : 'PDF made from the raster'} is not a PDF (no %PDF- header in its first ${head.length} bytes)`);
       const ram = this.ram;
       checks = pdfPages(ram, cfg.timeoutMs, cfg.ramDir).then(
         (n) => {
@@ -157,20 +156,26 @@ class Render {
 
   private async rasterToPdf(input: AsyncIterable<Buffer> | readonly Buffer[]): Promise<RamFile> {
     const cfg = this.stage.cfg;
-    const run = runTool(RASTERTOPDF, ['1', 'printbox', 'job', '1', ''], { stdin: true, timeoutMs: cfg.timeoutMs, what: `rastertopdf (${this.job.contentType} → PDF)`, tmpDir: cfg.ramDir });
-    this.run = run;
-    pipeline(Readable.from(input as AsyncIterable<Buffer>), run.stdin!).catch((err) => run.proc.exitCode === null && this.fail(err));
-    const ram = await RamFile.from(cfg.ramDir, run.stdout, cfg.memoryBudgetBytes).catch(async (err) => {
-      run.kill();
-      throw err;
-    });
+    // The raster goes in from a RAM file too: fed through a pipe, rastertopdf now and then wrote an empty PDF.
+    const raster = await RamFile.from(cfg.ramDir, input, cfg.memoryBudgetBytes);
     try {
-      await run.done;
-    } catch (err) {
-      await ram.close();
-      throw err;
+      const run = runTool(RASTERTOPDF, ['1', 'printbox', 'job', '1', ''], { stdin: raster.fd, timeoutMs: cfg.timeoutMs, what: `rastertopdf (${this.job.contentType} → PDF)`, tmpDir: cfg.ramDir });
+      this.run = run;
+      const ram = await RamFile.from(cfg.ramDir, run.stdout, cfg.memoryBudgetBytes).catch(async (err) => {
+        run.kill();
+        throw err;
+      });
+      try {
+        await run.done;
+        if (!ram.size) throw new ConvertError('convert_failed', 'rastertopdf made no PDF from the raster (no page in it?)');
+      } catch (err) {
+        await ram.close();
+        throw err;
+      }
+      return ram;
+    } finally {
+      await raster.close();
     }
-    return ram;
   }
 
   private outStream: Readable | null = null;

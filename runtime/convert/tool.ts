@@ -23,9 +23,9 @@ function toolMessage(stderr: string): string {
   return lines.slice(-4).join(' ').slice(0, 400);
 }
 
-export function runTool(cmd: string, args: string[], opts: { fd3?: number; stdin?: boolean; timeoutMs: number; signal?: AbortSignal; what: string; tmpDir?: string }): ToolRun {
+export function runTool(cmd: string, args: string[], opts: { fd3?: number; stdin?: boolean | number; timeoutMs: number; signal?: AbortSignal; what: string; tmpDir?: string }): ToolRun {
   const proc = spawn(cmd, args, {
-    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(opts.fd3 !== undefined ? [opts.fd3] : [])],
+    stdio: [typeof opts.stdin === 'number' ? opts.stdin : opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(opts.fd3 !== undefined ? [opts.fd3] : [])],
     // Ghostscript writes temporary files only where TMPDIR says; a RAM-backed one, so nothing ever reaches disk.
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: opts.tmpDir ?? '/dev/shm', LC_ALL: 'C' },
   });
