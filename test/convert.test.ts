@@ -73,7 +73,8 @@ describe('conversion on the way to the printer', () => {
   const sinks: Sink[] = [];
   let three: Buffer;
   before(async () => {
-    box = await startAppliance({ convert: { timeoutMs: 3000, concurrency: 2, memoryBudgetBytes: 64 * 1024 * 1024, ramDir: '/dev/shm' } });
+    // The callback receiver listens on loopback.
+    box = await startAppliance({ convert: { timeoutMs: 3000, concurrency: 2, memoryBudgetBytes: 64 * 1024 * 1024, ramDir: '/dev/shm' }, callbacks: { allow: ['127.0.0.1/32'] } });
     three = await pdf(3, 'hello from printbox');
   });
   after(async () => {

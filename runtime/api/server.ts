@@ -10,7 +10,6 @@ import { VERSION, type Appliance } from '../appliance.js';
 import { TLS_POLICY, type TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
 import { fromProbe } from '../convert/capabilities.js';
-import { deliverableFormats } from '../convert/formats.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerPrinterTrustRoutes } from './printer-trust-routes.js';
 import { registerClusterRoutes } from './cluster-routes.js';
