@@ -35,20 +35,24 @@ export function resetPeak(pid: number): void {
   }
 }
 
-function children(pid: number): number[] {
+function children(pid: number, deep = false): number[] {
   try {
-    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const direct = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return deep ? direct.flatMap((c) => [c, ...children(c, true)]) : direct;
   } catch {
     return [];
   }
 }
 
-/** Samples a process tree's total RSS every few ms: catches short-lived children (backends) that VmHWM of the parent misses. */
-export function treeRssSampler(pid: number, everyMs = 20) {
+/**
+ * Samples a process tree's total RSS every few ms: catches short-lived children (backends) that VmHWM of the parent
+ * misses. `deep` counts grandchildren too (CUPS's gs runs under gstoraster, itself a child of cupsd).
+ */
+export function treeRssSampler(pid: number, everyMs = 20, deep = false) {
   let peak = 0;
   const sample = () => {
     let total = rss(pid);
-    for (const c of children(pid)) total += rss(c);
+    for (const c of children(pid, deep)) total += rss(c);
     peak = Math.max(peak, total);
   };
   sample();

@@ -1,8 +1,22 @@
 // The driver contract's plain data shapes: job options, printer status, URI parameters. No Node types here,
 // so the setup page (web/) type-checks against the same definitions the runtime uses.
 
-export const CONTENT_TYPES = ['pdf', 'postscript', 'pcl', 'pwg-raster', 'zpl', 'escpos', 'text', 'raw'] as const;
+export const CONTENT_TYPES = ['pdf', 'postscript', 'pcl', 'pwg-raster', 'urf', 'jpeg', 'png', 'zpl', 'escpos', 'text', 'raw'] as const;
 export type ContentType = (typeof CONTENT_TYPES)[number];
+/** MIME type of each content type (IPP document-format, mDNS `pdl`, a printer's `accepts`). */
+export const MIME_TYPES: Record<ContentType, string> = {
+  pdf: 'application/pdf',
+  postscript: 'application/postscript',
+  pcl: 'application/vnd.hp-pcl',
+  'pwg-raster': 'image/pwg-raster',
+  urf: 'image/urf',
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  zpl: 'application/vnd.zebra-zpl',
+  escpos: 'application/vnd.escpos',
+  text: 'text/plain',
+  raw: 'application/octet-stream',
+};
 export const DUPLEX = ['none', 'long-edge', 'short-edge'] as const;
 export type Duplex = (typeof DUPLEX)[number];
 export const ORIENTATIONS = ['portrait', 'landscape', 'reverse-portrait', 'reverse-landscape'] as const;

@@ -10,7 +10,7 @@ export interface OutboundJob {
   title: string;
   user: string;
   contentType: ContentType;
-  /** Plaintext size of the document in bytes (known from the spool record). */
+  /** Plaintext size of the document in bytes (known from the spool record); -1 when it is not known before the last byte (a document streaming out of its converter). */
   size: number;
   options: JobOptions;
   /** The destination printer's URI (scheme picks the driver). */

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { CONTRACT_VERSION, type ContentType, type Driver, type DriverFactory, type OutboundJob, type Outcome, type PrinterStatus } from './contract.js';
 
 const EXTENSION: Record<ContentType, string> = {
-  pdf: 'pdf', postscript: 'ps', pcl: 'pcl', 'pwg-raster': 'pwg', zpl: 'zpl', escpos: 'escpos', text: 'txt', raw: 'prn',
+  pdf: 'pdf', postscript: 'ps', pcl: 'pcl', 'pwg-raster': 'pwg', urf: 'urf', jpeg: 'jpg', png: 'png', zpl: 'zpl', escpos: 'escpos', text: 'txt', raw: 'prn',
 };
 
 /** The folder a file:// URI names; only local paths (no host other than localhost). */

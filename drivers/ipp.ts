@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ContentType, Driver, DriverFactory, JobOptions, OutboundJob, Outcome, PrinterStatus } from './contract.js';
+import { MIME_TYPES, type ContentType, type Driver, type DriverFactory, type JobOptions, type OutboundJob, type Outcome, type PrinterStatus } from './contract.js';
 import {
   attr,
   collection,
@@ -36,13 +36,9 @@ const PARAMS = [
 ] as const satisfies Driver['schema']['params'];
 
 /** IPP document-format for each printbox content type; anything not listed goes as application/octet-stream. */
-export const DOCUMENT_FORMATS: Partial<Record<ContentType, string>> = {
-  pdf: 'application/pdf',
-  postscript: 'application/postscript',
-  pcl: 'application/vnd.hp-pcl',
-  'pwg-raster': 'image/pwg-raster',
-  text: 'text/plain',
-};
+export const DOCUMENT_FORMATS: Partial<Record<ContentType, string>> = Object.fromEntries(
+  (['pdf', 'postscript', 'pcl', 'pwg-raster', 'urf', 'jpeg', 'png', 'text'] as const).map((t) => [t, MIME_TYPES[t]]),
+);
 
 const SIDES = { none: 'one-sided', 'long-edge': 'two-sided-long-edge', 'short-edge': 'two-sided-short-edge' } as const;
 const ORIENTATION = { portrait: 3, landscape: 4, 'reverse-landscape': 5, 'reverse-portrait': 6 } as const;
@@ -184,7 +180,8 @@ export function ippRequest(t: PrinterTarget, msg: IppMessage, io: Io, document?:
       return;
     }
     req.write(header);
-    pipeline(document.open(), sizeGuard(document.size), req).catch((err) => {
+    // A size of -1 (a document still being converted) goes chunked and has no recorded size to hold it to.
+    (document.size >= 0 ? pipeline(document.open(), sizeGuard(document.size), req) : pipeline(document.open(), req)).catch((err) => {
       if (!response) settle(err);
     });
   });
@@ -444,7 +441,7 @@ export const createIppDriver: DriverFactory = (ctx) => {
     const deadline = Date.now() + p.confirmTimeout;
     let last = first;
     let lastError: string | undefined;
-    for (;;) {
+    for (let polls = 0; ; polls++) {
       const final = last && finalOutcome(jobId, last);
       if (final) return final;
       const seen = last ? `last seen: ${describe(jobId, last)}` : lastError ? `last error: ${lastError}` : 'no job state seen';
@@ -452,7 +449,8 @@ export const createIppDriver: DriverFactory = (ctx) => {
       const left = deadline - Date.now();
       if (left <= 0) return { kind: 'sent', detail: `job ${jobId} accepted by the printer; not completed within ${p.confirmTimeout} ms (${seen})` };
       try {
-        await sleep(Math.min(p.pollInterval, left), undefined, { signal });
+        // Soon at first (a printer that spools completes most jobs within a moment), then every pollInterval.
+        await sleep(Math.min(p.pollInterval, 250 * 2 ** polls, left), undefined, { signal });
       } catch {
         continue; // aborted: reported on the next turn
       }
@@ -511,7 +509,7 @@ export const createIppDriver: DriverFactory = (ctx) => {
       );
       let resp: IppMessage;
       try {
-        resp = await ippRequest(t, request, io, { open: () => job.open(), size: job.size, chunked: p.chunked });
+        resp = await ippRequest(t, request, io, { open: () => job.open(), size: job.size, chunked: p.chunked || job.size < 0 });
       } catch (err) {
         return errorOutcome(err, `sending to ${t.printerUri} failed`);
       }
@@ -585,5 +583,19 @@ function supportedSummary(caps: PrinterCaps): Record<string, unknown> {
     pageRanges: a.get('page-ranges-supported')?.[0] === true,
     ippVersions: strings(a.get('ipp-versions-supported')),
     tls: strings(a.get('uri-security-supported')).includes('tls'),
+    rasterResolutions: rasterResolutions(a),
+    rasterTypes: strings(a.get('pwg-raster-document-type-supported')),
+    urf: strings(a.get('urf-supported')),
   };
+}
+
+/** Dots per inch the printer takes raster at (PWG raster resolutions, URF's RSnnn[-nnn]), lowest first. */
+function rasterResolutions(a: Map<string, IppValue[]>): number[] {
+  const out = new Set<number>();
+  for (const v of a.get('pwg-raster-document-resolution-supported') ?? []) {
+    const r = v as { x?: number; units?: string };
+    if (typeof r?.x === 'number') out.add(r.units === 'dpcm' ? Math.round(r.x * 2.54) : r.x);
+  }
+  for (const u of strings(a.get('urf-supported'))) if (/^RS\d/.test(u)) for (const n of u.slice(2).split('-')) if (Number(n) > 0) out.add(Number(n));
+  return [...out].sort((x, y) => x - y);
 }

@@ -133,7 +133,7 @@ Architecture: $ARCH
 Maintainer: $MAINTAINER
 Installed-Size: $SIZE
 Depends: adduser, init-system-helpers (>= 1.54~), libc6 (>= 2.28), libgcc-s1, libstdc++6 (>= 5.2)
-Recommends: systemd
+Recommends: systemd, ghostscript, qpdf, cups-filters
 Suggests: nats-server, haproxy
 Section: net
 Priority: optional

@@ -28,6 +28,9 @@ import { loadPlugin } from '../drivers/plugins.js';
 import type { PrinterDiscovery } from './discovery/browser.js';
 import type { SystemHealth } from './system/health.js';
 import type { Cluster } from './cluster/cluster.js';
+import type { PrinterRecord } from './system/state.js';
+import { fromProbe } from './convert/capabilities.js';
+import { ConvertStage } from './convert/stage.js';
 
 export const VERSION = '0.1.0';
 
@@ -48,6 +51,7 @@ export class Appliance {
   callbackSecret!: Buffer;
   batches!: Batches;
   intake!: JobIntake;
+  convert!: ConvertStage;
   private lock: DataDirLock;
   readonly startedAt = Date.now();
   readonly metrics = new Metrics();
@@ -98,7 +102,9 @@ export class Appliance {
     this.spool = this.cluster?.spool ?? new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit, historyMaxAgeMs: this.cfg.historyMaxAgeMs });
     await this.spool.open();
     this.callbacks = new StatusCallbacks(this.callbackSecret, this.log, new CallbackTargets(this.cfg.callbacks?.allow));
+    this.convert = new ConvertStage(this.cfg.convert);
     this.queue = new Dispatcher({
+      convert: this.convert,
       spool: this.spool,
       drivers: this.drivers,
       printer: (id) => this.printers.find(id),
@@ -204,6 +210,7 @@ export class Appliance {
     for (const fn of this.closers.reverse()) await fn().catch((err) => this.log.warn({ err: (err as Error).message }, 'error while stopping'));
     this.health?.stop();
     await this.queue?.stopAll();
+    this.convert?.close();
     for (const d of this.drivers.all()) {
       if (typeof d.close !== 'function') continue;
       await Promise.resolve()
@@ -226,7 +233,29 @@ export class Appliance {
       this.calling.delete(job.id);
       this.spool.update(job.id, { callback }, { durable: false }).catch((err) => this.log.warn({ jobID: job.id, err: (err as Error).message }, 'could not record the status callback outcome'));
     };
-    this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}` : (job.reason ?? job.state) }, job.owner, record);
+    const pages = job.pages !== undefined ? ` (${job.pages} ${job.pages === 1 ? 'page' : 'pages'}, ${job.sheets} ${job.sheets === 1 ? 'sheet' : 'sheets'})` : '';
+    this.callbacks.send(job.statusURL, { jobID: job.id, status: ok ? 'success' : 'fail', message: ok ? `job ${job.state}${pages}` : (job.reason ?? job.state) }, job.owner, record);
+  }
+
+  /**
+   * Asks a printer what it takes (IPP Get-Printer-Attributes through the driver's probe) and records it unless the
+   * admin set it. Never throws: a printer that does not answer keeps what was known.
+   */
+  async learnCapabilities(printerId: string, signal = AbortSignal.timeout(10000)): Promise<PrinterRecord | undefined> {
+    const p = this.printers.find(printerId);
+    if (!p || p.acceptsFrom === 'admin') return p;
+    // Only IPP says what it takes; a RAW or LPR probe is a bare connection that some printers log as an empty job.
+    if (!/^ipps?:$/.test(new URL(p.uri).protocol)) return p;
+    const driver = this.drivers.forUri(new URL(p.uri));
+    if (!driver?.probe) return p;
+    try {
+      const st = await driver.probe(new URL(p.uri), signal);
+      if (!st.reachable) return p;
+      return await this.printers.learn(p.id, fromProbe(st), 'ipp');
+    } catch (err) {
+      this.log.debug({ printer: p.name, err: (err as Error).message }, 'could not learn the printer\'s formats');
+      return p;
+    }
   }
 
   job(id: string, owner?: string): JobRecord {

@@ -17,7 +17,10 @@ const HELP = `usage: printbox <command> [options]
                                           reads the secret from stdin, stores only its hash
   token list                              list tokens (never the secrets)
   token revoke ID|NAME                    revoke a token
-  printer add NAME URI [--policy retry-job|hold-job|stop-printer]
+  printer add NAME URI [--policy retry-job|hold-job|stop-printer] [--accepts MIME,…] [--resolution DPI]
+  printer set ID|NAME [--accepts MIME,…] [--resolution DPI]
+                                          formats the printer takes (others are converted); --accepts ""
+                                          hands the list back to what the printer reports
   printer list
   printer remove ID|NAME
   printer resume ID|NAME                  resume a stopped printer
@@ -115,6 +118,8 @@ export async function main(argv: string[]): Promise<number> {
         name: { type: 'string' },
         scope: { type: 'string' },
         policy: { type: 'string' },
+        accepts: { type: 'string' },
+        resolution: { type: 'string' },
         printer: { type: 'string' },
         state: { type: 'string' },
         limit: { type: 'string' },
@@ -188,14 +193,20 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'printer add': {
         if (rest.length !== 2) throw new UsageError('printer add needs NAME and URI, e.g. printbox printer add front raw://10.0.0.5:9100');
-        const r = await call(cfg, 'POST', '/v1/printers', { name: rest[0], uri: rest[1], ...(o.policy && { errorPolicy: o.policy }) });
+        const r = await call(cfg, 'POST', '/v1/printers', { name: rest[0], uri: rest[1], ...(o.policy && { errorPolicy: o.policy }), ...capabilityOptions(o) });
         out(r, () => `added ${r.name} (${r.id}) → ${r.uri}\n`);
+        return 0;
+      }
+      case 'printer set': {
+        if (rest.length !== 1) throw new UsageError('printer set needs a printer id or name, e.g. printbox printer set front --accepts application/vnd.hp-pcl');
+        const r = await call(cfg, 'PATCH', `/v1/printers/${encodeURIComponent(rest[0])}`, capabilityOptions(o));
+        out(r, () => `${r.name} accepts ${r.accepts?.join(', ') || '(unknown: sent as it is)'}${r.resolution ? ` at ${r.resolution} dpi` : ''}\n`);
         return 0;
       }
       case 'printer list': {
         const r = await call(cfg, 'GET', '/v1/printers');
         const rows = r.printers.map((p: any) => ({ ...p, state: p.stopped ? 'stopped' : p.enabled ? p.queue.state : 'disabled', queued: p.queue.queued }));
-        out(r.printers, () => table(rows, ['id', 'name', 'uri', 'state', 'queued', 'errorPolicy']));
+        out(r.printers, () => table(rows.map((p: any) => ({ ...p, accepts: p.accepts?.join(' ') ?? '' })), ['id', 'name', 'uri', 'state', 'queued', 'errorPolicy', 'accepts']));
         return 0;
       }
       case 'printer remove':
@@ -263,4 +274,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`printbox: ${(err as Error).message}\n`);
     return 1;
   }
+}
+
+/** --accepts a,b and --resolution N as the API's printer fields (the API checks them). */
+function capabilityOptions(o: { accepts?: string; resolution?: string }): Record<string, unknown> {
+  return {
+    ...(o.accepts !== undefined && { accepts: o.accepts.split(',').map((m) => m.trim()).filter(Boolean) }),
+    ...(o.resolution !== undefined && { resolution: Number(o.resolution) }),
+  };
 }

@@ -82,7 +82,7 @@ describe('driver plug-ins', () => {
     assert.deepEqual(readdirSync(out), ['job-0007.pdf']);
     assert.equal(sha(readFileSync(path.join(out, 'job-0007.pdf'))), sha(doc));
     assert.deepEqual(job.warnings, ['the file printer stores the document as sent; not applied: copies=2']);
-    assert.deepEqual(await driver.probe!(pathToFileURL(out)), { reachable: true, state: 'idle', formats: ['pdf', 'postscript', 'pcl', 'pwg-raster', 'zpl', 'escpos', 'text', 'raw'] });
+    assert.deepEqual(await driver.probe!(pathToFileURL(out)), { reachable: true, state: 'idle', formats: ['pdf', 'postscript', 'pcl', 'pwg-raster', 'urf', 'jpeg', 'png', 'zpl', 'escpos', 'text', 'raw'] });
   });
 
   test('a job id cannot write outside the folder, and a damaged document leaves no file behind', async () => {

@@ -53,7 +53,10 @@ export function registerLanRoutes(server: FastifyInstance, app: Appliance): void
       throw new ApiError(409, (err as { code?: string }).code ?? 'printer_not_adoptable', (err as Error).message);
     }
     const body = (req.body ?? {}) as { name?: string; uri?: string };
-    const printer = await app.printers.add({ name: body.name ?? app.printers.nameFrom(adoption.name), uri: body.uri ?? adoption.uri });
+    let printer = await app.printers.add({ name: body.name ?? app.printers.nameFrom(adoption.name), uri: body.uri ?? adoption.uri });
+    // What the printer advertises (TXT pdl) until it is asked itself; the admin may still set accepts.
+    if (found.languages.length) printer = (await app.printers.learn(printer.id, { accepts: found.languages }, 'mdns')) ?? printer;
+    void app.learnCapabilities(printer.id);
     return reply.status(201).send(printerViewFor(app, printer, 'admin'));
   });
 

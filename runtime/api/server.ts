@@ -9,6 +9,7 @@ import { ERROR_POLICIES } from '../system/state.js';
 import { VERSION, type Appliance } from '../appliance.js';
 import { TLS_POLICY, type TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
+import { fromProbe } from '../convert/capabilities.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerPrinterTrustRoutes } from './printer-trust-routes.js';
 import { registerClusterRoutes } from './cluster-routes.js';
@@ -42,6 +43,8 @@ const printerBody = {
       properties: { limit: { type: 'integer', minimum: 0 }, baseMs: { type: 'integer', minimum: 0 }, maxMs: { type: 'integer', minimum: 0 }, heldRetryMs: { type: 'integer', minimum: 0 } },
     },
     defaults: { type: 'object' },
+    accepts: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 128 }, description: 'Document formats the printer takes (MIME types); other formats are converted. [] hands the list back to what the printer reports' },
+    resolution: { type: 'integer', description: 'Dots per inch for raster output (PWG raster, URF, ZPL, PCL)' },
   },
 };
 
@@ -160,14 +163,37 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
       tags: ['jobs'],
       querystring: {
         type: 'object',
-        properties: { printer: { type: 'string' }, state: { type: 'string', enum: [...JOB_STATES] }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, cursor: { type: 'integer', minimum: 0 } },
+        properties: { printer: { type: 'string' }, state: { type: 'string', enum: [...JOB_STATES] }, minPages: { type: 'integer', minimum: 0 }, maxPages: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, cursor: { type: 'integer', minimum: 0 } },
       },
     },
   }, async (req) => {
-    const q = req.query as { printer?: string; state?: JobState; limit: number; cursor?: number };
+    const q = req.query as { printer?: string; state?: JobState; minPages?: number; maxPages?: number; limit: number; cursor?: number };
+    const byPages = q.minPages !== undefined || q.maxPages !== undefined;
+    // A job whose page count is not known matches no page filter.
+    const pagesOut = (j: { pages?: number }) => byPages && (j.pages === undefined || j.pages < (q.minPages ?? 0) || j.pages > (q.maxPages ?? Infinity));
     const printerId = q.printer ? app.printers.get(q.printer).id : undefined;
-    const page = await app.spool.list({ printerId, state: q.state, owner: ownerOf(req), after: q.cursor, limit: q.limit });
-    return { jobs: page.jobs.map(jobView), nextCursor: page.nextCursor };
+    const owner = ownerOf(req);
+    if (!byPages) {
+      const page = await app.spool.list({ printerId, state: q.state, owner, after: q.cursor, limit: q.limit });
+      return { jobs: page.jobs.map(jobView), nextCursor: page.nextCursor };
+    }
+    // Page counts are not in the history index: pages of the listing are read until the filter has filled one
+    // (bounded: at most 50 reads of 1,000 jobs; the cursor says where to go on).
+    const out = [];
+    let after = q.cursor;
+    let more = true;
+    for (let reads = 0; reads < 50 && more && out.length < q.limit; reads++) {
+      const page = await app.spool.list({ printerId, state: q.state, owner, after, limit: 1000 });
+      more = page.nextCursor !== null;
+      for (const j of page.jobs) {
+        after = j.seq;
+        if (pagesOut(j)) continue;
+        out.push(j);
+        if (out.length === q.limit) break;
+      }
+      if (out.length === q.limit && after !== page.jobs[page.jobs.length - 1]?.seq) more = true; // stopped mid-page
+    }
+    return { jobs: out.map(jobView), nextCursor: more ? (after ?? null) : null };
   });
 
   server.delete('/v1/jobs/:id', { schema: { tags: ['jobs'], summary: 'Cancel a job (removes its sealed document)', params: idParam } }, async (req) => jobView(await app.cancelJob((req.params as { id: string }).id, ownerOf(req))));
@@ -195,11 +221,14 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   server.get('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam } }, async (req) => printerViewFor(app, app.printers.get((req.params as { id: string }).id), req.principal.scope));
   server.post('/v1/printers', { schema: { tags: ['printers'], body: { ...printerBody, required: ['name', 'uri'] } } }, async (req, reply) => {
     requireAdmin(req);
-    return reply.status(201).send(printerView(await app.printers.add(req.body as never)));
+    const added = await app.printers.add(req.body as never);
+    if (!added.accepts) void app.learnCapabilities(added.id); // fills accepts from the printer (IPP) when the admin gave none
+    return reply.status(201).send(printerView(added));
   });
   server.patch('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam, body: printerBody } }, async (req) => {
     requireAdmin(req);
     const p = await app.printers.update((req.params as { id: string }).id, req.body as never);
+    if ((req.body as { accepts?: string[] })?.accepts?.length === 0) void app.learnCapabilities(p.id); // handed back to the printer
     if (p.enabled && !p.stopped) app.queue.wakePrinter(p.id);
     return printerView(p);
   });
@@ -221,7 +250,9 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     const p = app.printers.get((req.params as { id: string }).id);
     const driver = app.drivers.forUri(new URL(p.uri));
     if (!driver?.probe) throw new ApiError(501, 'probe_unsupported', `the ${new URL(p.uri).protocol.slice(0, -1)} driver cannot ask the printer for its state`);
-    return { printer: p.id, ...(await driver.probe(new URL(p.uri), AbortSignal.timeout(10000))) };
+    const st = await driver.probe(new URL(p.uri), AbortSignal.timeout(10000));
+    if (st.reachable) await app.printers.learn(p.id, fromProbe(st), 'ipp');
+    return { printer: p.id, ...st };
   });
   server.get('/v1/drivers', { schema: { tags: ['printers'], summary: 'Drivers and the URI parameters each accepts' } }, async () => ({
     drivers: app.drivers.all().map((d) => d.schema),

@@ -188,6 +188,9 @@ export function sniff(head: Buffer): ContentType {
   if (s.startsWith('%!')) return 'postscript';
   if (s.startsWith('\x1b%-12345X') || s.startsWith('\x1bE')) return 'pcl';
   if (s.startsWith('RaS2')) return 'pwg-raster';
+  if (s.startsWith('UNIRAST')) return 'urf';
+  if (s.startsWith('\xff\xd8\xff')) return 'jpeg';
+  if (s.startsWith('\x89PNG\r\n\x1a\n')) return 'png';
   if (/^\s*\^XA/.test(s)) return 'zpl';
   return 'raw';
 }

@@ -6,6 +6,8 @@ import type { DriverRegistry } from '../../drivers/registry.js';
 import { isFinal, type JobRecord } from '../spool/jobs.js';
 import type { Spool } from '../spool/contract.js';
 import type { PrinterRecord } from '../system/state.js';
+import type { ConvertStage, Prepared } from '../convert/stage.js';
+import { countPassthrough } from '../convert/pages.js';
 
 export interface QueueDeps {
   spool: Spool;
@@ -21,6 +23,8 @@ export interface QueueDeps {
   /** Cluster mode: may this node send to the printer now (it holds the printer's lease)? Absent: always. */
   mayDrive?(printerId: string): boolean;
   preverifyBytes: number;
+  /** Converts documents the printer does not take (runtime/convert/); absent: every document goes as it is. */
+  convert?: ConvertStage;
   log: { info(o: object, m?: string): void; warn(o: object, m?: string): void; error(o: object, m?: string): void };
 }
 
@@ -29,6 +33,7 @@ export interface SendDone {
   ms: number;
   outcome: Outcome['kind'];
   bytes: number;
+  pages?: number;
 }
 
 export interface QueueEvents {
@@ -290,6 +295,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     if (!job || isFinal(job.state)) return job;
     const q = this.queues.get(job.printerId);
     const updated = await this.setJob(id, { state: 'cancelled', reason, nextAttemptAt: undefined });
+    this.deps.convert?.forget(id);
     if (q) {
       if (q.current?.id === id) q.current.abort.abort();
       q.remove(id);
@@ -313,6 +319,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     const job = this.spool.get(id);
     if (!job || isFinal(job.state) || job.state === 'sending') return job;
     this.queues.get(job.printerId)?.remove(id);
+    this.deps.convert?.forget(id);
     const updated = await this.setJob(id, { printerId, state: job.state === 'held' ? 'queued' : job.state, attempts: 0, nextAttemptAt: undefined, reason: undefined });
     if (updated.state === 'queued') this.enqueue(updated);
     return updated;
@@ -361,6 +368,17 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
           sealError = err as Error;
         }
       }
+      // Conversion starts before the previous job's outcome is durable: it only reads, and it is the slow part.
+      let prepared: Prepared | null = null;
+      let convertFailure: string | null = null;
+      if (driver && !sealError && this.deps.convert) {
+        const v = verified;
+        const r = await this.deps.convert.prepare(head, printer, () => v ?? this.spool.openDocument(head.id), abort.signal);
+        if (r && 'fail' in r) convertFailure = r.fail;
+        else prepared = r;
+        if (prepared) warnings.push(prepared.note);
+        this.renderAhead(q, head, printer);
+      }
       if (q.settling) {
         const s = q.settling;
         q.settling = null;
@@ -371,17 +389,20 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         outcome = { kind: 'retry', reason: `no driver for ${new URL(printer.uri).protocol} printers (a plug-in that did not load?)` };
       } else if (sealError) {
         outcome = { kind: 'fail', reason: `document cannot be opened: ${sealError.message}` };
+      } else if (convertFailure) {
+        outcome = { kind: 'fail', reason: convertFailure };
       } else {
         const job: OutboundJob = {
           id: head.id,
           title: head.title,
           user: head.user,
-          contentType: head.contentType,
-          size: head.size,
-          options: head.options,
+          contentType: prepared?.contentType ?? head.contentType,
+          size: prepared?.size ?? head.size,
+          options: prepared?.options ?? head.options,
           uri: new URL(printer.uri),
-          bytes: verified ?? undefined,
+          bytes: prepared ? prepared.bytes : (verified ?? undefined),
           open: () => {
+            if (prepared) return prepared.open();
             if (verified) return Readable.from(verified);
             const s = this.spool.openDocument(head.id);
             s.on('error', (e) => {
@@ -401,14 +422,22 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
           },
         };
         const started = Date.now();
+        // Counted while the document is sent (a PDF sent as it is costs a qpdf run), so the next job never waits on it.
+        const counting = this.pageCounts(head, prepared, verified);
         try {
           outcome = await driver!.send(job, abort.signal);
         } catch (err) {
           outcome = { kind: 'retry', reason: `driver error: ${(err as Error).message}` };
         }
-        this.emit('sendDone', { printerId: printer.id, ms: Date.now() - started, outcome: outcome.kind, bytes: head.size });
+        const convertError = prepared?.error();
+        if (convertError) outcome = { kind: 'fail', reason: `conversion failed while sending: ${convertError.message}` };
         if (sealError) outcome = { kind: 'fail', reason: `document cannot be opened: ${(sealError as Error).message}` };
+        const counted = await counting;
+        const pages = outcome.kind === 'sent' || outcome.kind === 'confirmed' ? counted : undefined;
+        if (pages) await this.deliveryUpdate(head.id, pages, false);
+        this.emit('sendDone', { printerId: printer.id, ms: Date.now() - started, outcome: outcome.kind, bytes: head.size, pages: pages?.pages });
       }
+      if (outcome.kind !== 'retry') this.deps.convert?.forget(head.id);
       const now = this.spool.get(head.id)!;
       if (now.state !== 'sending') return; // cancelled or moved while sending: the outcome no longer matters
       const merged = [...new Set([...now.warnings, ...warnings])];
@@ -420,6 +449,31 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
       }
     } finally {
       q.current = null;
+    }
+  }
+
+  /** Starts converting the job after the head while the head prints (different printers' jobs convert in parallel). */
+  private renderAhead(q: PrinterQueue, head: JobRecord, printer: PrinterRecord): void {
+    const i = q.ids.indexOf(head.id);
+    const nextId = i >= 0 ? q.ids[i + 1] : undefined;
+    const next = nextId ? this.spool.get(nextId) : undefined;
+    if (!next || next.state !== 'queued' || (q.lock && next.batchID !== q.lock)) return;
+    this.deps.convert!.ahead(next, printer, () => this.spool.openDocument(next.id));
+  }
+
+  /** Pages and sheets of a delivered job: from its conversion, else counted where cheap (documents in memory). */
+  private async pageCounts(head: JobRecord, prepared: Prepared | null, verified: Buffer[] | null): Promise<{ pages: number; sheets: number } | undefined> {
+    if (prepared?.pages !== undefined) return { pages: prepared.pages, sheets: prepared.sheets! };
+    if (!verified || !this.deps.convert) return undefined;
+    try {
+      const n = await countPassthrough(head.contentType, verified);
+      if (n === undefined) return undefined;
+      // Sent as it is: copies and duplex are the printer's to apply, so count what was asked for.
+      const copies = Math.max(1, head.options.copies || 1);
+      const perSheets = head.options.duplex && head.options.duplex !== 'none' ? Math.ceil(n / 2) : n;
+      return { pages: n * copies, sheets: perSheets * copies };
+    } catch {
+      return undefined; // a count is a nicety: a document the printer took is not failed for it
     }
   }
 

@@ -32,6 +32,8 @@ export interface JobRecord {
   queuePos?: number; // place in the printer's FIFO when it differs from seq (batch release)
   replayOf?: string; // the job this one reprints (batch replay)
   callback?: CallbackOutcome; // what became of the statusURL callback; absent while it is due
+  pages?: number; // pages printed: the document's (selected) pages × copies, once known
+  sheets?: number; // sheets of paper: pages, or half of them (rounded up per copy) when duplex
 }
 
 /** How the statusURL callback of a finished job ended. */
@@ -67,6 +69,8 @@ export function jobView(j: JobRecord) {
     finishedAt: j.finishedAt,
     replayOf: j.replayOf,
     callback: j.callback,
+    pages: j.pages,
+    sheets: j.sheets,
   };
 }
 

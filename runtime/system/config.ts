@@ -28,6 +28,11 @@ export interface Config {
   maxConnections: number; // HTTPS connections in all
   maxConnectionsPerAddress: number; // HTTPS connections from one client address
   bodyTimeoutMs: number; // a JSON request body must arrive whole within this time (uploads are exempt)
+  /**
+   * Conversion (runtime/convert/): a converter past timeoutMs is killed and its job fails; at most `concurrency`
+   * jobs render ahead of their turn, holding at most memoryBudgetBytes of documents and output in RAM (ramDir, a tmpfs).
+   */
+  convert: { timeoutMs: number; concurrency: number; memoryBudgetBytes: number; ramDir: string };
   /** Cluster mode (absent: one box). `servers` from PRINTBOX_CLUSTER (comma-separated NATS URLs) or the config file. */
   cluster?: ClusterSettings;
 }
@@ -66,6 +71,7 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   maxConnections: 1024,
   maxConnectionsPerAddress: 128,
   bodyTimeoutMs: 15000,
+  convert: { timeoutMs: 300000, concurrency: os.availableParallelism(), memoryBudgetBytes: 256 * 1024 * 1024, ramDir: '/dev/shm' },
 };
 
 function defaultDataDir(): string {
@@ -106,5 +112,7 @@ export function loadConfig(overrides: Partial<Config> = {}): Config {
   if (servers?.length) cfg.cluster = { ...cfg.cluster, servers };
   if (cfg.cluster && !cfg.cluster.servers?.length) delete cfg.cluster;
   if (cfg.cluster && process.env.PRINTBOX_CLUSTER_NODE) cfg.cluster.node = process.env.PRINTBOX_CLUSTER_NODE;
+  const convertTimeout = num(process.env.PRINTBOX_CONVERT_TIMEOUT_MS);
+  cfg.convert = { ...DEFAULTS.convert, ...cfg.convert, ...(convertTimeout !== undefined && { timeoutMs: convertTimeout }) };
   return cfg;
 }

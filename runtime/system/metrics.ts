@@ -7,6 +7,7 @@ export interface SendObservation {
   ms: number;
   outcome: string;
   bytes: number;
+  pages?: number; // pages delivered (× copies), when known
 }
 
 /** What a scrape reads: printers, the jobs the spool knows, each printer's queue, batch counts. */
@@ -38,6 +39,7 @@ export class Metrics {
   jobsAccepted = 0;
   private sends = new Map<string, Histogram>(); // by printer id
   private outcomes = new Map<string, number>(); // `${printer}\0${kind}`
+  private pages = new Map<string, number>(); // by printer id
 
   onSend(e: SendObservation): void {
     let h = this.sends.get(e.printerId);
@@ -45,7 +47,10 @@ export class Metrics {
     h.observe(e.ms / 1000);
     const k = `${e.printerId}\0${e.outcome}`;
     this.outcomes.set(k, (this.outcomes.get(k) ?? 0) + 1);
-    if (e.outcome === 'sent' || e.outcome === 'confirmed') this.bytesOut += e.bytes;
+    if (e.outcome === 'sent' || e.outcome === 'confirmed') {
+      this.bytesOut += e.bytes;
+      if (e.pages) this.pages.set(e.printerId, (this.pages.get(e.printerId) ?? 0) + e.pages);
+    }
   }
 
   render(app: MetricsSource): string {
@@ -84,6 +89,7 @@ export class Metrics {
       const [id, kind] = k.split('\0');
       return [{ printer: name(id), outcome: kind }, v];
     }));
+    metric('printbox_pages_total', 'counter', 'Pages delivered to each printer since start (pages × copies, where the page count is known)', printers.map((p) => [{ printer: p.name }, this.pages.get(p.id) ?? 0]));
     out.push('# HELP printbox_send_duration_seconds Time to send one job to its printer', '# TYPE printbox_send_duration_seconds histogram');
     for (const [id, h] of this.sends) {
       const p = esc(name(id));

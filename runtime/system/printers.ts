@@ -4,7 +4,7 @@ import { CONTENT_TYPES, DUPLEX, ORIENTATIONS } from '../../drivers/contract.js';
 import type { DriverRegistry } from '../../drivers/registry.js';
 import { readParams } from '../../drivers/uri.js';
 import { ApiError, badRequest, conflict, notFound } from './errors.js';
-import { ERROR_POLICIES, type PrinterRecord, type State } from './state.js';
+import { ERROR_POLICIES, type CapabilitySource, type PrinterRecord, type State } from './state.js';
 import type { Config } from './config.js';
 import { restoreSecrets } from './redact.js';
 import { pinOnFirstUse, wantsPin } from './printer-pin.js';
@@ -18,6 +18,15 @@ export interface PrinterInput {
   errorPolicy?: string;
   retry?: Partial<PrinterRecord['retry']>;
   defaults?: PrinterRecord['defaults'];
+  accepts?: string[];
+  resolution?: number;
+}
+
+/** What a printer itself reported about its languages and resolution (IPP attributes, mDNS pdl, PJL INFO). */
+export interface LearnedCapabilities {
+  accepts?: string[];
+  resolution?: number;
+  color?: boolean;
 }
 
 export class Printers {
@@ -61,6 +70,11 @@ export class Printers {
     if (d.contentType && !CONTENT_TYPES.includes(d.contentType)) throw badRequest('bad_content_type', `contentType must be one of ${CONTENT_TYPES.join(', ')}`);
     if (d.duplex && !DUPLEX.includes(d.duplex)) throw badRequest('bad_duplex', `duplex must be one of ${DUPLEX.join(', ')}`);
     if (d.orientation && !ORIENTATIONS.includes(d.orientation)) throw badRequest('bad_orientation', `orientation must be one of ${ORIENTATIONS.join(', ')}`);
+    if (p.accepts !== undefined) {
+      const problem = acceptsProblem(p.accepts);
+      if (problem) throw badRequest('bad_accepts', problem);
+    }
+    if (p.resolution !== undefined && (!Number.isInteger(p.resolution) || p.resolution < 72 || p.resolution > 2400)) throw badRequest('bad_resolution', 'resolution is a whole number of dots per inch from 72 to 2400');
     for (const [k, v] of Object.entries(p.retry ?? {})) {
       if (!Number.isInteger(v) || (v as number) < 0) throw badRequest('bad_retry', `retry.${k} must be a whole number ≥ 0`);
     }
@@ -88,6 +102,7 @@ export class Printers {
       errorPolicy: (input.errorPolicy as PrinterRecord['errorPolicy']) ?? 'retry-job',
       retry: { ...this.cfg.defaultRetry, ...input.retry },
       defaults: input.defaults ?? {},
+      ...capabilityFields(input),
       createdAt: new Date().toISOString(),
     };
     await this.state.change((d) => d.printers.push(rec));
@@ -110,6 +125,7 @@ export class Printers {
       ...(input.errorPolicy !== undefined && { errorPolicy: input.errorPolicy as PrinterRecord['errorPolicy'] }),
       retry: { ...cur.retry, ...input.retry },
       defaults: input.defaults !== undefined ? input.defaults : cur.defaults,
+      ...capabilityFields(input),
     };
     await this.state.change((d) => {
       d.printers = d.printers.map((p) => (p.id === cur.id ? next : p));
@@ -125,6 +141,25 @@ export class Printers {
     const next = { ...p, uri };
     await this.state.change((d) => {
       d.printers = d.printers.map((x) => (x.id === p.id ? { ...x, uri } : x));
+    });
+    return next;
+  }
+
+  /**
+   * Records what the printer says it takes. The admin has the last word: a list the admin set is kept, and an
+   * admin who clears it (accepts: []) hands it back to the printer's own reports.
+   */
+  async learn(id: string, caps: LearnedCapabilities, from: Exclude<CapabilitySource, 'admin'>): Promise<PrinterRecord | undefined> {
+    const p = this.find(id);
+    if (!p || p.acceptsFrom === 'admin' || (!caps.accepts?.length && !caps.resolution)) return p;
+    const accepts = caps.accepts?.length ? [...new Set(caps.accepts.map((m) => m.toLowerCase()))].slice(0, 32) : p.accepts;
+    if (acceptsProblem(accepts ?? []) !== null) return p;
+    const resolution = caps.resolution ?? p.resolution;
+    const color = caps.color ?? p.color;
+    if (p.acceptsFrom === from && String(p.accepts) === String(accepts) && p.resolution === resolution && p.color === color) return p;
+    const next = { ...p, accepts, resolution, color, acceptsFrom: from };
+    await this.state.change((d) => {
+      d.printers = d.printers.map((x) => (x.id === id ? next : x));
     });
     return next;
   }
@@ -145,6 +180,28 @@ export class Printers {
     });
     return cur;
   }
+}
+
+const MIME_SYNTAX = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$/;
+
+/** Checks an `accepts` list from an admin or a printer; returns an error message or null. */
+export function acceptsProblem(v: unknown): string | null {
+  if (!Array.isArray(v)) return 'accepts must be a list of MIME types, e.g. ["application/vnd.hp-pcl"]';
+  if (v.length > 32) return 'accepts lists at most 32 MIME types';
+  for (const m of v) if (typeof m !== 'string' || !MIME_SYNTAX.test(m.toLowerCase())) return `accepts: "${String(m).slice(0, 80)}" is not a MIME type such as application/pdf`;
+  return null;
+}
+
+/** accepts/resolution as the admin gives them; an empty list means "ask the printer again". */
+function capabilityFields(input: PrinterInput): Partial<PrinterRecord> {
+  const out: Partial<PrinterRecord> = {};
+  if (input.accepts !== undefined) {
+    const list = [...new Set(input.accepts.map((m) => m.toLowerCase()))];
+    out.accepts = list.length ? list : undefined;
+    out.acceptsFrom = list.length ? 'admin' : undefined;
+  }
+  if (input.resolution !== undefined) out.resolution = input.resolution;
+  return out;
 }
 
 export function assertEnum<T extends string>(value: unknown, allowed: readonly T[], code: string, field: string): T {

@@ -17,8 +17,19 @@ export interface PrinterRecord {
   retry: { limit: number; baseMs: number; maxMs: number; heldRetryMs: number };
   defaults: Partial<JobOptions> & { contentType?: ContentType };
   stopped?: { reason: string; at: string };
+  /** Document formats the printer takes, as MIME types; others are converted (runtime/convert/). */
+  accepts?: string[];
+  /** Who set `accepts` (and `resolution`): the admin's word is never overwritten by what a printer reports. */
+  acceptsFrom?: CapabilitySource;
+  /** Dots per inch for raster output (PWG raster, URF, ZPL, PCL); from IPP or the admin. */
+  resolution?: number;
+  /** The printer prints in colour (IPP print-color-mode-supported); false: conversions render grey, a third of the bytes. */
+  color?: boolean;
   createdAt: string;
 }
+
+export const CAPABILITY_SOURCES = ['admin', 'ipp', 'mdns', 'pjl'] as const;
+export type CapabilitySource = (typeof CAPABILITY_SOURCES)[number];
 
 export interface TokenRecord {
   id: string;

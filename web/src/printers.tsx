@@ -256,6 +256,7 @@ function EditPrinter(props: { printer: Printer; onClose: () => void }) {
     color: p.defaults.color === undefined ? '' : String(p.defaults.color),
     media: p.defaults.media ?? '',
     contentType: p.defaults.contentType ?? '',
+    accepts: (p.accepts ?? []).join(', '),
   });
   const set = (k: keyof typeof f) => (e: Event) => setF({ ...f, [k]: (e.currentTarget as HTMLInputElement).type === 'checkbox' ? (e.currentTarget as HTMLInputElement).checked : (e.currentTarget as HTMLInputElement).value });
   const a = useAction();
@@ -267,8 +268,10 @@ function EditPrinter(props: { printer: Printer; onClose: () => void }) {
     if (f.color) defaults.color = f.color === 'true';
     if (f.media.trim()) defaults.media = f.media.trim();
     if (f.contentType) defaults.contentType = f.contentType;
+    // accepts is sent only when edited: saving other fields must not turn what the printer reported into the admin's list.
+    const accepts = f.accepts === (p.accepts ?? []).join(', ') ? undefined : f.accepts.split(',').map((m) => m.trim()).filter(Boolean);
     void a.run(async () => {
-      await api('PATCH', `/v1/printers/${p.id}`, { name: f.name.trim(), uri: f.uri.trim(), enabled: f.enabled, errorPolicy: f.errorPolicy, retry: { limit: Number(f.retryLimit) }, defaults });
+      await api('PATCH', `/v1/printers/${p.id}`, { name: f.name.trim(), uri: f.uri.trim(), enabled: f.enabled, errorPolicy: f.errorPolicy, retry: { limit: Number(f.retryLimit) }, defaults, ...(accepts && { accepts }) });
       props.onClose();
     });
   };
@@ -286,6 +289,13 @@ function EditPrinter(props: { printer: Printer; onClose: () => void }) {
       <label class="check">
         <input type="checkbox" checked={f.enabled} onChange={set('enabled')} />
         <span>Switched on (jobs are sent to it)</span>
+      </label>
+      <label>
+        Formats it takes
+        <input value={f.accepts} onInput={set('accepts')} name="accepts" placeholder="application/vnd.hp-pcl, image/pwg-raster…" autoCapitalize="off" spellcheck={false} />
+        <span class="hint">
+          {p.acceptsFrom && p.acceptsFrom !== 'admin' ? `as the printer reports it (${p.acceptsFrom}); ` : ''}other documents are converted to one of these; empty: ask the printer
+        </span>
       </label>
       <fieldset>
         <legend>When it cannot print a job</legend>
@@ -334,7 +344,7 @@ function EditPrinter(props: { printer: Printer; onClose: () => void }) {
           Printer language
           <select value={f.contentType} onChange={set('contentType')}>
             <option value="">(detect from each document)</option>
-            {['pdf', 'postscript', 'pcl', 'pwg-raster', 'zpl', 'escpos', 'text', 'raw'].map((c) => (
+            {['pdf', 'postscript', 'pcl', 'pwg-raster', 'urf', 'jpeg', 'png', 'zpl', 'escpos', 'text', 'raw'].map((c) => (
               <option value={c}>{c}</option>
             ))}
           </select>

@@ -22,6 +22,10 @@ export interface Printer {
   retry: { limit: number; baseMs: number; maxMs: number; heldRetryMs: number };
   defaults: JobDefaults;
   stopped?: { reason: string; at: string };
+  accepts?: string[];
+  acceptsFrom?: 'admin' | 'ipp' | 'mdns' | 'pjl';
+  resolution?: number;
+  formats?: string[];
   queue: { state: 'idle' | 'printing' | 'waiting' | 'stopped' | 'disabled'; queued: number; current: string | null; lastError: string | null };
 }
 
