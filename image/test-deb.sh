@@ -82,8 +82,9 @@ ok "root is $(du -sh "$ROOT" | cut -f1)"
 cp "$DEB" "$ROOT/tmp/printbox.deb"
 
 # One private mount namespace per call: /proc and /dev are gone when the call ends, whatever happens.
+# IN_ROOT_EXEC=1: exec into it, so that the caller's $! (a background call) is the process that gets signals.
 in_root() {
-	timeout "${LIMIT:-120}" unshare --mount --propagation private sh -c '
+	${IN_ROOT_EXEC:+exec} timeout "${LIMIT:-120}" unshare --mount --propagation private sh -c '
 		mount -t proc proc "$1/proc" && mount --rbind /dev "$1/dev" && shift &&
 		exec chroot "$0" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"' "$ROOT" "$ROOT" "$@"
 }
@@ -154,11 +155,18 @@ else
 	free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 	# The service runs under systemd on a box; here the same binary is started by hand in the root (as the
 	# printbox user, through /usr/bin/printbox), on a free loopback port, mDNS off.
+	# timeout (exec'd, so $! is its pid) passes SIGTERM on to node: every step down to node is an exec.
 	start_server() {
-		LIMIT=300 in_root env PRINTBOX_MDNS=0 printbox serve --port "$API_PORT" --host 127.0.0.1 >>"$WORK/serve.log" 2>&1 &
+		LIMIT=300 IN_ROOT_EXEC=1 in_root env PRINTBOX_MDNS=0 printbox serve --port "$API_PORT" --host 127.0.0.1 >>"$WORK/serve.log" 2>&1 &
 		SERVER_PID=$!
 	}
-	stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
+	stop_server() {
+		kill "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+		SERVER_PID=
+		# The next server must be the one started next, not this one still answering on the port.
+		if (exec 3<>"/dev/tcp/127.0.0.1/$API_PORT") 2>/dev/null; then fail "the server still listens on $API_PORT after SIGTERM"; fi
+	}
 
 	in_root dpkg -i /tmp/prev.deb >"$WORK/prev-install.log" 2>&1 && ok "installed $PREV_VERSION on a clean root" || { sed 's/^/    /' "$WORK/prev-install.log"; fail "dpkg -i (previous version)"; }
 	in_root setpriv --reuid=printbox --regid=printbox --init-groups env PRINTBOX_INSTALLED=1 /opt/printbox/lib/first-start >/dev/null || fail "first-start (previous version)"
