@@ -21,13 +21,7 @@ CODE=$(ls /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_CODE.fd 2>/dev/nu
 [ -n "$CODE" ] || die "OVMF missing (apt-get install ovmf)"
 VARS=${CODE/CODE/VARS}
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/printbox-boot.XXXXXX")
-QEMU_PID=
-cleanup() {
-	[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
-	if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+boot_workdir boot
 cp "$VARS" "$WORK/vars.fd"
 PORT=$(free_port)
 

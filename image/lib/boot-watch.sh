@@ -8,6 +8,17 @@ elapsed() { echo $(($(date +%s) - T0)); }
 say() { printf '[%4ss] %s\n' "$(elapsed)" "$*"; }
 die() { echo "boot-test: ERROR: $*" >&2; exit 1; }
 
+# boot_workdir NAME: $WORK, a temp dir removed on exit (KEEP=1 keeps it); QEMU ($QEMU_PID) is stopped on exit.
+boot_workdir() {
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/printbox-$1.XXXXXX")
+	QEMU_PID=
+	trap boot_cleanup EXIT
+}
+boot_cleanup() {
+	if [ -n "$QEMU_PID" ]; then kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null; fi
+	if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Stages of a boot, in order: "pattern in the serial log|what it means". A stage not seen is reported as such.
@@ -20,11 +31,11 @@ BOOT_STAGES=(
 	'setup code::console message shown (URL, fingerprint, setup code)'
 )
 
-# watch_boot SERIAL_LOG PORT LIMIT QEMU_PID [FROM_LINE]: prints each stage the first time it appears, returns 0
-# once https://127.0.0.1:PORT/v1/health answers, 1 if QEMU exits or LIMIT seconds pass. FROM_LINE: ignore
-# log lines before it (a second boot in the same log).
+# watch_boot SERIAL_LOG PORT LIMIT QEMU_PID [FROM_LINE] [UNTIL]: prints each stage the first time it appears,
+# returns 0 once https://127.0.0.1:PORT/v1/health answers (or, given UNTIL, once that pattern is in the log),
+# 1 if QEMU exits or LIMIT seconds pass. FROM_LINE: ignore log lines before it (a second boot in the same log).
 watch_boot() {
-	local log=$1 port=$2 limit=$3 pid=$4 from=${5:-1} seen=() i pattern what body
+	local log=$1 port=$2 limit=$3 pid=$4 from=${5:-1} until=${6:-} seen=() i pattern what body
 	local start
 	start=$(elapsed)
 	while :; do
@@ -36,7 +47,10 @@ watch_boot() {
 				say "stage: $what"
 			fi
 		done
-		if body=$(curl -ksf --max-time 5 "https://127.0.0.1:$port/v1/health"); then
+		if [ -n "$until" ] && tail -n +"$from" "$log" 2>/dev/null | tr -d '\r' | grep -aqE "$until"; then
+			return 0
+		fi
+		if [ -z "$until" ] && body=$(curl -ksf --max-time 5 "https://127.0.0.1:$port/v1/health"); then
 			say "stage: /v1/health answered over HTTPS: ${body:0:160}"
 			HEALTH_AFTER=$(($(elapsed) - start))
 			return 0
@@ -78,11 +92,24 @@ powerdown() {
 	return 1
 }
 
+# replay_root_journal IMAGE: for a guest that could not be powered off (QEMU's raspi3b has no power button):
+# e2fsck on a copy of the root partition replays its journal, as the next boot would, so that the superblock
+# read below is the one the guest last committed.
+replay_root_journal() {
+	local img=$1 start size rc=0
+	read -r start size < <(sfdisk --json "$img" 2>/dev/null | python3 -c 'import json,sys; p=json.load(sys.stdin)["partitiontable"]["partitions"][1]; print(p["start"], p["size"])')
+	dd if="$img" of="$img.root" bs=512 skip="$start" count="$size" conv=sparse status=none
+	e2fsck -fy "$img.root" >"$img.e2fsck.log" 2>&1 || rc=$?
+	[ "$rc" -le 1 ] || { cat "$img.e2fsck.log"; return 1; } # 1: errors corrected (the journal replayed)
+	dd if="$img.root" of="$img" bs=512 seek="$start" conv=notrunc,sparse status=none
+	rm -f "$img.root"
+}
+
 # root_fs_report IMAGE: "<partition MiB> <ext4 MiB> <disk MiB> <sectors after the partition>" of partition 2 (the root) of a raw image, read
 # from the partition table and the ext4 superblock; no mounts or loop devices.
 root_fs_report() {
 	local img=$1 start size sb blocks_lo blocks_hi log_bs
-	read -r start size < <(sfdisk --json "$img" | python3 -c 'import json,sys; p=json.load(sys.stdin)["partitiontable"]["partitions"][1]; print(p["start"], p["size"])')
+	read -r start size < <(sfdisk --json "$img" 2>/dev/null | python3 -c 'import json,sys; p=json.load(sys.stdin)["partitiontable"]["partitions"][1]; print(p["start"], p["size"])')
 	sb=$(mktemp)
 	dd if="$img" of="$sb" bs=512 skip=$((start + 2)) count=2 status=none
 	[ "$(od -An -j56 -N2 -tx2 --endian=little "$sb" | tr -d ' ')" = ef53 ] || { rm -f "$sb"; echo "0 0 0 0"; return; }
