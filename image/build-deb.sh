@@ -118,9 +118,9 @@ install -D -m 0644 "$HERE/lib/console-message.mjs" "$PKG/opt/printbox/lib/consol
 install -D -m 0644 "$HERE/systemd/printbox.service" "$PKG/usr/lib/systemd/system/printbox.service"
 install -D -m 0644 "$HERE/systemd/printbox-console.service" "$PKG/usr/lib/systemd/system/printbox-console.service"
 install -D -m 0644 "$HERE/systemd/printbox-nats.service" "$PKG/usr/lib/systemd/system/printbox-nats.service"
-install -D -m 0644 "$HERE/cluster/haproxy.cfg" "$DOC/examples/cluster/haproxy.cfg"
 install -D -m 0644 "$HERE/debian/config.json" "$PKG/etc/printbox/config.json"
 DOC=$PKG/usr/share/doc/printbox
+install -D -m 0644 "$HERE/cluster/haproxy.cfg" "$DOC/examples/cluster/haproxy.cfg"
 install -D -m 0644 "$HERE/debian/copyright" "$DOC/copyright"
 install -D -m 0644 "$HERE/systemd/spool-key-credential.conf" "$DOC/examples/spool-key-credential.conf"
 printf 'printbox (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- %s  %s\n' \
