@@ -22,6 +22,7 @@ export async function bundle() {
   await build({
     entryPoints: [path.join(root, 'runtime', 'cli.ts')],
     outfile: out,
+    absWorkingDir: root, // module names in the bundle are relative to this: the same bytes from any directory
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -1,53 +1,62 @@
 #!/bin/bash
-# Boots the VM image in qemu-system-x86_64 with software emulation (TCG) and waits until
-# https://127.0.0.1:<forwarded port>/v1/health answers; reports how long it took. Slow: not for every CI run.
-# usage: image/boot-vm-test.sh [image/out/printbox-amd64.qcow2]   env: LIMIT=900 (seconds), ACCEL=tcg|kvm
+# Boots the VM image in qemu-system-x86_64 (TCG software emulation unless ACCEL=kvm) on a copy of its disk
+# enlarged with truncate, waits until https://127.0.0.1:<forwarded port>/v1/health answers, powers it off and
+# checks that the first boot grew the root partition and file system to the whole disk. Prints each stage's
+# time. Slow: not for every CI run.
+# usage: image/boot-vm-test.sh [image/out/printbox-amd64.raw|.qcow2]
+#   env: GROW_TO=4G (size of the enlarged copy; 0 boots the image itself read-only, no growth check),
+#        LIMIT=900 (seconds to wait for /v1/health), ACCEL=tcg|kvm
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-IMG=$(readlink -f "${1:-$HERE/out/printbox-amd64.qcow2}")
+# shellcheck source=lib/boot-watch.sh
+. "$HERE/lib/boot-watch.sh"
+IMG=$(readlink -f "${1:-$HERE/out/printbox-amd64.raw}")
+[ -f "$IMG" ] || IMG=$(readlink -f "$HERE/out/printbox-amd64.qcow2")
+GROW_TO=${GROW_TO:-4G}
 LIMIT=${LIMIT:-900}
 ACCEL=${ACCEL:-tcg}
-[ -f "$IMG" ] || { echo "no image $IMG: run image/build-vm.sh" >&2; exit 2; }
-for tool in qemu-system-x86_64 curl; do command -v "$tool" >/dev/null || { echo "$tool missing (apt-get install qemu-system-x86 curl ovmf)" >&2; exit 2; }; done
+[ -f "$IMG" ] || die "no image $IMG: run image/build-vm.sh"
+for tool in qemu-system-x86_64 qemu-img curl python3 sfdisk; do command -v "$tool" >/dev/null || die "$tool missing (apt-get install qemu-system-x86 qemu-utils ovmf curl fdisk)"; done
 CODE=$(ls /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_CODE.fd 2>/dev/null | head -1)
-[ -n "$CODE" ] || { echo "OVMF missing (apt-get install ovmf)" >&2; exit 2; }
+[ -n "$CODE" ] || die "OVMF missing (apt-get install ovmf)"
 VARS=${CODE/CODE/VARS}
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/printbox-boot.XXXXXX")
-QEMU_PID=
-cleanup() {
-	[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+boot_workdir boot
 cp "$VARS" "$WORK/vars.fd"
-# A fresh random port on loopback; the guest's 31990 is forwarded to it.
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 
-START=$(date +%s)
-echo "==> booting $IMG ($ACCEL), forwarding 127.0.0.1:$PORT to the guest's 31990; serial log: $WORK/serial.log"
+if [ "$GROW_TO" = 0 ]; then
+	DRIVE="file=$IMG,if=virtio,snapshot=on"
+else
+	say "copy of the disk, enlarged to $GROW_TO with truncate (a bigger virtual disk, as a user would give it)"
+	qemu-img convert -O raw "$IMG" "$WORK/disk.raw"
+	read -r _ BEFORE _ _ < <(root_fs_report "$WORK/disk.raw")
+	truncate -s "$GROW_TO" "$WORK/disk.raw"
+	DRIVE="file=$WORK/disk.raw,format=raw,if=virtio"
+fi
+
+say "booting $(basename "$IMG") ($ACCEL, OVMF), 127.0.0.1:$PORT -> guest 31990; serial log $WORK/serial.log"
 qemu-system-x86_64 -machine q35 -accel "$ACCEL" -m 1024 -smp 2 -nographic -no-reboot \
 	-drive if=pflash,format=raw,readonly=on,file="$CODE" -drive if=pflash,format=raw,file="$WORK/vars.fd" \
-	-drive file="$IMG",if=virtio,snapshot=on \
+	-drive "$DRIVE" \
 	-netdev user,id=n0,hostfwd=tcp:127.0.0.1:$PORT-:31990 -device virtio-net-pci,netdev=n0 \
-	-serial file:"$WORK/serial.log" -monitor none >"$WORK/qemu.log" 2>&1 &
+	-serial file:"$WORK/serial.log" -monitor unix:"$WORK/monitor",server,nowait >"$WORK/qemu.log" 2>&1 &
 QEMU_PID=$!
 
-last=""
-while :; do
-	now=$(($(date +%s) - START))
-	if ! kill -0 "$QEMU_PID" 2>/dev/null; then
-		echo "FAIL: qemu exited after ${now}s"; tail -30 "$WORK/serial.log" "$WORK/qemu.log"; exit 1
-	fi
-	if body=$(curl -ksf --max-time 5 "https://127.0.0.1:$PORT/v1/health"); then
-		echo "PASS: /v1/health answered after ${now}s: ${body:0:200}"
-		grep -aE 'https://|fingerprint|setup code' "$WORK/serial.log" | tail -6 | sed 's/^/    console: /' || true
-		exit 0
-	fi
-	if [ "$now" -ge "$LIMIT" ]; then
-		echo "FAIL: no answer from /v1/health within ${LIMIT}s"; tail -40 "$WORK/serial.log"; exit 1
-	fi
-	line=$(tail -c 2000 "$WORK/serial.log" 2>/dev/null | tr -d '\r' | grep -a . | tail -1 | cut -c1-100 || true)
-	[ "$line" != "$last" ] && printf '[%4ss] %s\n' "$now" "$line" && last=$line
-	sleep 5
-done
+watch_boot "$WORK/serial.log" "$PORT" "$LIMIT" "$QEMU_PID" || exit 1
+grep -aE 'printbox-grow-root|https://|fingerprint|setup code' "$WORK/serial.log" | tr -d '\r' | tail -8 | sed 's/^/    console: /' || true
+[ "$GROW_TO" = 0 ] && { say "PASS: /v1/health answered after ${HEALTH_AFTER}s"; exit 0; }
+
+say "powering off (ACPI power button)"
+if ! powerdown "$WORK/monitor" "$QEMU_PID" 120 sysrq; then
+	tail -30 "$WORK/serial.log"
+	die "the guest did not power off"
+fi
+QEMU_PID=
+say "powered off"
+if check_grown "$WORK/disk.raw" "$BEFORE"; then
+	say "PASS: /v1/health answered after ${HEALTH_AFTER}s; the root was grown to the $GROW_TO disk"
+else
+	say "FAIL: the root partition or file system was not grown to the whole disk"
+	exit 1
+fi

@@ -3,7 +3,12 @@
 # usage: image/build-deb.sh [amd64|arm64]   (output in image/out/, or $OUT)
 #   DEB_COMPRESS=xz|gzip DEB_LEVEL=N: compression (xz -6 by default: smallest, ~1 min; gzip -1 takes seconds;
 #   zstd works with dpkg but bookworm's lintian calls it malformed)
+# Reproducible: the same commit gives the same bytes (image/check-reproducible.sh proves it). Every date is
+# SOURCE_DATE_EPOCH (the commit's time unless set), files are root-owned with fixed modes, dpkg-deb sorts
+# the members and compresses with fixed settings (gzip -n; xz with a fixed thread count).
 set -euo pipefail
+umask 022
+export LC_ALL=C TZ=UTC
 
 ARCH=${1:-${ARCH:-amd64}}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +31,13 @@ for tool in npm dpkg-deb gzip tar od; do command -v "$tool" >/dev/null || die "$
 UPSTREAM=$(cd "$ROOT" && node -p 'require("./package.json").version')
 VERSION="$UPSTREAM-1"
 MAINTAINER=${DEB_MAINTAINER:-printbox maintainers <maintainers@printbox.example.org>}
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$ROOT/package-lock.json")}
+# The commit's date, so that a checkout's file times never reach the package; outside git (a source tarball)
+# the newest file time of the tracked inputs.
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+	SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null) ||
+		SOURCE_DATE_EPOCH=$(find "$ROOT/package.json" "$ROOT/package-lock.json" "$ROOT/runtime" "$ROOT/drivers" "$ROOT/bin" "$HERE" -type f -printf '%T@\n' | sort -n | tail -1 | cut -d. -f1)
+fi
+export SOURCE_DATE_EPOCH
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/printbox-deb.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -107,9 +118,9 @@ install -D -m 0644 "$HERE/lib/console-message.mjs" "$PKG/opt/printbox/lib/consol
 install -D -m 0644 "$HERE/systemd/printbox.service" "$PKG/usr/lib/systemd/system/printbox.service"
 install -D -m 0644 "$HERE/systemd/printbox-console.service" "$PKG/usr/lib/systemd/system/printbox-console.service"
 install -D -m 0644 "$HERE/systemd/printbox-nats.service" "$PKG/usr/lib/systemd/system/printbox-nats.service"
-install -D -m 0644 "$HERE/cluster/haproxy.cfg" "$DOC/examples/cluster/haproxy.cfg"
 install -D -m 0644 "$HERE/debian/config.json" "$PKG/etc/printbox/config.json"
 DOC=$PKG/usr/share/doc/printbox
+install -D -m 0644 "$HERE/cluster/haproxy.cfg" "$DOC/examples/cluster/haproxy.cfg"
 install -D -m 0644 "$HERE/debian/copyright" "$DOC/copyright"
 install -D -m 0644 "$HERE/systemd/spool-key-credential.conf" "$DOC/examples/spool-key-credential.conf"
 printf 'printbox (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- %s  %s\n' \
@@ -125,7 +136,9 @@ echo /etc/printbox/config.json >"$PKG/DEBIAN/conffiles"
 find "$PKG" -type d -exec chmod 0755 {} +
 find "$PKG/opt/printbox/app" -type f -exec chmod go-w {} +
 find "$PKG/opt/printbox/app/node_modules" -type f ! -path '*/bin/*' ! -name '*.node' -perm /111 -exec chmod 0644 {} +
-SIZE=$(du -sk --exclude=DEBIAN "$PKG" | cut -f1)
+# As dpkg-gencontrol counts it (KiB per file rounded up, 1 per directory or link): du's block counts
+# depend on the file system the build ran on.
+SIZE=$(find "$PKG" -path "$PKG/DEBIAN" -prune -o -printf '%y %s\n' | awk '$1 == "f" { k += int(($2 + 1023) / 1024) } $1 != "f" { k += 1 } END { print k }')
 cat >"$PKG/DEBIAN/control" <<EOF
 Package: printbox
 Version: $VERSION
@@ -148,10 +161,14 @@ Description: print appliance: HTTPS job intake, encrypted spool, ordered deliver
  binary) in /opt/printbox/node.
 EOF
 (cd "$PKG" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) >"$PKG/DEBIAN/md5sums"
-find "$PKG" -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0 touch -h -d "@$SOURCE_DATE_EPOCH"
+# Every file and directory gets the same time (dpkg-deb only clamps times newer than SOURCE_DATE_EPOCH;
+# older ones would still carry the checkout's or a tarball's).
+find "$PKG" -print0 | xargs -0 touch -h -d "@$SOURCE_DATE_EPOCH"
 
 step "dpkg-deb --build"
 DEB=$OUT/printbox_${VERSION}_$ARCH.deb
-dpkg-deb --root-owner-group -Z"${DEB_COMPRESS:-xz}" -z"${DEB_LEVEL:-6}" --build "$PKG" "$DEB" >/dev/null
+# --threads-max fixed: xz's multi-threaded stream depends on the thread count, which must not come from the machine.
+dpkg-deb --root-owner-group --threads-max=2 -Z"${DEB_COMPRESS:-xz}" -z"${DEB_LEVEL:-6}" --build "$PKG" "$DEB" >/dev/null
 ls -l "$DEB"
+sha256sum "$DEB" | sed 's/^/    sha256 /'
 step "done: $DEB ($(du -h "$DEB" | cut -f1), installed $((SIZE / 1024)) MiB)"

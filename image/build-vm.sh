@@ -22,22 +22,44 @@ DEB=$(readlink -f "$DEB")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/printbox-vm.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-step "Debian trixie amd64 root with mmdebstrap (kernel, systemd, avahi, printbox; takes a few minutes)"
-make_rootfs amd64 "$WORK/root" "$DEB" main linux-image-amd64 systemd-boot-efi initramfs-tools
+ROOT_PARTUUID=6c8d4bd2-7b8a-4e39-9c1b-2f1e0e0a0b02 # the same in assemble_disk
+step "Debian trixie amd64 root with mmdebstrap (kernel, systemd-boot, systemd, avahi, printbox; takes a few minutes)"
+make_rootfs amd64 "$WORK/root" "$DEB" main linux-image-amd64 systemd-boot systemd-boot-efi initramfs-tools
 
-step "UEFI boot files (systemd-boot, kernel and initrd on the ESP)"
+step "UEFI boot files: systemd-boot and the kernel put on the ESP by kernel-install, as a kernel upgrade will"
+# The ESP is mounted at /boot/efi in the VM; here it is a plain directory of the root, copied into the FAT
+# partition below. Entries are named by the literal token "printbox" (the machine id is made at first
+# boot), and Debian's hooks (/etc/kernel/postinst.d/zz-systemd-boot, /etc/initramfs/post-update.d/systemd-boot)
+# run kernel-install for every kernel or initrd installed later, so upgrades land where systemd-boot reads.
+R=$WORK/root
+mkdir -p "$R/boot/efi" "$R/etc/kernel"
+echo printbox >"$R/etc/kernel/entry-token"
+echo "root=PARTUUID=$ROOT_PARTUUID rw console=tty0 console=ttyS0,115200" >"$R/etc/kernel/cmdline"
+printf 'PARTUUID=%s / ext4 errors=remount-ro 0 1\nLABEL=BOOT /boot/efi vfat umask=0077,nofail 0 2\n' "$ROOT_PARTUUID" >"$R/etc/fstab"
+in_chroot() {
+	# /proc and /sys for bootctl; /boot/efi bound onto itself so that it is a mount point,
+	# SYSTEMD_RELAX_ESP_CHECKS because it is not a FAT partition here, and BOOT_MNT because inside a chroot
+	# `stat -c %m` cannot see that mount (kernel-install's loader entry would name /boot/efi/printbox/...).
+	unshare --mount --propagation private sh -c 'mount -t proc proc "$0/proc" && mount -t sysfs sys "$0/sys" &&
+		mount --rbind /dev "$0/dev" && mount --bind "$0/boot/efi" "$0/boot/efi" && exec chroot "$0" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SYSTEMD_RELAX_ESP_CHECKS=1 BOOT_MNT=/boot/efi "$@"' "$R" "$@"
+}
+in_chroot bootctl install --esp-path=/boot/efi --no-variables --entry-token=literal:printbox --make-entry-directory=yes ||
+	die "bootctl install failed"
+for KVER in $(ls "$R/lib/modules" | sort -V); do
+	in_chroot kernel-install --esp-path=/boot/efi add "$KVER" "/boot/vmlinuz-$KVER" "/boot/initrd.img-$KVER" || die "kernel-install $KVER failed"
+done
+# No menu; systemd-boot boots the entry with the highest kernel version, so an upgrade is picked up.
+printf 'timeout 0\n' >"$R/boot/efi/loader/loader.conf"
+# bootctl wrote a random seed: it would be the same on every box made from this image. Each makes its own.
+rm -f "$R/boot/efi/loader/random-seed"
+ls "$R"/boot/efi/loader/entries/printbox-*.conf >/dev/null 2>&1 || die "kernel-install wrote no loader entry"
+# Every file an entry names must be on the ESP, at that path from the ESP's root (how systemd-boot reads it).
+for f in $(awk '$1 == "linux" || $1 == "initrd" { print $2 }' "$R"/boot/efi/loader/entries/*.conf); do
+	[ -f "$R/boot/efi$f" ] || die "a loader entry names $f, which is not on the ESP"
+done
+sed 's/^/    /' "$R"/boot/efi/loader/entries/printbox-*.conf
 ESP=$WORK/esp
-mkdir -p "$ESP/EFI/BOOT" "$ESP/loader/entries"
-cp "$WORK/root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$ESP/EFI/BOOT/BOOTX64.EFI"
-KVER=$(ls "$WORK/root/lib/modules" | sort -V | tail -1)
-cp "$WORK/root/boot/vmlinuz-$KVER" "$ESP/vmlinuz"
-cp "$WORK/root/boot/initrd.img-$KVER" "$ESP/initrd.img"
-printf 'default printbox.conf\ntimeout 0\n' >"$ESP/loader/loader.conf"
-ROOT_PARTUUID=6c8d4bd2-7b8a-4e39-9c1b-2f1e0e0a0b02 # set again by assemble_disk
-printf 'title printbox (Debian %s)\nlinux /vmlinuz\ninitrd /initrd.img\noptions root=PARTUUID=%s rw console=tty0 console=ttyS0,115200\n' \
-	"$KVER" "$ROOT_PARTUUID" >"$ESP/loader/entries/printbox.conf"
-printf 'PARTUUID=%s / ext4 errors=remount-ro 0 1\nLABEL=BOOT /boot/efi vfat umask=0077,nofail 0 2\n' "$ROOT_PARTUUID" >"$WORK/root/etc/fstab"
-mkdir -p "$WORK/root/boot/efi"
+mv "$R/boot/efi" "$ESP" && mkdir -p "$R/boot/efi"
 
 step "disk image (${SIZE_MIB} MiB, GPT)"
 assemble_disk "$WORK/printbox-amd64.raw" "$SIZE_MIB" 256 "$ESP" "$WORK/root" gpt

@@ -21,14 +21,17 @@ make_rootfs() {
 	)
 	# The hooks run in order after the packages are installed; $1 is the root inside mmdebstrap.
 	mmdebstrap --arch="$arch" --variant=important --components="$components" \
-		--include="$pkgs,adduser,init-system-helpers,libstdc++6,libgcc-s1,avahi-daemon,systemd-sysv,dbus,udev,kmod,iproute2,ca-certificates" \
+		--include="$pkgs,adduser,init-system-helpers,libstdc++6,libgcc-s1,avahi-daemon,cloud-guest-utils,fdisk,e2fsprogs,systemd-sysv,dbus,udev,kmod,iproute2,ca-certificates" \
 		--customize-hook="copy-in '$deb' /tmp" \
+		--customize-hook="upload '$HERE/lib/grow-root' /usr/local/sbin/printbox-grow-root" \
+		--customize-hook='chmod 0755 "$1/usr/local/sbin/printbox-grow-root"' \
+		--customize-hook="upload '$HERE/systemd/printbox-grow-root.service' /etc/systemd/system/printbox-grow-root.service" \
 		--customize-hook="chroot \"\$1\" dpkg -i /tmp/$(basename "$deb")" \
 		--customize-hook='rm -f "$1"/tmp/*.deb' \
 		--customize-hook='echo printbox >"$1/etc/hostname"' \
 		--customize-hook='printf "127.0.0.1\tlocalhost\n127.0.1.1\tprintbox\n::1\tlocalhost ip6-localhost ip6-loopback\n" >"$1/etc/hosts"' \
 		--customize-hook='mkdir -p "$1/etc/systemd/network" && printf "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n" >"$1/etc/systemd/network/20-wired.network"' \
-		--customize-hook='chroot "$1" systemctl enable systemd-networkd.service printbox.service printbox-console.service avahi-daemon.service' \
+		--customize-hook='chroot "$1" systemctl enable printbox-grow-root.service systemd-networkd.service printbox.service printbox-console.service avahi-daemon.service' \
 		--customize-hook='chroot "$1" systemctl disable ssh.service 2>/dev/null || true' \
 		--customize-hook='echo uninitialized >"$1/etc/machine-id"; rm -f "$1/var/lib/dbus/machine-id"' \
 		trixie "$dir" "${MIRROR:-http://deb.debian.org/debian}" || die "mmdebstrap failed"
