@@ -19,6 +19,7 @@ import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './
 import { registerLocalSetup } from './first-run.js';
 import { limitConnections } from './connection-limits.js';
 import { checkStatusUrl, printerViewFor } from './guards.js';
+import { registerIppRoutes } from './ipp-routes.js';
 
 const PUBLIC = new Set(['/v1/health', '/v1/openapi.json', ...VASION_PUBLIC_ROUTES]);
 const METRICS = '/metrics';
@@ -297,6 +298,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   registerVasionRoutes(server, app, { submitJob, submitSchema });
   registerPrinterTrustRoutes(server, app);
   registerClusterRoutes(server, app);
+  if (opts.mode === 'https') registerIppRoutes(server, app, { scheme: 'ipps' });
   if (opts.mode === 'https') await registerWeb(server, app, { tls: opts.tls! });
   else registerLocalSetup(server, app);
   return server;
