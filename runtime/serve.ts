@@ -6,6 +6,7 @@ import type { Config } from './system/config.js';
 import { buildServer } from './api/server.js';
 import { loadOrCreateIdentity, type TlsIdentity } from './system/tls.js';
 import { keepSetupCode, webSettings } from './api/first-run.js';
+import { LegacyListeners } from './intake/legacy-listeners.js';
 
 export interface Running {
   app: Appliance;
@@ -13,6 +14,8 @@ export interface Running {
   local: FastifyInstance;
   tls: TlsIdentity;
   port: number;
+  /** LPD and RAW intake listeners (they follow the printers' `intake` fields). */
+  legacy: LegacyListeners;
   stop(): Promise<void>;
 }
 
@@ -61,6 +64,12 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
   await fs.chmod(sock, 0o600);
   const addr = https.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
+  const legacy = new LegacyListeners(
+    { intake: app.intake, printers: app.printers, spool: app.spool, cancel: (id) => app.cancelJob(id), log: app.log.child({ intake: 'legacy' }) },
+    { host: cfg.host, lpdPort: cfg.lpdPort },
+  );
+  await legacy.sync(app.printers.list());
+  app.printers.onChange(() => void legacy.sync(app.printers.list()));
   app.log.info({ port, host: cfg.host, dataDir: cfg.dataDir, fingerprint: tls.fingerprint, crypto: (await import('./spool/seal.js')).defaultBox.name }, 'printbox listening (HTTPS)');
   let stopping: Promise<void> | null = null;
   const running: Running = {
@@ -69,9 +78,10 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
     local,
     tls,
     port,
+    legacy,
     stop: () =>
       (stopping ??= (async () => {
-        await Promise.allSettled([https.close(), local.close()]);
+        await Promise.allSettled([https.close(), local.close(), legacy.close()]);
         await app.close();
       })()),
   };

@@ -46,6 +46,8 @@ const printerBody = {
     defaults: { type: 'object' },
     accepts: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 128 }, description: 'Document formats the printer takes (MIME types); other formats are converted. [] hands the list back to what the printer reports' },
     resolution: { type: 'integer', description: 'Dots per inch for raster output (PWG raster, URF, ZPL, PCL)' },
+    // LPD / RAW intake; checked by Printers (checkIntake) so every caller gets the same coded errors. null turns it off.
+    intake: { type: ['object', 'null'] },
   },
 };
 
