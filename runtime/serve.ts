@@ -28,12 +28,23 @@ async function startLan(app: Appliance, cfg: Config, tls: TlsIdentity, port: num
   try {
     const { openMdns } = await import('./discovery/mdns.js');
     const { PrinterDiscovery } = await import('./discovery/browser.js');
-    const { announce, certificateFingerprint } = await import('./discovery/announce.js');
+    const { announce, certificateFingerprint, defaultHostName } = await import('./discovery/announce.js');
     const mdns = await openMdns();
     app.discovery = new PrinterDiscovery({ mdns, schemes: app.drivers.schemes(), log: app.log });
     await app.discovery.start();
     for (const d of app.drivers.all()) if (d.discover) void app.discovery.addSource(() => d.discover!(), { name: d.scheme, everyMs: 30000 });
-    const published = await announce({ name: `printbox ${app.state.data.settings.name}`, port, fingerprint: certificateFingerprint(tls.cert), version: VERSION, mdns });
+    const { printerServices } = await import('./discovery/printer-services.js');
+    const box = app.state.data.settings.name;
+    const published = await announce({
+      name: `printbox ${box}`,
+      port,
+      fingerprint: certificateFingerprint(tls.cert),
+      version: VERSION,
+      mdns,
+      // Each printer as an IPP Everywhere printer on this host; instance "front @ box" keeps names apart on the LAN.
+      services: () => printerServices(app.printers.list(), { port, adminUrl: `https://${defaultHostName()}:${port}/`, location: box }).map((o) => ({ ...o, name: `${o.name} @ ${box}` })),
+    });
+    app.printers.onChange(() => published.refresh());
     app.onClose(async () => {
       await published.stop();
       await mdns.close();

@@ -48,6 +48,7 @@ const printerBody = {
     resolution: { type: 'integer', description: 'Dots per inch for raster output (PWG raster, URF, ZPL, PCL)' },
     // LPD / RAW intake; checked by Printers (checkIntake) so every caller gets the same coded errors. null turns it off.
     intake: { type: ['object', 'null'] },
+    announce: { type: 'boolean' },
   },
 };
 

@@ -22,6 +22,7 @@ export interface PrinterInput {
   accepts?: string[];
   resolution?: number;
   intake?: LegacyIntake | null;
+  announce?: boolean;
 }
 
 /** What a printer itself reported about its languages and resolution (IPP attributes, mDNS pdl, PJL INFO). */
@@ -123,6 +124,7 @@ export class Printers {
       if (!Number.isInteger(v) || (v as number) < 0) throw badRequest('bad_retry', `retry.${k} must be a whole number ≥ 0`);
     }
     if (p.intake !== undefined) p.intake = checkIntake(p.intake) ?? null;
+    if (p.announce !== undefined && typeof p.announce !== 'boolean') throw badRequest('bad_announce', 'announce must be true or false');
   }
 
   /** A valid, unused printer name made from what a printer calls itself ("HP LaserJet M404 (Ward 3)" → "HP-LaserJet-M404-Ward-3"). */
@@ -149,6 +151,7 @@ export class Printers {
       defaults: input.defaults ?? {},
       ...capabilityFields(input),
       ...(input.intake && { intake: input.intake }),
+      ...(input.announce === false && { announce: false }),
       createdAt: new Date().toISOString(),
     };
     this.checkRawPort(rec.intake);
@@ -175,6 +178,7 @@ export class Printers {
       defaults: input.defaults !== undefined ? input.defaults : cur.defaults,
       ...capabilityFields(input),
       intake: input.intake !== undefined ? (input.intake ?? undefined) : cur.intake,
+      ...(input.announce !== undefined && { announce: input.announce }),
     };
     if (!next.intake) delete next.intake;
     this.checkRawPort(next.intake, cur.id);

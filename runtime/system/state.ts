@@ -27,6 +27,8 @@ export interface PrinterRecord {
   color?: boolean;
   /** Legacy intake (no authentication, so `allow` is required): the LPD queue of this name, a RAW listener port. */
   intake?: LegacyIntake;
+  /** Advertise this printer on mDNS as an IPP Everywhere printer (default true). */
+  announce?: boolean;
   createdAt: string;
 }
 
