@@ -157,6 +157,27 @@ describe('IPP server', { skip }, () => {
     assert.match(broken.json.error.message, /ends inside its attributes/);
   });
 
+  test('with anonymousSubmit holding the sender, Print-Job needs no credentials (as on the HTTP API)', async () => {
+    const anonSink = await startSink();
+    const anon = await startAppliance({ anonymousSubmit: ['127.0.0.1/32'] });
+    try {
+      await addRawPrinter(anon.api, 'front', anonSink.port);
+      const saved = app;
+      app = anon;
+      try {
+        const r = await ipp(0x0002, { token: null, attrs: [attr(TAG.nameWithoutLanguage, 'job-name', 'no token')], document: Buffer.from('anonymous label\n') });
+        assert.equal(r.status, 0, String(r.value('status-message')));
+      } finally {
+        app = saved;
+      }
+      const [got] = await anonSink.waitForJobs(1, 20000);
+      assert.equal(got.data!.toString(), 'anonymous label\n');
+    } finally {
+      await anon.stop();
+      await anonSink.close();
+    }
+  });
+
   test("Vasion's /v1/ipp/print/NAME answers like /ipp/print/NAME", async () => {
     const r = await ipp(0x000b, { path: '/v1/ipp/print/front', attrs: [attr(TAG.keyword, 'requested-attributes', 'printer-name')] });
     assert.equal(r.status, 0);

@@ -5,7 +5,7 @@ import type { Appliance } from '../appliance.js';
 import { IppServer, type IppCaller } from '../intake/ipp-server.js';
 import { decoded } from '../intake/compression.js';
 import type { PrinterRecord } from '../system/state.js';
-import { credentials } from './auth.js';
+import { anonymousSubmitter, credentials } from './auth.js';
 
 export const IPP_PATHS = ['/ipp/print/:name', '/v1/ipp/print/:name'];
 
@@ -18,10 +18,11 @@ function printerStatus(app: Appliance, p: PrinterRecord) {
   return { state: 'idle' as const, reasons: [], message: 'idle', queued: q.queued };
 }
 
-/** Who is asking: a valid token (Basic password or Bearer); no credentials is nobody; wrong ones are refused. */
+/** Who is asking: a valid token (Basic password or Bearer), or an anonymous submitter; wrong credentials are refused. */
 function callerOf(app: Appliance, req: FastifyRequest): IppCaller | 'refused' {
   const token = credentials(req);
-  if (!token) return {}; // issue 16's anonymous-submit ranges plug in here: an allowed address gets an anonymous principal
+  // No credentials: the config's anonymousSubmit ranges (as on the HTTP API) make the caller anonymous, else nobody.
+  if (!token) return { principal: anonymousSubmitter(app.cfg.anonymousSubmit, req.socket.remoteAddress) };
   const rec = app.tokens.verify(token);
   if (!rec) return 'refused';
   return { principal: { id: rec.id, name: rec.name, scope: rec.scope } };
