@@ -389,10 +389,8 @@ export class IppServer {
     const user = asText(one(ctx.op, 'requesting-user-name'));
     const requested = ctx.op.get('requested-attributes')?.values.map(String) ?? ['job-id', 'job-uri'];
     const owner = this.ownerFilter(ctx);
-    const jobs = this.deps.spool
-      .records();
     const out: JobRecord[] = [];
-    for (const j of jobs) {
+    for (const j of this.deps.spool.records()) {
       if (j.printerId !== ctx.printer.id || (owner && j.owner !== owner) || (myJobs && user && j.user !== user)) continue;
       const done = isFinal(j.state);
       if ((which === 'completed' && !done) || (which === 'not-completed' && done)) continue;

@@ -11,7 +11,7 @@ import type { PrinterRecord } from '../system/state.js';
 import { AddressRanges } from '../system/address-ranges.js';
 import type { JobIntake } from './accept.js';
 import type { PrinterDirectory } from './options.js';
-import { ProtocolError, SocketReader } from './socket-reader.js';
+import { ProtocolError, SocketReader, TcpListener } from './socket-reader.js';
 
 export interface LegacyDeps {
   intake: JobIntake;
@@ -62,27 +62,16 @@ export function parseControlFile(text: string): ControlFile {
 }
 
 export class LpdServer {
-  private server?: net.Server;
-  private sockets = new Set<net.Socket>();
+  private tcp = new TcpListener((s) => this.connection(s));
 
   constructor(private deps: LegacyDeps) {}
 
-  async listen(port: number, host: string): Promise<number> {
-    const server = net.createServer({ allowHalfOpen: true }, (s) => this.connection(s));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    return (server.address() as net.AddressInfo).port;
+  listen(port: number, host: string): Promise<number> {
+    return this.tcp.listen(port, host);
   }
 
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  close(): Promise<void> {
+    return this.tcp.close();
   }
 
   private connection(socket: net.Socket): void {
@@ -93,10 +82,8 @@ export class LpdServer {
       socket.resetAndDestroy(); // a reset, so the sender sees a refusal rather than a finished job
       return;
     }
-    this.sockets.add(socket);
     socket.setTimeout(IDLE_MS, () => socket.destroy());
     socket.on('error', () => undefined); // reported through the reader
-    socket.once('close', () => this.sockets.delete(socket));
     this.serve(socket, address).catch((err) => {
       this.deps.log.info({ address, err: (err as Error).message }, 'LPD connection ended with an error');
       socket.destroy();

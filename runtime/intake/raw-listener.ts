@@ -5,33 +5,25 @@ import type { Logger } from 'pino';
 import type { JobIntake } from './accept.js';
 import type { PrinterDirectory } from './options.js';
 import { admits, legacyOwner } from './lpd-server.js';
-import { readSide } from './socket-reader.js';
+import { readSide, TcpListener } from './socket-reader.js';
 
 const IDLE_MS = 5 * 60_000; // a sender silent this long (mid-job) is gone; its bytes are discarded
 
 export class RawListener {
-  private server?: net.Server;
-  private sockets = new Set<net.Socket>();
-  port = 0;
+  private tcp = new TcpListener((s) => this.connection(s));
 
   constructor(readonly printerId: string, private deps: { intake: JobIntake; printers: PrinterDirectory; log: Logger }) {}
 
-  async listen(port: number, host: string): Promise<void> {
-    const server = net.createServer({ allowHalfOpen: true }, (s) => this.connection(s));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    this.port = (server.address() as net.AddressInfo).port;
+  get port(): number {
+    return this.tcp.port;
   }
 
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  async listen(port: number, host: string): Promise<void> {
+    await this.tcp.listen(port, host);
+  }
+
+  close(): Promise<void> {
+    return this.tcp.close();
   }
 
   private connection(socket: net.Socket): void {
@@ -42,8 +34,6 @@ export class RawListener {
       socket.resetAndDestroy(); // a reset, so the sender sees a refusal rather than a finished job
       return;
     }
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
     socket.setTimeout(IDLE_MS, () => socket.destroy(new Error('the sender was silent for too long')));
     this.receive(socket, address).catch((err) => {
       this.deps.log.info({ address, printer: printer!.name, err: (err as Error).message }, 'RAW job discarded');

@@ -1,6 +1,7 @@
-// Reads a TCP byte stream in protocol pieces (a line, N bytes, N bytes as a stream) without losing what follows:
-// what LPD's subcommands need, where a data file is followed by its NUL byte and the next subcommand.
-import type { Socket } from 'node:net';
+// TCP plumbing of the legacy listeners: a half-open-capable server, a socket's read side alone, and a reader that
+// takes a byte stream in protocol pieces (a line, N bytes, N bytes as a stream) without losing what follows, as
+// LPD's subcommands need (a data file is followed by its NUL byte and the next subcommand).
+import net, { type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 
 export class ProtocolError extends Error {}
@@ -80,4 +81,36 @@ export function readSide(socket: Socket): PassThrough {
     if (!socket.readableEnded) out.destroy(new Error('the connection closed before the sender finished'));
   });
   return out;
+}
+
+/** A TCP server whose connections may be half-closed by the sender (we still answer), tracked so close() ends them. */
+export class TcpListener {
+  private server?: net.Server;
+  private sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(private onConnection: (socket: Socket) => void) {}
+
+  async listen(port: number, host: string): Promise<number> {
+    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+      this.onConnection(s);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    this.port = (server.address() as net.AddressInfo).port;
+    return this.port;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
 }
