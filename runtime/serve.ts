@@ -14,6 +14,8 @@ export interface Running {
   local: FastifyInstance;
   tls: TlsIdentity;
   port: number;
+  /** The plain ipp:// listener's port when the config turns it on. */
+  ippPort?: number;
   /** LPD and RAW intake listeners (they follow the printers' `intake` fields). */
   legacy: LegacyListeners;
   stop(): Promise<void>;
@@ -69,6 +71,10 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
   const https = await buildServer(app, { mode: 'https', tls });
   const local = await buildServer(app, { mode: 'local' });
   await https.listen({ port: cfg.port, host: cfg.host });
+  // Plain ipp:// for clients that cannot do TLS: off unless the config names a port.
+  const { buildPlainIppServer } = await import('./api/ipp-routes.js');
+  const plainIpp = cfg.ippPort ? await buildPlainIppServer(app) : undefined;
+  if (plainIpp) await plainIpp.listen({ port: cfg.ippPort, host: cfg.host });
   const sock = app.adminSocketPath();
   await fs.rm(sock, { force: true });
   await local.listen({ path: sock });
@@ -90,9 +96,10 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
     tls,
     port,
     legacy,
+    ippPort: plainIpp ? (plainIpp.server.address() as { port: number }).port : undefined,
     stop: () =>
       (stopping ??= (async () => {
-        await Promise.allSettled([https.close(), local.close(), legacy.close()]);
+        await Promise.allSettled([https.close(), local.close(), legacy.close(), plainIpp?.close()]);
         await app.close();
       })()),
   };

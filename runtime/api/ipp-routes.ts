@@ -1,6 +1,6 @@
 // IPP over the HTTPS port: POSTs of application/ipp to /ipp/print/NAME (and Vasion's /v1/ipp/print/NAME) go to
 // the IPP server (intake/ipp-server.ts), with HTTP Basic (token as password) or Bearer credentials.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Appliance } from '../appliance.js';
 import { IppServer, type IppCaller } from '../intake/ipp-server.js';
 import { decoded } from '../intake/compression.js';
@@ -8,6 +8,8 @@ import type { PrinterRecord } from '../system/state.js';
 import { anonymousSubmitter, credentials } from './auth.js';
 
 export const IPP_PATHS = ['/ipp/print/:name', '/v1/ipp/print/:name'];
+/** On the plain ipp:// listener, CUPS' own printer path and "/" too: `lpr -H box:631 -P front` and friends post there. */
+const CUPS_PATH = '/printers/:name';
 
 /** printer-state from the queue: stopped, processing while a job is being sent, idle otherwise. */
 function printerStatus(app: Appliance, p: PrinterRecord) {
@@ -55,12 +57,13 @@ export function registerIppRoutes(server: FastifyInstance, app: Appliance, opts:
     const encoding = String(req.headers['content-encoding'] ?? '').toLowerCase();
     if (encoding && !['gzip', 'deflate', 'identity'].includes(encoding)) return reply.status(415).send({ error: { code: 'unsupported_encoding', message: `Content-Encoding ${encoding} is not supported (gzip, deflate)` } });
     const host = req.headers.host ?? `${req.socket.localAddress}:${req.socket.localPort}`;
-    const name = (req.params as { name: string }).name;
-    const base = req.url.startsWith('/v1/') ? '/v1/ipp/print' : '/ipp/print';
+    const name = (req.params as { name?: string }).name;
+    // A POST to "/" (CUPS clients) names its printer in printer-uri; it is answered with CUPS' /printers/ URIs.
+    const base = req.url.startsWith('/v1/') ? '/v1/ipp/print' : req.url.startsWith('/printers/') || name === undefined ? '/printers' : '/ipp/print';
     const body = req.body as AsyncIterable<Buffer>;
     const out = await ipp.handle({
       printerName: name,
-      printerUri: `${opts.scheme}://${host}${base}/${encodeURIComponent(name)}`,
+      uriBase: `${opts.scheme}://${host}${base}`,
       webBase: `${opts.scheme === 'ipps' ? 'https' : 'http'}://${host}`,
       caller,
       body: encoding && encoding !== 'identity' ? decoded(body, encoding) : body,
@@ -73,6 +76,24 @@ export function registerIppRoutes(server: FastifyInstance, app: Appliance, opts:
     return reply.status(200).header('content-type', 'application/ipp').send(out.body);
   };
   // printboxPublic: the hook's token check is skipped; this handler does its own, since Get-Printer-Attributes is open.
-  for (const url of IPP_PATHS) server.post(url, { schema: { hide: true }, config: { printboxPublic: true } }, handler);
+  for (const url of opts.scheme === 'ipp' ? [...IPP_PATHS, CUPS_PATH, '/', '/jobs', '/jobs/', '/jobs/:id'] : IPP_PATHS) server.post(url, { schema: { hide: true }, config: { printboxPublic: true } }, handler);
   return ipp;
+}
+
+/**
+ * The optional plain ipp:// listener (config `ippPort`, off by default): IPP only, no API, no setup page. Tokens
+ * would cross the LAN in clear here, so it is meant for the anonymousSubmit ranges of old clients.
+ */
+export async function buildPlainIppServer(app: Appliance): Promise<FastifyInstance> {
+  const server = Fastify({
+    loggerInstance: app.log.child({ api: 'ipp' }),
+    logController: new LogController({ disableRequestLogging: true }),
+    keepAliveTimeout: 30000,
+    forceCloseConnections: true,
+    requestTimeout: 0,
+    connectionTimeout: 120000,
+  }) as unknown as FastifyInstance;
+  registerIppRoutes(server, app, { scheme: 'ipp' });
+  server.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}; this port serves IPP at /ipp/print/NAME` } }));
+  return server;
 }

@@ -13,7 +13,7 @@ import { COMPRESSIONS, decoded } from './compression.js';
 import { FINISHINGS, OPERATIONS_SUPPORTED, SIDES, printerAttributes, selectAttributes, type PrinterView } from './ipp-printer-attributes.js';
 import { IppJobIds, JOB_CREATED_ATTRIBUTES, jobAttributes, openedJobAttributes, type OpenedJob } from './ipp-jobs.js';
 
-const OP = { printJob: 0x02, printUri: 0x03, validateJob: 0x04, createJob: 0x05, sendDocument: 0x06, sendUri: 0x07, cancelJob: 0x08, getJobAttributes: 0x09, getJobs: 0x0a, getPrinterAttributes: 0x0b, cancelMyJobs: 0x39, closeJob: 0x3b, identifyPrinter: 0x3c };
+const OP = { cupsGetDefault: 0x4001, cupsGetPrinters: 0x4002, printJob: 0x02, printUri: 0x03, validateJob: 0x04, createJob: 0x05, sendDocument: 0x06, sendUri: 0x07, cancelJob: 0x08, getJobAttributes: 0x09, getJobs: 0x0a, getPrinterAttributes: 0x0b, cancelMyJobs: 0x39, closeJob: 0x3b, identifyPrinter: 0x3c };
 export const STATUS = {
   ok: 0x0000,
   okIgnored: 0x0001,
@@ -43,9 +43,10 @@ export interface IppCaller {
 }
 
 export interface IppExchange {
-  printerName: string;
-  /** ipps://host:port/ipp/print/NAME as the client reached it. */
-  printerUri: string;
+  /** The printer the request's path names; absent (a POST to "/", as CUPS clients send) it comes from printer-uri. */
+  printerName?: string;
+  /** ipps://host:port/ipp/print as the client reached it: a printer's URI is this plus its name. */
+  uriBase: string;
   webBase: string;
   caller: IppCaller;
   body: AsyncIterable<Buffer>;
@@ -143,12 +144,15 @@ export class IppServer {
     if (msg.requestId === 0) throw new IppError(STATUS.badRequest, 'request-id must not be 0');
     checkOperationGroup(msg);
     const op = groupOf(msg, GROUP.operation);
+    if (ex.printerName === undefined && msg.code === OP.cupsGetPrinters) return this.cupsGetPrinters(msg, op, ex);
+    if (ex.printerName === undefined && msg.code === OP.cupsGetDefault) throw new IppError(STATUS.notFound, 'no default printer: name one');
     if (!op.has('printer-uri') && !op.has('job-uri')) throw new IppError(STATUS.badRequest, 'the request has no printer-uri');
-    const printer = this.deps.printers.find(ex.printerName);
-    if (!printer || printer.name !== ex.printerName) throw new IppError(STATUS.notFound, `no printer "${ex.printerName}"`);
+    const name = ex.printerName ?? printerNameIn(asText(one(op, 'printer-uri')) ?? asText(one(op, 'job-uri'))) ?? this.printerOfCupsJobUri(asText(one(op, 'job-uri')));
+    const printer = name === undefined ? undefined : this.deps.printers.find(name);
+    if (!printer || printer.name !== name) throw new IppError(STATUS.notFound, `no printer "${name ?? ''}"`);
     if (!OPERATIONS_SUPPORTED.includes(msg.code)) throw new IppError(STATUS.operationNotSupported, `operation 0x${msg.code.toString(16).padStart(4, '0')} is not supported`);
     if (!OPEN_OPERATIONS.has(msg.code) && !ex.caller.principal) throw UNAUTHORIZED;
-    const ctx = { msg, op, printer, ex, document };
+    const ctx: Ctx = { msg, op, printer, ex, document, uri: `${ex.uriBase}/${encodeURIComponent(printer.name)}` };
     switch (msg.code) {
       case OP.getPrinterAttributes:
         return this.getPrinterAttributes(ctx);
@@ -179,11 +183,29 @@ export class IppServer {
     }
   }
 
+  /** CUPS names jobs ipp://host/jobs/N (lprm, cancel): the printer is the job's. */
+  private printerOfCupsJobUri(uri: string | undefined): string | undefined {
+    const m = uri ? /\/jobs\/(\d+)$/.exec(uri) : null;
+    if (!m) return undefined;
+    const id = Number(m[1]);
+    const printerId = this.ids.opened.get(id)?.printerId ?? this.ids.find(id, (x) => this.deps.spool.get(x), () => this.deps.spool.records())?.printerId;
+    return printerId ? this.deps.printers.find(printerId)?.name : undefined;
+  }
+
+  /** CUPS-Get-Printers: what a CUPS client (lpr, lpq, lpstat) asks the server it was pointed at. */
+  private cupsGetPrinters(msg: IppMessage, op: Values, ex: IppExchange): IppGroup[] {
+    const requested = op.get('requested-attributes')?.values.map(String);
+    return this.deps.printers.list().map((printer) => {
+      const view = this.view({ msg, op, printer, ex, document: emptyDocument(), uri: `${ex.uriBase}/${encodeURIComponent(printer.name)}` });
+      return { tag: GROUP.printer, attributes: selectAttributes([...printerAttributes(view), attr(TAG.enum, 'printer-type', 0x804c)], requested) };
+    });
+  }
+
   private view(ctx: Ctx): PrinterView {
     const { printer, ex } = ctx;
     return {
       printer,
-      uri: ex.printerUri,
+      uri: ctx.uri,
       webBase: ex.webBase,
       ...this.deps.printerStatus(printer),
       upSeconds: Math.round((Date.now() - this.deps.startedAt) / 1000),
@@ -305,7 +327,7 @@ export class IppServer {
     timer.unref();
     const opened: OpenedJob = { ippId, printerId: ctx.printer.id, valid, owner: this.owner(ctx), documentFormat: format, compression, createdAt: new Date(), timer };
     this.ids.opened.set(ippId, opened);
-    return [{ tag: GROUP.job, attributes: selectAttributes(openedJobAttributes(opened, ctx.ex.printerUri, this.deps.startedAt), JOB_CREATED_ATTRIBUTES) }];
+    return [{ tag: GROUP.job, attributes: selectAttributes(openedJobAttributes(opened, ctx.uri, this.deps.startedAt), JOB_CREATED_ATTRIBUTES) }];
   }
 
   private async sendDocument(ctx: Ctx): Promise<IppGroup[]> {
@@ -375,7 +397,7 @@ export class IppServer {
     const ippId = this.jobId(ctx);
     const requested = ctx.op.get('requested-attributes')?.values.map(String);
     const opened = this.ids.opened.get(ippId);
-    if (opened && opened.printerId === ctx.printer.id) return [{ tag: GROUP.job, attributes: selectAttributes(openedJobAttributes(opened, ctx.ex.printerUri, this.deps.startedAt), requested) }];
+    if (opened && opened.printerId === ctx.printer.id) return [{ tag: GROUP.job, attributes: selectAttributes(openedJobAttributes(opened, ctx.uri, this.deps.startedAt), requested) }];
     const job = this.findJob(ctx, ippId);
     if (!job || (this.ownerFilter(ctx) && job.owner !== this.ownerFilter(ctx))) throw new IppError(STATUS.notFound, `no job ${ippId}`);
     return this.jobGroup(ctx, job, requested);
@@ -402,14 +424,14 @@ export class IppServer {
     if (which !== 'completed') {
       for (const o of this.ids.opened.values()) {
         if (o.printerId !== ctx.printer.id || (owner && o.owner !== owner) || (myJobs && user && o.valid.user !== user)) continue;
-        if (groups.length < limit) groups.push({ tag: GROUP.job, attributes: selectAttributes(openedJobAttributes(o, ctx.ex.printerUri, this.deps.startedAt), requested) });
+        if (groups.length < limit) groups.push({ tag: GROUP.job, attributes: selectAttributes(openedJobAttributes(o, ctx.uri, this.deps.startedAt), requested) });
       }
     }
     return groups;
   }
 
   private jobAttrs(ctx: Ctx, j: JobRecord): IppAttribute[] {
-    return jobAttributes(j, this.ids.idOf(j), ctx.ex.printerUri, this.deps.startedAt);
+    return jobAttributes(j, this.ids.idOf(j), ctx.uri, this.deps.startedAt);
   }
 
   private jobGroup(ctx: Ctx, j: JobRecord, requested?: string[]): IppGroup[] {
@@ -442,7 +464,20 @@ export class IppServer {
   }
 }
 
-type Ctx = { msg: IppMessage; op: Values; printer: PrinterRecord; ex: IppExchange; document: AsyncIterable<Buffer> };
+type Ctx = { msg: IppMessage; op: Values; printer: PrinterRecord; ex: IppExchange; document: AsyncIterable<Buffer>; uri: string };
+
+/** The printer a URI names: …/ipp/print/NAME, …/printers/NAME, with a job number after it or not. */
+function printerNameIn(uri: string | undefined): string | undefined {
+  const m = uri ? /\/(?:ipp\/print|printers)\/([^/?#]+)/.exec(uri) : null;
+  if (!m) return undefined;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+async function* emptyDocument(): AsyncGenerator<Buffer> {}
 
 const UNAUTHORIZED = Symbol('unauthorized');
 
