@@ -153,6 +153,26 @@ describe('LPD intake', { skip }, () => {
     assert.ok(!(await jobs()).some((j) => j.title === 'killed'));
   });
 
+  test('the CLI sets and clears a printer\'s intake (printbox printer intake), and says what is wrong', async () => {
+    const cli = (...args: string[]) => run(process.execPath, [path.resolve(import.meta.dirname, '../bin/printbox.mjs'), ...args, '--data', app.dataDir], { timeout: 60000 });
+    const on = await cli('printer', 'intake', 'faraway', '--lpd', '--raw-port', String(await freePort()), '--allow', '192.168.7.0/24, 10.1.2.3');
+    assert.equal(on.code, 0, on.stderr);
+    assert.match(on.stdout, /faraway: legacy intake LPD queue faraway, RAW port \d+ from 192\.168\.7\.0\/24, 10\.1\.2\.3/);
+    const p = (await app.api.json('GET', '/v1/printers/faraway')).json;
+    assert.deepEqual(p.intake.allow, ['192.168.7.0/24', '10.1.2.3']);
+    assert.equal(p.intake.lpd, true);
+    const noAllow = await cli('printer', 'intake', 'faraway', '--lpd');
+    assert.equal(noAllow.code, 1);
+    assert.match(noAllow.stderr, /needs "allow".*\(bad_intake\)/);
+    const nothing = await cli('printer', 'intake', 'faraway');
+    assert.equal(nothing.code, 2);
+    assert.match(nothing.stderr, /needs --lpd and\/or --raw-port N with --allow RANGES, or --off/);
+    const off = await cli('printer', 'intake', 'faraway', '--off');
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(off.stdout, /faraway: legacy intake off/);
+    assert.equal((await app.api.json('GET', '/v1/printers/faraway')).json.intake, undefined);
+  });
+
   test('intake needs an allow list and valid ranges; a RAW port is one printer\'s', async () => {
     const noAllow = await app.api.json('PATCH', '/v1/printers/front', { intake: { lpd: true } });
     assert.equal(noAllow.status, 400);
