@@ -251,5 +251,13 @@ describe('printbox printers on mDNS as IPP Everywhere printers, seen by avahi', 
       const subRows = await avahi.browse(`${sub}._sub._ipps._tcp`);
       assert.ok(subRows.some((r) => r[3] === 'front'), `${sub} subtype: ${JSON.stringify(subRows)}`);
     }
+    // A printer removed from the box says goodbye: avahi forgets it at once, the others stay.
+    appliance.signal('SIGUSR2');
+    await appliance.waitFor((m) => m.refreshed, 5000, 'the announcer refreshed');
+    // RFC 6762 §10.1: a record said goodbye to (TTL 0) is kept one more second before it is dropped.
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = await avahi.browse('_ipps._tcp');
+    assert.ok(!after.some((r) => r[3] === 'front'), `front is still listed after its goodbye: ${JSON.stringify(after)}`);
+    assert.ok(after.some((r) => r[3] === 'mono'));
   });
 });

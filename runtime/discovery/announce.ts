@@ -86,8 +86,8 @@ export async function announce(opts: AnnounceOptions): Promise<Announcement> {
       { name: instances[i], type: 'TXT', ttl: live ? TTL_SERVICE : 0, flush: true, data: txt },
       { name: META, type: 'PTR', ttl: live ? TTL_SERVICE : 0, data: type },
     ]) as MdnsRecord[];
-  const offerRecords = (live: boolean): MdnsRecord[] =>
-    (opts.services?.() ?? []).flatMap((o) => {
+  const offerRecords = (live: boolean, offers = opts.services?.() ?? []): MdnsRecord[] =>
+    offers.flatMap((o) => {
       const type = `${o.type}.local`;
       const instance = `${instanceLabel(o.name)}.${type}`;
       return [
@@ -125,6 +125,7 @@ export async function announce(opts: AnnounceOptions): Promise<Announcement> {
   };
 
   let stopped = false;
+  let announced = opts.services?.() ?? [];
   mdns.onQuery(onQuery);
   // Announce (RFC 6762 §8.3): twice, one second apart, so caches that missed the first packet still learn.
   mdns.respond(all(true));
@@ -135,7 +136,14 @@ export async function announce(opts: AnnounceOptions): Promise<Announcement> {
     host,
     instance: instances[0],
     refresh() {
-      if (!stopped) mdns.respond(all(true));
+      if (stopped) return;
+      // A printer removed (or renamed, or no longer announced) gets its goodbye; the rest is announced again.
+      const now = opts.services?.() ?? [];
+      const gone = announced.filter((o) => !now.some((n) => n.type === o.type && n.name === o.name));
+      // Not the _services._dns-sd PTR: other printers keep the type.
+      if (gone.length) mdns.respond(offerRecords(false, gone).filter((r) => !sameName(r.name, META)));
+      announced = now;
+      mdns.respond(all(true));
     },
     async stop() {
       if (stopped) return;
