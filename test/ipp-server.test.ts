@@ -179,6 +179,31 @@ describe('IPP server', { skip }, () => {
     }
   });
 
+  test('a Print-Job whose document arrives slower than bodyTimeoutMs is an upload, not a stalled JSON body', async () => {
+    const slowSink = await startSink();
+    const slow = await startAppliance({ bodyTimeoutMs: 300 });
+    try {
+      await addRawPrinter(slow.api, 'front', slowSink.port);
+      const uri = `ipps://127.0.0.1:${slow.running.port}/ipp/print/front`;
+      const head = encodeMessage({ version: 0x0200, code: 0x0002, requestId: 1, groups: [{ tag: GROUP.operation, attributes: [attr(TAG.charset, 'attributes-charset', 'utf-8'), attr(TAG.naturalLanguage, 'attributes-natural-language', 'en'), attr(TAG.uri, 'printer-uri', uri)] }] });
+      async function* body() {
+        yield head;
+        for (let i = 0; i < 4; i++) {
+          await new Promise((r) => setTimeout(r, 250)); // 1 s in all, past the 300 ms body timeout
+          yield Buffer.from(`slow line ${i}\n`);
+        }
+      }
+      const r = await slow.api.request('POST', '/ipp/print/front', { body: body(), headers: { 'content-type': 'application/ipp' } });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(decodeMessage(r.body!).code, 0);
+      const [got] = await slowSink.waitForJobs(1, 20000);
+      assert.equal(got.data!.toString(), 'slow line 0\nslow line 1\nslow line 2\nslow line 3\n');
+    } finally {
+      await slow.stop();
+      await slowSink.close();
+    }
+  });
+
   test("Vasion's /v1/ipp/print/NAME answers like /ipp/print/NAME", async () => {
     const r = await ipp(0x000b, { path: '/v1/ipp/print/front', attrs: [attr(TAG.keyword, 'requested-attributes', 'printer-name')] });
     assert.equal(r.status, 0);
