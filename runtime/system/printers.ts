@@ -64,7 +64,8 @@ export class Printers {
     this.listeners.push(fn);
   }
 
-  private changed(): void {
+  /** Tells the listeners; called after every change here, and by the cluster when another node changed the printers. */
+  changed(): void {
     for (const fn of this.listeners) fn();
   }
 
