@@ -36,6 +36,7 @@ async function startLan(app: Appliance, cfg: Config, tls: TlsIdentity, port: num
     await app.discovery.start();
     for (const d of app.drivers.all()) if (d.discover) void app.discovery.addSource(() => d.discover!(), { name: d.scheme, everyMs: 30000 });
     const { printerServices } = await import('./discovery/printer-services.js');
+    const { deliverableFormats } = await import('./convert/formats.js');
     const box = app.state.data.settings.name;
     const published = await announce({
       name: `printbox ${box}`,
@@ -44,7 +45,7 @@ async function startLan(app: Appliance, cfg: Config, tls: TlsIdentity, port: num
       version: VERSION,
       mdns,
       // Each printer as an IPP Everywhere printer on this host; instance "front @ box" keeps names apart on the LAN.
-      services: () => printerServices(app.printers.list(), { port, adminUrl: `https://${defaultHostName()}:${port}/`, location: box }).map((o) => ({ ...o, name: `${o.name} @ ${box}` })),
+      services: () => printerServices(app.printers.list(), { port, adminUrl: `https://${defaultHostName()}:${port}/`, location: box, delivered: (p) => deliverableFormats(p.accepts) }).map((o) => ({ ...o, name: `${o.name} @ ${box}` })),
     });
     app.printers.onChange(() => published.refresh());
     app.onClose(async () => {

@@ -19,12 +19,12 @@ function printerType(color: boolean, duplex: boolean): string {
   return `0x${((color ? 0x8 : 0) | (duplex ? 0x10 : 0) | 0x40).toString(16).toUpperCase()}`;
 }
 
-/** The `_ipps._tcp` offer of every printer not opted out (`announce: false`). */
-export function printerServices(printers: PrinterRecord[], opts: { port: number; adminUrl: string; location: string }): ServiceOffer[] {
+/** The `_ipps._tcp` offer of every printer not opted out (`announce: false`); `delivered`: the conversion stage's formats for it. */
+export function printerServices(printers: PrinterRecord[], opts: { port: number; adminUrl: string; location: string; delivered?: (p: PrinterRecord) => readonly string[] }): ServiceOffer[] {
   return printers
     .filter((p) => p.announce !== false)
     .map((p) => {
-      const cap = capabilitiesOf(p);
+      const cap = capabilitiesOf(p, opts.delivered?.(p) ?? []);
       return {
         type: '_ipps._tcp',
         name: cap.name,

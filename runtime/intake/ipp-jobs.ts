@@ -2,7 +2,7 @@
 // reasons, job attributes, and the jobs that Create-Job opened and Send-Document has not filled yet.
 import { TAG, attr, type IppAttribute } from '../../drivers/ipp-codec.js';
 import type { JobRecord, JobState } from '../spool/jobs.js';
-import { mimeOfContentType } from '../system/printer-capabilities.js';
+import { MIME } from '../convert/formats.js';
 import type { ValidJob } from './options.js';
 import { ORIENTATION_ENUM, SIDES } from './ipp-printer-attributes.js';
 
@@ -71,7 +71,7 @@ export function jobAttributes(j: JobRecord, ippId: number, printerUri: string, s
     attr(TAG.integer, 'job-k-octets', Math.ceil(j.size / 1024)),
     attr(TAG.integer, 'number-of-documents', 1),
     attr(TAG.integer, 'job-impressions-completed', 0),
-    attr(TAG.mimeMediaType, 'document-format', mimeOfContentType(j.contentType)),
+    attr(TAG.mimeMediaType, 'document-format', MIME[j.contentType] ?? 'application/octet-stream'),
     attr(TAG.integer, 'copies', o.copies),
     ...(sides ? [attr(TAG.keyword, 'sides', sides)] : []),
     ...(o.media ? [attr(TAG.keyword, 'media', o.media)] : []),
@@ -122,6 +122,11 @@ export class IppJobIds {
       this.jobOf.delete(oldId);
       this.aliasOf.delete(oldJob);
     }
+  }
+
+  /** The id was given by Create-Job (its job is found through the alias, never by acceptance number). */
+  isAlias(ippId: number): boolean {
+    return this.jobOf.has(ippId);
   }
 
   /** The job with this IPP id among `records`. */

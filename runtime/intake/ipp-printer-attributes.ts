@@ -2,6 +2,7 @@
 // 5100.14 IPP Everywhere), generated from the printer's capabilities (system/printer-capabilities.ts).
 import { TAG, attr, collection, type IppAttribute, type IppValue } from '../../drivers/ipp-codec.js';
 import { capabilitiesOf, mediaSize } from '../system/printer-capabilities.js';
+import { deliverableFormats } from '../convert/formats.js';
 import type { PrinterRecord } from '../system/state.js';
 
 export const OPERATIONS_SUPPORTED = [0x0002, 0x0004, 0x0005, 0x0006, 0x0008, 0x0009, 0x000a, 0x000b, 0x0039, 0x003b, 0x003c];
@@ -56,7 +57,7 @@ function mediaCol(name: string, extra: IppAttribute[] = []): IppValue {
 
 /** Every attribute of the printer object, in the printer-attributes group. */
 export function printerAttributes(v: PrinterView): IppAttribute[] {
-  const cap = capabilitiesOf(v.printer);
+  const cap = capabilitiesOf(v.printer, deliverableFormats(v.printer.accepts));
   const d = v.printer.defaults;
   const colorModes = cap.color ? ['monochrome', 'color'] : ['monochrome'];
   const ready = [cap.mediaDefault];

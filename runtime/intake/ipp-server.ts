@@ -6,7 +6,13 @@ import { ApiError } from '../system/errors.js';
 import { isFinal, type JobRecord } from '../spool/jobs.js';
 import type { Spool } from '../spool/contract.js';
 import type { PrinterRecord } from '../system/state.js';
-import { contentTypeOfMime, deliverableFormats } from '../system/printer-capabilities.js';
+import { senderFormats } from '../system/printer-capabilities.js';
+import { contentTypeOf, deliverableFormats } from '../convert/formats.js';
+
+/** What a sender may send this printer (document-format-supported). */
+const formatsFor = (p: PrinterRecord) => senderFormats(deliverableFormats(p.accepts));
+/** octet-stream means "look at the first bytes" (sniffed at accept), not the content type raw. */
+const contentTypeOfMime = (mime: string) => (mime === 'application/octet-stream' ? undefined : contentTypeOf(mime));
 import type { JobIntake } from './accept.js';
 import type { JobFields, PrinterDirectory, ValidJob } from './options.js';
 import { COMPRESSIONS, decoded } from './compression.js';
@@ -58,7 +64,7 @@ export type IppOutcome = { kind: 'reply'; body: Buffer; status: number } | { kin
 
 export interface IppDeps {
   intake: JobIntake;
-  spool: Pick<Spool, 'get' | 'records' | 'allocSeq'>;
+  spool: Pick<Spool, 'get' | 'records' | 'allocSeq' | 'list'>;
   printers: PrinterDirectory;
   /** Live state of a printer's queue, for printer-state and queued-job-count. */
   printerStatus(p: PrinterRecord): Pick<PrinterView, 'state' | 'reasons' | 'message' | 'queued'>;
@@ -225,7 +231,7 @@ export class IppServer {
     const { op, printer, ex, msg } = ctx;
     const job = groupOf(msg, GROUP.job);
     const format = asText(one(op, 'document-format'))?.toLowerCase();
-    if (format && !deliverableFormats(printer).includes(format)) {
+    if (format && !formatsFor(printer).includes(format)) {
       throw new IppError(STATUS.formatNotSupported, `document-format ${format} is not supported by ${printer.name}`, [attr(TAG.mimeMediaType, 'document-format', format)]);
     }
     const compression = asText(one(op, 'compression')) ?? 'none';
@@ -334,7 +340,7 @@ export class IppServer {
     const ippId = this.jobId(ctx);
     const opened = this.ids.opened.get(ippId);
     if (!opened || opened.printerId !== ctx.printer.id || !this.mayTouch(ctx, opened.owner)) {
-      const existing = this.findJob(ctx, ippId);
+      const existing = await this.findJob(ctx, ippId);
       if (existing) throw new IppError(STATUS.multipleDocumentsNotSupported, `job ${ippId} already has its document; one document per job`);
       throw new IppError(STATUS.notFound, `no job ${ippId} waiting for a document`);
     }
@@ -342,7 +348,7 @@ export class IppServer {
     if (typeof last !== 'boolean') throw new IppError(STATUS.badRequest, 'Send-Document needs last-document');
     if (!last) throw new IppError(STATUS.multipleDocumentsNotSupported, 'one document per job: send it with last-document true');
     const format = asText(one(ctx.op, 'document-format'))?.toLowerCase() ?? opened.documentFormat;
-    if (format && !deliverableFormats(ctx.printer).includes(format)) throw new IppError(STATUS.formatNotSupported, `document-format ${format} is not supported`, [attr(TAG.mimeMediaType, 'document-format', format)]);
+    if (format && !formatsFor(ctx.printer).includes(format)) throw new IppError(STATUS.formatNotSupported, `document-format ${format} is not supported`, [attr(TAG.mimeMediaType, 'document-format', format)]);
     const compression = ctx.ex.httpDecoded ? 'none' : (asText(one(ctx.op, 'compression')) ?? 'none');
     if (!(COMPRESSIONS as readonly string[]).includes(compression)) throw new IppError(STATUS.compressionNotSupported, `compression ${compression} is not supported`, [attr(TAG.keyword, 'compression', compression)]);
     this.ids.opened.delete(ippId);
@@ -361,7 +367,7 @@ export class IppServer {
       this.ids.opened.delete(ippId);
       return [];
     }
-    const job = this.findJob(ctx, ippId);
+    const job = await this.findJob(ctx, ippId);
     if (!job) throw new IppError(STATUS.notFound, `no job ${ippId}`);
     if (!this.mayTouch(ctx, job.owner)) throw new IppError(STATUS.notAuthorized, `job ${ippId} belongs to someone else`);
     if (isFinal(job.state)) throw new IppError(STATUS.notPossible, `job ${ippId} is already ${job.state}`);
@@ -381,7 +387,7 @@ export class IppServer {
   }
 
   /** Close-Job: no more documents. An opened job that never got one is dropped (nothing to print). */
-  private closeJob(ctx: Ctx): IppGroup[] {
+  private async closeJob(ctx: Ctx): Promise<IppGroup[]> {
     const ippId = this.jobId(ctx);
     const opened = this.ids.opened.get(ippId);
     if (opened && this.mayTouch(ctx, opened.owner)) {
@@ -389,21 +395,21 @@ export class IppServer {
       this.ids.opened.delete(ippId);
       return [];
     }
-    if (!this.findJob(ctx, ippId)) throw new IppError(STATUS.notFound, `no job ${ippId}`);
+    if (!(await this.findJob(ctx, ippId))) throw new IppError(STATUS.notFound, `no job ${ippId}`);
     return [];
   }
 
-  private getJobAttributes(ctx: Ctx): IppGroup[] {
+  private async getJobAttributes(ctx: Ctx): Promise<IppGroup[]> {
     const ippId = this.jobId(ctx);
     const requested = ctx.op.get('requested-attributes')?.values.map(String);
     const opened = this.ids.opened.get(ippId);
     if (opened && opened.printerId === ctx.printer.id) return [{ tag: GROUP.job, attributes: selectAttributes(openedJobAttributes(opened, ctx.uri, this.deps.startedAt), requested) }];
-    const job = this.findJob(ctx, ippId);
+    const job = await this.findJob(ctx, ippId);
     if (!job || (this.ownerFilter(ctx) && job.owner !== this.ownerFilter(ctx))) throw new IppError(STATUS.notFound, `no job ${ippId}`);
     return this.jobGroup(ctx, job, requested);
   }
 
-  private getJobs(ctx: Ctx): IppGroup[] {
+  private async getJobs(ctx: Ctx): Promise<IppGroup[]> {
     const which = asText(one(ctx.op, 'which-jobs')) ?? 'not-completed';
     if (!['completed', 'not-completed', 'all'].includes(which)) throw new IppError(STATUS.attributesNotSupported, `which-jobs ${which} is not supported`, [attr(TAG.keyword, 'which-jobs', which)]);
     const limit = (one(ctx.op, 'limit') as number | undefined) ?? Infinity;
@@ -412,7 +418,9 @@ export class IppServer {
     const requested = ctx.op.get('requested-attributes')?.values.map(String) ?? ['job-id', 'job-uri'];
     const owner = this.ownerFilter(ctx);
     const out: JobRecord[] = [];
-    for (const j of this.deps.spool.records()) {
+    // Finished jobs live in the spool's history (on disk): a page of the newest; unfinished ones are in memory.
+    const source = which === 'not-completed' ? this.deps.spool.records() : (await this.deps.spool.list({ printerId: ctx.printer.id, owner, newestFirst: true, limit: Math.min(Number.isFinite(limit) ? limit : 500, 500) })).jobs;
+    for (const j of source) {
       if (j.printerId !== ctx.printer.id || (owner && j.owner !== owner) || (myJobs && user && j.user !== user)) continue;
       const done = isFinal(j.state);
       if ((which === 'completed' && !done) || (which === 'not-completed' && done)) continue;
@@ -448,8 +456,13 @@ export class IppServer {
     throw new IppError(STATUS.badRequest, 'the request names no job: send job-id (with printer-uri) or job-uri');
   }
 
-  private findJob(ctx: Ctx, ippId: number): JobRecord | undefined {
-    const j = this.ids.find(ippId, (id) => this.deps.spool.get(id), () => this.deps.spool.records());
+  /** An unfinished job from memory; a finished one from the spool's history (read from disk). */
+  private async findJob(ctx: Ctx, ippId: number): Promise<JobRecord | undefined> {
+    let j = this.ids.find(ippId, (id) => this.deps.spool.get(id), () => this.deps.spool.records());
+    if (!j && !this.ids.isAlias(ippId)) {
+      const page = await this.deps.spool.list({ printerId: ctx.printer.id, after: ippId - 1, limit: 1 });
+      j = page.jobs[0]?.seq === ippId ? page.jobs[0] : undefined;
+    }
     return j && j.printerId === ctx.printer.id ? j : undefined;
   }
 

@@ -1,40 +1,18 @@
 // What a printbox printer offers to senders (formats, colour, sides, media), as data: the IPP printer attributes
 // and the mDNS TXT record are both generated from this one place, never from two lists kept in step by hand.
-import type { ContentType } from '../../drivers/contract-types.js';
 import type { PrinterRecord } from './state.js';
 
 /** The IPP Everywhere formats: accepted for every printer, converted where the printer does not take them. */
 export const EVERYWHERE_FORMATS = ['application/pdf', 'image/pwg-raster', 'image/jpeg'] as const;
 
-/** MIME type ↔ printbox content type; `application/octet-stream` means "look at the first bytes". */
-const MIME_TO_CONTENT: Record<string, ContentType | undefined> = {
-  'application/pdf': 'pdf',
-  'application/postscript': 'postscript',
-  'application/vnd.hp-pcl': 'pcl',
-  'image/pwg-raster': 'pwg-raster',
-  'application/vnd.zebra-zpl': 'zpl',
-  'text/plain': 'text',
-  'application/vnd.escpos': 'escpos',
-  'application/octet-stream': undefined,
-  'image/jpeg': undefined, // no content type of its own yet: sniffed (raw) until the conversion stage names it
-};
-
-export function contentTypeOfMime(mime: string): ContentType | undefined {
-  return MIME_TO_CONTENT[mime.toLowerCase().split(';')[0].trim()];
-}
-
-export function mimeOfContentType(ct: ContentType): string {
-  return Object.entries(MIME_TO_CONTENT).find(([, c]) => c === ct)?.[0] ?? 'application/octet-stream';
-}
-
 /**
- * What printbox can deliver to this printer, as MIME types. Until the conversion stage lists what it makes from
- * a printer's `accepts`, this is the IPP Everywhere set, the printer's own default format, and octet-stream
- * (passed through as it is): the one function to switch over.
+ * What senders may send to this printer, as MIME types: what printbox can deliver to it (`delivered`, the conversion
+ * stage's list for the printer's `accepts`: runtime/convert/formats.ts deliverableFormats), plus the IPP Everywhere
+ * formats (accepted for every printer, converted where it does not take them) and octet-stream (looked at, then
+ * passed as it is).
  */
-export function deliverableFormats(p: PrinterRecord): string[] {
-  const own = p.defaults.contentType ? [mimeOfContentType(p.defaults.contentType)] : [];
-  return [...new Set(['application/octet-stream', ...EVERYWHERE_FORMATS, ...own])].sort();
+export function senderFormats(delivered: readonly string[]): string[] {
+  return [...new Set(['application/octet-stream', ...EVERYWHERE_FORMATS, ...delivered.map((m) => m.toLowerCase())])].sort();
 }
 
 /** Media offered to senders (PWG self-describing names) with their sizes in hundredths of a millimetre. */
@@ -63,14 +41,15 @@ export interface PrinterCapabilities {
   makeAndModel: string;
 }
 
-export function capabilitiesOf(p: PrinterRecord): PrinterCapabilities {
+/** `delivered`: what the conversion stage can deliver to this printer (see senderFormats). */
+export function capabilitiesOf(p: PrinterRecord, delivered: readonly string[]): PrinterCapabilities {
   const d = p.defaults;
   const mediaDefault = d.media && mediaSize(d.media) ? d.media : 'iso_a4_210x297mm';
   return {
     uuid: p.id,
     name: p.name,
-    formats: deliverableFormats(p),
-    color: d.color !== false,
+    formats: senderFormats(delivered),
+    color: p.color !== false && d.color !== false,
     duplex: true,
     media: MEDIA_NAMES,
     mediaDefault,
