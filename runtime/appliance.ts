@@ -158,7 +158,6 @@ export class Appliance {
       onRemoteState: () => {
         this.tokens?.reload();
         this.queue?.wakeAll();
-        this.printers?.changed(); // legacy intake listeners and mDNS follow printers changed on another node
       },
       printers: () => this.printers.list().map((p) => p.id),
       takeOver: (printerId, from) => this.queue.takeOver(printerId, from),
