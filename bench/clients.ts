@@ -1,5 +1,8 @@
-// Submitting clients: printbox's HTTPS API (keep-alive, multipart) and CUPS over IPP (keep-alive Print-Job) or `lp`.
+// Submitting clients: printbox's HTTPS API (keep-alive, multipart), IPP (keep-alive Print-Job, to CUPS or printbox),
+// LPD (one connection per job) and RAW, or `lp`.
 import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
 import { Readable } from 'node:stream';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -18,10 +21,14 @@ export async function submitPrintbox(api: Api, printer: string, doc: Buffer | As
   if (r.status !== 201) throw new Error(`POST /v1/jobs answered ${r.status}: ${r.text.slice(0, 300)}`);
 }
 
-/** A keep-alive IPP client for one CUPS queue (what a well-behaved application would use instead of spawning `lp`). */
-export function ippClient(queueUri: string, maxSockets = 32) {
+/**
+ * A keep-alive IPP client for one queue (what a well-behaved application would use instead of spawning `lp`):
+ * ipp:// over HTTP (CUPS), ipps:// over HTTPS with the token as the Basic password (printbox).
+ */
+export function ippClient(queueUri: string, maxSockets = 32, tls?: { ca: string; token: string }) {
   const url = new URL(queueUri);
-  const agent = new http.Agent({ keepAlive: true, maxSockets });
+  const secure = url.protocol === 'ipps:';
+  const agent = secure ? new https.Agent({ keepAlive: true, maxSockets, ca: tls?.ca }) : new http.Agent({ keepAlive: true, maxSockets });
   let requestId = 1;
   return {
     async printJob(doc: Buffer | AsyncIterable<Buffer>, name = 'bench'): Promise<number> {
@@ -45,12 +52,13 @@ export function ippClient(queueUri: string, maxSockets = 32) {
       });
       const isBuf = Buffer.isBuffer(doc);
       const headers: Record<string, string> = { 'content-type': 'application/ipp' };
+      if (tls) headers.authorization = `Basic ${Buffer.from(`bench:${tls.token}`).toString('base64')}`;
       if (isBuf) headers['content-length'] = String(head.length + doc.length);
       const body = await new Promise<Buffer>((resolve, reject) => {
-        const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers, agent }, (res) => {
+        const req = (secure ? https : http).request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers, agent }, (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c) => chunks.push(c));
-          res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`CUPS answered HTTP ${res.statusCode}`))));
+          res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks)) : reject(new Error(`${url.host} answered HTTP ${res.statusCode}`))));
           res.on('error', reject);
         });
         req.on('error', reject);
@@ -61,11 +69,45 @@ export function ippClient(queueUri: string, maxSockets = 32) {
         }
       });
       const msg = decodeMessage(body);
-      if (msg.code > 0x00ff) throw new Error(`CUPS Print-Job failed: status 0x${msg.code.toString(16)}`);
+      if (msg.code > 0x00ff) throw new Error(`Print-Job failed: status 0x${msg.code.toString(16)}`);
       return msg.code;
     },
     close: () => agent.destroy(),
   };
+}
+
+/** One LPD receive-job (RFC 1179) per connection: control file, then data file; resolves on the last acknowledgement. */
+export function submitLpd(port: number, queue: string, doc: Buffer, n: number): Promise<void> {
+  const id = String(n % 1000).padStart(3, '0');
+  const control = Buffer.from(`Hbench\nPbench\nJbench ${n}\nldfA${id}bench\nUdfA${id}bench\n`);
+  const steps = [Buffer.from(`\x02${queue}\n`), Buffer.from(`\x02${control.length} cfA${id}bench\n`), Buffer.concat([control, Buffer.from([0])]), Buffer.from(`\x03${doc.length} dfA${id}bench\n`), Buffer.concat([doc, Buffer.from([0])])];
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let step = 0;
+    s.on('connect', () => s.write(steps[step++]));
+    s.on('data', (c: Buffer) => {
+      for (const ack of c) {
+        if (ack !== 0) return s.destroy(new Error(`LPD refused step ${step} with ${ack}`));
+        if (step < steps.length) s.write(steps[step++]);
+        else {
+          s.end();
+          return resolve();
+        }
+      }
+    });
+    s.on('error', reject);
+    s.on('close', () => reject(new Error('LPD server closed before the last acknowledgement')));
+  });
+}
+
+/** One RAW job: connect, send, close our side; resolves when the server closes (printbox: the job is durable). */
+export function submitRaw(port: number, doc: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.end(doc));
+    s.resume();
+    s.on('end', () => resolve());
+    s.on('error', reject);
+  });
 }
 
 /** The command-line way: one `lp` process per job. */

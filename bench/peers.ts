@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { freePort, waitForPort, stopProcess as stopPeer } from '../test/peers/ports.js';
-import { writeCupsFiles } from '../test/peers/cupsd.js';
+import { startCupsd } from '../test/peers/cupsd.js';
 import { SERVER_NODE_FLAGS } from '../test/helpers/node-flags.js';
 
 /** Stops a peer process (SIGKILL after 10000 ms). */
@@ -202,49 +202,20 @@ export interface CupsProcess {
 
 /** A private cupsd (own config, spool, state, logs, port; LogLevel warn) with a raw queue `sink` → socket://127.0.0.1:sinkPort. */
 export async function startCups(dir: string, sinkPort: number): Promise<CupsProcess> {
-  const filesConf = await writeCupsFiles(dir);
-  // Backends run as user lp and open the spooled file themselves: every directory above the spool must be searchable.
-  for (let d = dir; d !== path.dirname(d) && d.startsWith(path.dirname(dir)); d = path.dirname(d)) await fs.chmod(d, 0o755);
-  const port = await freePort();
-  const conf = [
-    `Listen 127.0.0.1:${port}`,
-    'LogLevel warn',
-    'Browsing No',
-    'WebInterface No',
-    // The default limit of 500 stored jobs refuses Print-Job (client-error-not-possible) once jobs queue faster than they print.
-    'MaxJobs 0',
-    '<Location />',
-    '  Order allow,deny',
-    '  Allow all',
-    '</Location>',
-    '<Location /admin>',
-    '  Order allow,deny',
-    '  Allow all',
-    '</Location>',
-    '<Policy default>',
-    '  <Limit All>',
-    '    Order deny,allow',
-    '  </Limit>',
-    '</Policy>',
-    '',
-  ];
-  await fs.writeFile(path.join(dir, 'cupsd.conf'), conf.join('\n'));
-  const proc = spawn('cupsd', ['-f', '-c', path.join(dir, 'cupsd.conf'), '-s', filesConf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr!.on('data', (c: Buffer) => (err += c));
+  const cupsd = await startCupsd(dir);
   try {
-    await waitForPort(port, 15000, proc, 'cupsd');
     // The trailing slash matters: CUPS refuses "socket://host:port?x" but takes "socket://host:port/?x".
-    await run('lpadmin', ['-h', `127.0.0.1:${port}`, '-p', 'sink', '-E', '-v', `socket://127.0.0.1:${sinkPort}/?snmp=false`, '-m', 'raw'], { timeout: 15000 }).catch((e) => {
+    await run('lpadmin', ['-h', cupsd.host, '-p', 'sink', '-E', '-v', `socket://127.0.0.1:${sinkPort}/?snmp=false`, '-m', 'raw'], { timeout: 15000 }).catch((e) => {
       // lpadmin warns that raw queues are deprecated and may exit non-zero for it while the queue is created.
       if (!/deprecated/i.test(String(e.stderr))) throw e;
     });
-    await run('lpstat', ['-h', `127.0.0.1:${port}`, '-p', 'sink'], { timeout: 15000 });
+    await run('lpstat', ['-h', cupsd.host, '-p', 'sink'], { timeout: 15000 });
   } catch (e) {
-    await stopProcess(proc);
-    throw new Error(`cupsd setup failed: ${(e as Error).message} ${err}`);
+    const log = await cupsd.log();
+    await cupsd.stop();
+    throw new Error(`cupsd setup failed: ${(e as Error).message} ${log}`);
   }
-  return { pid: proc.pid!, port, queueUri: `ipp://127.0.0.1:${port}/printers/sink`, stop: () => stopProcess(proc) };
+  return { pid: cupsd.pid, port: cupsd.port, queueUri: `ipp://127.0.0.1:${cupsd.port}/printers/sink`, stop: () => cupsd.stop() };
 }
 
 export interface BareProcess {

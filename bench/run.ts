@@ -2,7 +2,7 @@
 //
 //   npx tsx bench/run.ts            full run (≈ 10 min on 2 cores): writes bench/results.md
 //   npx tsx bench/run.ts --quick    ≈ 1 min: smaller counts, 100 MiB instead of 1 GiB, history 0/100k: bench/results-quick.md
-//   --only=A,B,C                    run some sections only
+//   --only=A,B,C,D                  run some sections only (D: intake per protocol, bench/intake.ts)
 //   --server-prof=DIR               run each printbox under `node --cpu-prof`, profiles in DIR (open in Chrome DevTools)
 //
 // Every figure is printed beside a baseline measured in the same run, because a shared 2-core machine is noisy.
@@ -17,14 +17,15 @@ import { execFileSync } from 'node:child_process';
 import { ROOT, startBenchSink, startPrintbox, startCups, startBare, smallDoc, largeDoc, type BenchSink, type PrintboxProcess, type CupsProcess } from './peers.js';
 import { printboxClient, submitPrintbox, ippClient, submitLp, runPool } from './clients.js';
 import { seedHistory } from './history.js';
+import { sectionD } from './intake.js';
 import { phaseMeter, percentile, progress, renderTable, fmtMs, fmtRate, fmtMB, ratio, MiB, rss, type Row } from './measure.js';
 
 const quick = process.argv.includes('--quick');
-const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'A,B,C').toUpperCase().split(',');
+const only = (process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'A,B,C,D').toUpperCase().split(',');
 
 const P = quick
-  ? { warm: 100, small: 1000, clients: 32, seq: 150, large: 100 * MiB, fsyncs: 200, bWarm: 1000, bSmall: 300, bClients: 8, bSeq: 100, bLarge: 100 * MiB, bLargeReps: 1, lp: 40, history: [0, 100_000], cSamples: 300, cLoad: 600 }
-  : { warm: 300, small: 10000, clients: 32, seq: 500, large: 1024 * MiB, fsyncs: 1000, bWarm: 2000, bSmall: 1500, bClients: 8, bSeq: 300, bLarge: 100 * MiB, bLargeReps: 2, lp: 100, history: [0, 100_000, 1_000_000], cSamples: 1000, cLoad: 2000 };
+  ? { warm: 100, small: 1000, clients: 32, seq: 150, large: 100 * MiB, fsyncs: 200, bWarm: 1000, bSmall: 300, bClients: 8, bSeq: 100, bLarge: 100 * MiB, bLargeReps: 1, lp: 40, history: [0, 100_000], cSamples: 300, cLoad: 600, intake: 200 }
+  : { warm: 300, small: 10000, clients: 32, seq: 500, large: 1024 * MiB, fsyncs: 1000, bWarm: 2000, bSmall: 1500, bClients: 8, bSeq: 300, bLarge: 100 * MiB, bLargeReps: 2, lp: 100, history: [0, 100_000, 1_000_000], cSamples: 1000, cLoad: 2000, intake: 1000 };
 const SMALL = 2048;
 
 const rows: Row[] = [];
@@ -485,6 +486,10 @@ async function main() {
       pb = undefined;
     }
     if (only.includes('C')) await sectionC(tmp, sink);
+    if (only.includes('D')) {
+      progress(`D intake per protocol: ${P.intake} × 2 KiB per measure, 1 and 8 clients, printbox and CUPS`);
+      await sectionD(tmp, sink, rows, P.intake, () => ((nextIndex += P.intake), nextIndex - P.intake));
+    }
   } catch (err) {
     failure = err;
   } finally {

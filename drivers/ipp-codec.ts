@@ -52,6 +52,9 @@ export const OPERATION = {
   getJobAttributes: 0x0009,
   getJobs: 0x000a,
   getPrinterAttributes: 0x000b,
+  cancelMyJobs: 0x0039,
+  closeJob: 0x003b,
+  identifyPrinter: 0x003c,
 } as const;
 
 export interface IppRange {
@@ -96,6 +99,8 @@ export interface IppMessage {
 export class IppDecodeError extends Error {
   code = 'ipp_malformed';
 }
+/** The buffer ended inside the header or attributes: more bytes may complete it (a stream still arriving). */
+export class IppTruncatedError extends IppDecodeError {}
 export class IppEncodeError extends Error {
   code = 'ipp_unencodable';
 }
@@ -240,6 +245,50 @@ class Writer {
 /** Decodes a whole IPP message; `data` is whatever follows the end-of-attributes tag (document bytes, usually empty). */
 export function decodeMessage(buf: Buffer): IppMessage & { data: Buffer } {
   const r = new Reader(buf);
+  return { ...readHead(r), data: r.rest() };
+}
+
+/** Header and attributes at the start of `buf`, and where the document data starts; undefined while they are incomplete. */
+export function decodeHead(buf: Buffer): { message: IppMessage; end: number } | undefined {
+  const r = new Reader(buf);
+  try {
+    const message = readHead(r);
+    return { message, end: r.pos };
+  } catch (err) {
+    if (err instanceof IppTruncatedError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Reads a request from a stream (server side): the header and attributes are collected (at most `maxHeadBytes`),
+ * and the document is the rest of the same stream, handed on chunk by chunk as it arrives, never held whole.
+ */
+export async function readRequest(source: AsyncIterable<Buffer>, maxHeadBytes = 256 * 1024): Promise<{ message: IppMessage; document: AsyncIterable<Buffer> }> {
+  const it = source[Symbol.asyncIterator]();
+  let buf: Buffer = Buffer.alloc(0);
+  for (;;) {
+    const head = buf.length ? decodeHead(buf) : undefined;
+    if (head) {
+      const first = buf.subarray(head.end);
+      async function* document(): AsyncGenerator<Buffer> {
+        if (first.length) yield first;
+        for (;;) {
+          const next = await it.next();
+          if (next.done) return;
+          yield next.value;
+        }
+      }
+      return { message: head.message, document: document() };
+    }
+    if (buf.length > maxHeadBytes) throw new IppDecodeError(`the request's attributes are longer than ${maxHeadBytes} octets`);
+    const next = await it.next();
+    if (next.done) throw new IppDecodeError(buf.length ? `request ends inside its attributes (${buf.length} octets)` : 'empty request');
+    buf = buf.length ? Buffer.concat([buf, next.value]) : next.value;
+  }
+}
+
+function readHead(r: Reader): IppMessage {
   const version = r.u16();
   const code = r.u16();
   const requestId = r.u32();
@@ -261,7 +310,7 @@ export function decodeMessage(buf: Buffer): IppMessage & { data: Buffer } {
     else if (last) addValue(last, tag, value);
     else throw new IppDecodeError(`additional value without an attribute at offset ${r.pos}`);
   }
-  return { version, code, requestId, groups, data: r.rest() };
+  return { version, code, requestId, groups };
 }
 
 function addValue(attr: IppAttribute, tag: number, value: IppValue): void {
@@ -297,7 +346,11 @@ function readValue(r: Reader, tag: number): IppValue {
     case TAG.textWithLanguage:
     case TAG.nameWithLanguage: {
       const inner = new Reader(raw);
-      return { lang: inner.str16(), text: inner.str16() };
+      try {
+        return { lang: inner.str16(), text: inner.str16() };
+      } catch {
+        throw new IppDecodeError(`value with tag 0x${tag.toString(16)} is not a language and a text`); // a short value is malformed, not incomplete
+      }
     }
     case TAG.textWithoutLanguage:
     case TAG.nameWithoutLanguage:
@@ -353,7 +406,7 @@ class Reader {
   pos = 0;
   constructor(private buf: Buffer) {}
   private take(n: number): Buffer {
-    if (this.pos + n > this.buf.length) throw new IppDecodeError(`message ends early: need ${n} octets at offset ${this.pos}, have ${this.buf.length - this.pos}`);
+    if (this.pos + n > this.buf.length) throw new IppTruncatedError(`message ends early: need ${n} octets at offset ${this.pos}, have ${this.buf.length - this.pos}`);
     const b = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return b;

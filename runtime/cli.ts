@@ -8,7 +8,8 @@ import { buildServer } from './api/server.js';
 
 const HELP = `usage: printbox <command> [options]
 
-  serve [--port N] [--host ADDR]          run the appliance (HTTPS API)
+  serve [--port N] [--host ADDR] [--lpd-port N]
+                                          run the appliance (HTTPS API and IPP; LPD on --lpd-port, default 515)
   status                                  printers, queues and job counts
   token create [--name N] [--scope submit|admin]
                                           create an API token; prints the token alone
@@ -18,9 +19,13 @@ const HELP = `usage: printbox <command> [options]
   token list                              list tokens (never the secrets)
   token revoke ID|NAME                    revoke a token
   printer add NAME URI [--policy retry-job|hold-job|stop-printer] [--accepts MIME,…] [--resolution DPI]
+                        [--lpd] [--raw-port N] [--allow RANGES]
   printer set ID|NAME [--accepts MIME,…] [--resolution DPI]
                                           formats the printer takes (others are converted); --accepts ""
                                           hands the list back to what the printer reports
+  printer intake ID|NAME [--lpd] [--raw-port N] --allow RANGES | --off
+                                          legacy intake: LPD queue NAME and/or a RAW port, from RANGES
+                                          only (comma-separated addresses or CIDR, e.g. 10.0.0.0/8)
   printer list
   printer remove ID|NAME
   printer resume ID|NAME                  resume a stopped printer
@@ -115,6 +120,11 @@ export async function main(argv: string[]): Promise<number> {
         data: { type: 'string' },
         port: { type: 'string' },
         host: { type: 'string' },
+        'lpd-port': { type: 'string' },
+        lpd: { type: 'boolean' },
+        'raw-port': { type: 'string' },
+        allow: { type: 'string' },
+        off: { type: 'boolean' },
         name: { type: 'string' },
         scope: { type: 'string' },
         policy: { type: 'string' },
@@ -147,7 +157,10 @@ export async function main(argv: string[]): Promise<number> {
     ...(o.data && { dataDir: o.data }),
     ...(o.port && { port: Number(o.port) }),
     ...(o.host && { host: o.host }),
+    ...(o['lpd-port'] && { lpdPort: Number(o['lpd-port']) }),
   });
+  /** --lpd / --raw-port / --allow as a printer's `intake` field (checked by the server). */
+  const intake = () => (o.lpd || o['raw-port'] || o.allow ? { ...(o.lpd && { lpd: true }), ...(o['raw-port'] && { raw: { port: Number(o['raw-port']) } }), allow: (o.allow ?? '').split(',').map((a) => a.trim()).filter(Boolean) } : undefined);
   const out = (v: unknown, text: () => string) => process.stdout.write(o.json ? JSON.stringify(v, null, 2) + '\n' : text());
   try {
     switch (`${cmd} ${sub ?? ''}`.trim()) {
@@ -155,6 +168,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve ': {
         if (sub) throw new UsageError(`serve takes no argument "${sub}"`);
         if (!Number.isInteger(cfg.port) || cfg.port < 0 || cfg.port > 65535) throw new UsageError('--port must be a number from 0 to 65535');
+        if (!Number.isInteger(cfg.lpdPort) || cfg.lpdPort < 0 || cfg.lpdPort > 65535) throw new UsageError('--lpd-port must be a number from 0 to 65535');
         const { runServe } = await import('./run.js');
         return await runServe(cfg);
       }
@@ -193,7 +207,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'printer add': {
         if (rest.length !== 2) throw new UsageError('printer add needs NAME and URI, e.g. printbox printer add front raw://10.0.0.5:9100');
-        const r = await call(cfg, 'POST', '/v1/printers', { name: rest[0], uri: rest[1], ...(o.policy && { errorPolicy: o.policy }), ...capabilityOptions(o) });
+        const r = await call(cfg, 'POST', '/v1/printers', { name: rest[0], uri: rest[1], ...(o.policy && { errorPolicy: o.policy }), ...capabilityOptions(o), ...(intake() && { intake: intake() }) });
         out(r, () => `added ${r.name} (${r.id}) → ${r.uri}\n`);
         return 0;
       }
@@ -201,6 +215,14 @@ export async function main(argv: string[]): Promise<number> {
         if (rest.length !== 1) throw new UsageError('printer set needs a printer id or name, e.g. printbox printer set front --accepts application/vnd.hp-pcl');
         const r = await call(cfg, 'PATCH', `/v1/printers/${encodeURIComponent(rest[0])}`, capabilityOptions(o));
         out(r, () => `${r.name} accepts ${r.accepts?.join(', ') || '(unknown: sent as it is)'}${r.resolution ? ` at ${r.resolution} dpi` : ''}\n`);
+        return 0;
+      }
+      case 'printer intake': {
+        if (!rest[0]) throw new UsageError('printer intake needs a printer id or name');
+        if (!o.off && !intake()) throw new UsageError('printer intake needs --lpd and/or --raw-port N with --allow RANGES, or --off');
+        const r = await call(cfg, 'PATCH', `/v1/printers/${encodeURIComponent(rest[0])}`, { intake: o.off ? null : intake() });
+        const what = r.intake ? [r.intake.lpd && `LPD queue ${r.name}`, r.intake.raw && `RAW port ${r.intake.raw.port}`].filter(Boolean).join(', ') + ` from ${r.intake.allow.join(', ')}` : 'off';
+        out(r, () => `${r.name}: legacy intake ${what}\n`);
         return 0;
       }
       case 'printer list': {

@@ -6,6 +6,7 @@ import type { Config } from './system/config.js';
 import { buildServer } from './api/server.js';
 import { loadOrCreateIdentity, type TlsIdentity } from './system/tls.js';
 import { keepSetupCode, webSettings } from './api/first-run.js';
+import { LegacyListeners } from './intake/legacy-listeners.js';
 
 export interface Running {
   app: Appliance;
@@ -13,6 +14,10 @@ export interface Running {
   local: FastifyInstance;
   tls: TlsIdentity;
   port: number;
+  /** The plain ipp:// listener's port when the config turns it on. */
+  ippPort?: number;
+  /** LPD and RAW intake listeners (they follow the printers' `intake` fields). */
+  legacy: LegacyListeners;
   stop(): Promise<void>;
 }
 
@@ -25,12 +30,24 @@ async function startLan(app: Appliance, cfg: Config, tls: TlsIdentity, port: num
   try {
     const { openMdns } = await import('./discovery/mdns.js');
     const { PrinterDiscovery } = await import('./discovery/browser.js');
-    const { announce, certificateFingerprint } = await import('./discovery/announce.js');
+    const { announce, certificateFingerprint, defaultHostName } = await import('./discovery/announce.js');
     const mdns = await openMdns();
     app.discovery = new PrinterDiscovery({ mdns, schemes: app.drivers.schemes(), log: app.log });
     await app.discovery.start();
     for (const d of app.drivers.all()) if (d.discover) void app.discovery.addSource(() => d.discover!(), { name: d.scheme, everyMs: 30000 });
-    const published = await announce({ name: `printbox ${app.state.data.settings.name}`, port, fingerprint: certificateFingerprint(tls.cert), version: VERSION, mdns });
+    const { printerServices } = await import('./discovery/printer-services.js');
+    const { deliverableFormats } = await import('./convert/formats.js');
+    const box = app.state.data.settings.name;
+    const published = await announce({
+      name: `printbox ${box}`,
+      port,
+      fingerprint: certificateFingerprint(tls.cert),
+      version: VERSION,
+      mdns,
+      // Each printer as an IPP Everywhere printer on this host; instance "front @ box" keeps names apart on the LAN.
+      services: () => printerServices(app.printers.list(), { port, adminUrl: `https://${defaultHostName()}:${port}/`, location: box, delivered: (p) => deliverableFormats(p.accepts) }).map((o) => ({ ...o, name: `${o.name} @ ${box}` })),
+    });
+    app.printers.onChange(() => published.refresh());
     app.onClose(async () => {
       await published.stop();
       await mdns.close();
@@ -55,12 +72,22 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
   const https = await buildServer(app, { mode: 'https', tls });
   const local = await buildServer(app, { mode: 'local' });
   await https.listen({ port: cfg.port, host: cfg.host });
+  // Plain ipp:// for clients that cannot do TLS: off unless the config names a port.
+  const { buildPlainIppServer } = await import('./api/ipp-routes.js');
+  const plainIpp = cfg.ippPort ? await buildPlainIppServer(app) : undefined;
+  if (plainIpp) await plainIpp.listen({ port: cfg.ippPort, host: cfg.host });
   const sock = app.adminSocketPath();
   await fs.rm(sock, { force: true });
   await local.listen({ path: sock });
   await fs.chmod(sock, 0o600);
   const addr = https.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
+  const legacy = new LegacyListeners(
+    { intake: app.intake, printers: app.printers, spool: app.spool, cancel: (id) => app.cancelJob(id), log: app.log.child({ intake: 'legacy' }) },
+    { host: cfg.host, lpdPort: cfg.lpdPort },
+  );
+  await legacy.sync(app.printers.list());
+  app.printers.onChange(() => void legacy.sync(app.printers.list()));
   app.log.info({ port, host: cfg.host, dataDir: cfg.dataDir, fingerprint: tls.fingerprint, crypto: (await import('./spool/seal.js')).defaultBox.name }, 'printbox listening (HTTPS)');
   let stopping: Promise<void> | null = null;
   const running: Running = {
@@ -69,9 +96,11 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
     local,
     tls,
     port,
+    legacy,
+    ippPort: plainIpp ? (plainIpp.server.address() as { port: number }).port : undefined,
     stop: () =>
       (stopping ??= (async () => {
-        await Promise.allSettled([https.close(), local.close()]);
+        await Promise.allSettled([https.close(), local.close(), legacy.close(), plainIpp?.close()]);
         await app.close();
       })()),
   };

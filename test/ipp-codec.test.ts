@@ -1,7 +1,7 @@
 // Unit tests of the IPP codec: RFC 8010 Appendix A byte vectors, round trips, collections, malformed input.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { attr, collection, decodeMessage, encodeMessage, findAttribute, GROUP, IppDecodeError, member, OPERATION, TAG, type IppCollection, type IppMessage } from '../drivers/ipp-codec.js';
+import { attr, collection, decodeMessage, encodeMessage, findAttribute, GROUP, IppDecodeError, member, OPERATION, readRequest, TAG, type IppCollection, type IppMessage } from '../drivers/ipp-codec.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const ascii = (s: string) => Buffer.from(s, 'ascii').toString('hex');
@@ -162,4 +162,40 @@ test('truncated or malformed messages are refused with ipp_malformed, never misr
 test('a value longer than 65535 octets cannot be encoded', () => {
   const msg: IppMessage = { version: 0x0200, code: 2, requestId: 1, groups: [{ tag: GROUP.operation, attributes: [attr(TAG.textWithoutLanguage, 'x', 'a'.repeat(70000))] }] };
   assert.throws(() => encodeMessage(msg), (e: unknown) => (e as { code?: string }).code === 'ipp_unencodable');
+});
+
+test('readRequest (server side) hands over the attributes before the document has arrived, then the document as it comes', async () => {
+  const head = encodeMessage({ version: 0x0200, code: OPERATION.printJob, requestId: 7, groups: [{ tag: GROUP.operation, attributes: [attr(TAG.charset, 'attributes-charset', 'utf-8'), attr(TAG.naturalLanguage, 'attributes-natural-language', 'en'), attr(TAG.nameWithoutLanguage, 'job-name', 'x'.repeat(300))] }] });
+  let produced = 0;
+  async function* source() {
+    yield head.subarray(0, 5); // the header split across chunks, as TLS records split it
+    yield Buffer.concat([head.subarray(5), Buffer.from('AB')]);
+    for (let i = 0; i < 100; i++) {
+      produced++;
+      yield Buffer.alloc(1000, i);
+    }
+  }
+  const { message, document } = await readRequest(source());
+  assert.equal(produced, 0, 'no document chunk was read to decode the attributes');
+  assert.equal(findAttribute(message, 'job-name')?.values[0], 'x'.repeat(300));
+  let bytes = 0;
+  let first: Buffer | undefined;
+  for await (const c of document) {
+    first ??= c;
+    bytes += c.length;
+    assert.ok(produced <= 100);
+  }
+  assert.equal(first!.toString(), 'AB');
+  assert.equal(bytes, 2 + 100 * 1000);
+});
+
+test('readRequest refuses a request that ends inside its attributes, and attributes past the limit', async () => {
+  const head = encodeMessage({ version: 0x0200, code: OPERATION.getPrinterAttributes, requestId: 1, groups: [{ tag: GROUP.operation, attributes: [attr(TAG.charset, 'attributes-charset', 'utf-8')] }] });
+  await assert.rejects(readRequest((async function* () { yield head.subarray(0, head.length - 1); })()), (e: Error) => e instanceof IppDecodeError && /ends inside its attributes/.test(e.message));
+  await assert.rejects(readRequest((async function* () {})()), /empty request/);
+  async function* endless() {
+    yield head.subarray(0, head.length - 1);
+    for (let i = 0; i < 1000; i++) yield Buffer.alloc(1024, 0x41); // never ends the attributes
+  }
+  await assert.rejects(readRequest(endless(), 64 * 1024), /longer than 65536 octets/);
 });

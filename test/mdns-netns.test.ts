@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createNetnsPair, netnsUnavailable, selfSignedCert, type NetnsPair } from './peers/netns.js';
 import { avahiUnavailable, startAvahi, type Avahi } from './peers/avahi.js';
+import { printerServices } from '../runtime/discovery/printer-services.js';
+import type { PrinterRecord } from '../runtime/system/state.js';
 
 const unavailable = netnsUnavailable();
 const BROWSE_OPTS = JSON.stringify({ requeryMs: 1000, goneAfterMs: 3000, removeAfterMs: 60_000 });
@@ -195,5 +197,67 @@ describe('printbox mDNS beside a running avahi-daemon (same namespace, both on U
     assert.equal(row[7], pair.b.address);
     assert.equal(row[8], String(ready.port));
     assert.match(row[9], new RegExp(`"fp=${fingerprint}"`));
+  });
+});
+
+describe('printbox printers on mDNS as IPP Everywhere printers, seen by avahi', () => {
+  const why = unavailable ?? avahiUnavailable();
+  let pair: NetnsPair;
+  let tmp: string;
+  let avahi: Avahi | undefined;
+
+  before(async () => {
+    if (why) return;
+    pair = await createNetnsPair();
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'pbx-ipps-mdns-'));
+  });
+  after(async () => {
+    await avahi?.stop();
+    await pair?.cleanup();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  test('each printer is _ipps._tcp with the _print and _universal subtypes and the TXT keys clients read; announce:false hides one', async (t) => {
+    if (why) return t.skip(`SKIPPED: ${why}`);
+    const tag = randomBytes(3).toString('hex');
+    avahi = await startAvahi(pair, pair.a, `pbx-ipps-avahi-${tag}`);
+    const host = `pbx-ipps-${tag}.local`;
+    const { cert, key } = await selfSignedCert(host);
+    await writeFile(path.join(tmp, 'cert.pem'), cert);
+    await writeFile(path.join(tmp, 'key.pem'), key);
+    const printer = (name: string, extra: Partial<PrinterRecord> = {}): PrinterRecord => ({ id: randomUUID(), name, uri: 'raw://10.0.0.9:9100', enabled: true, errorPolicy: 'retry-job', retry: { limit: 1, baseMs: 1, maxMs: 1, heldRetryMs: 1 }, defaults: {}, createdAt: new Date().toISOString(), ...extra });
+    const front = printer('front');
+    const services = printerServices([front, printer('quiet', { announce: false }), printer('mono', { defaults: { color: false } })], { port: 31990, adminUrl: `https://${host}:31990/`, location: `ward ${tag}` });
+    const appliance = pair.node(pair.b, 'test/fixtures/discovery/announce.ts', [
+      JSON.stringify({ name: `printbox ${tag}`, host, certFile: path.join(tmp, 'cert.pem'), keyFile: path.join(tmp, 'key.pem'), version: '0.1.0-test', services }),
+    ]);
+    await appliance.waitFor((m) => m.ready, 10_000, 'announcer ready');
+
+    const rows = await avahi.browse('_ipps._tcp');
+    const row = rows.find((r) => r[3] === 'front');
+    assert.ok(row, `avahi-browse did not list printer "front": ${JSON.stringify(rows)}`);
+    assert.equal(row[6], host);
+    assert.equal(row[7], pair.b.address);
+    assert.equal(row[8], '31990');
+    const txt = new Map([...row[9].matchAll(/"([^"=]+)=([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    assert.equal(txt.get('rp'), 'ipp/print/front');
+    assert.equal(txt.get('UUID'), front.id);
+    // The same list as the IPP printer's document-format-supported: both come from the capabilities.
+    assert.equal(txt.get('pdl'), 'application/octet-stream,application/pdf,image/jpeg,image/pwg-raster');
+    for (const [k, v] of [['txtvers', '1'], ['qtotal', '1'], ['TLS', '1.2'], ['Color', 'T'], ['Duplex', 'T'], ['URF', 'none'], ['kind', 'document'], ['note', `ward ${tag}`], ['adminurl', `https://${host}:31990/`], ['ty', 'printbox queue'], ['product', '(printbox queue)'], ['printer-type', '0x58']]) assert.equal(txt.get(k), v, k);
+    assert.equal(new Map([...rows.find((r) => r[3] === 'mono')![9].matchAll(/"([^"=]+)=([^"]*)"/g)].map((m) => [m[1], m[2]])).get('Color'), 'F');
+    assert.ok(!rows.some((r) => r[3] === 'quiet'), 'announce:false is not advertised');
+    for (const sub of ['_print', '_universal']) {
+      const subRows = await avahi.browse(`${sub}._sub._ipps._tcp`);
+      assert.ok(subRows.some((r) => r[3] === 'front'), `${sub} subtype: ${JSON.stringify(subRows)}`);
+    }
+    // A printer removed from the box says goodbye: avahi forgets it at once, the others stay.
+    appliance.signal('SIGUSR2');
+    await appliance.waitFor((m) => m.refreshed, 5000, 'the announcer refreshed');
+    // RFC 6762 §10.1: a record said goodbye to (TTL 0) is kept one more second before it is dropped.
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = await avahi.browse('_ipps._tcp');
+    assert.ok(!after.some((r) => r[3] === 'front'), `front is still listed after its goodbye: ${JSON.stringify(after)}`);
+    assert.ok(after.some((r) => r[3] === 'mono'));
   });
 });

@@ -36,9 +36,11 @@ export function limitConnections(server: FastifyInstance, limits: ConnectionLimi
     });
   });
 
-  // Uploads are exempt (a big document on a slow link takes long, and the idle timeout still cuts a silent one).
+  // Uploads are exempt (a big document on a slow link takes long, and the idle timeout still cuts a silent one):
+  // multipart jobs, and IPP requests, whose document follows the attributes in the same body.
   server.addHook('onRequest', (req, reply, done) => {
-    if (!BODY_METHODS.has(req.method) || String(req.headers['content-type'] ?? '').startsWith('multipart/')) return done();
+    const type = String(req.headers['content-type'] ?? '');
+    if (!BODY_METHODS.has(req.method) || type.startsWith('multipart/') || type.startsWith('application/ipp')) return done();
     const timer = setTimeout(() => {
       if (reply.raw.headersSent) return;
       const body = JSON.stringify({ error: { code: 'body_timeout', message: `the request body did not arrive within ${Math.round(limits.bodyTimeoutMs / 1000)} s` } });

@@ -19,6 +19,7 @@ import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './
 import { registerLocalSetup } from './first-run.js';
 import { limitConnections } from './connection-limits.js';
 import { checkStatusUrl, printerViewFor } from './guards.js';
+import { registerIppRoutes } from './ipp-routes.js';
 
 const PUBLIC = new Set(['/v1/health', '/v1/openapi.json', ...VASION_PUBLIC_ROUTES]);
 const METRICS = '/metrics';
@@ -45,6 +46,9 @@ const printerBody = {
     defaults: { type: 'object' },
     accepts: { type: 'array', maxItems: 32, items: { type: 'string', maxLength: 128 }, description: 'Document formats the printer takes (MIME types); other formats are converted. [] hands the list back to what the printer reports' },
     resolution: { type: 'integer', description: 'Dots per inch for raster output (PWG raster, URF, ZPL, PCL)' },
+    // LPD / RAW intake; checked by Printers (checkIntake) so every caller gets the same coded errors. null turns it off.
+    intake: { type: ['object', 'null'] },
+    announce: { type: 'boolean' },
   },
 };
 
@@ -297,6 +301,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   registerVasionRoutes(server, app, { submitJob, submitSchema });
   registerPrinterTrustRoutes(server, app);
   registerClusterRoutes(server, app);
+  if (opts.mode === 'https') registerIppRoutes(server, app, { scheme: 'ipps' });
   if (opts.mode === 'https') await registerWeb(server, app, { tls: opts.tls! });
   else registerLocalSetup(server, app);
   return server;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import { X509Certificate } from 'node:crypto';
 import { openMdns, sameName, type MdnsPacket, type MdnsRecord, type MdnsSocket } from './mdns.js';
 import { encodeTxt } from './merge.js';
+import type { ServiceOffer } from './printer-services.js';
 
 export interface AnnounceOptions {
   /** Service instance name shown in browsers, e.g. "printbox kitchen". */
@@ -20,11 +21,15 @@ export interface AnnounceOptions {
   mdns?: MdnsSocket;
   /** Addresses to answer with; default: every non-loopback interface address, read at answer time. */
   addresses?: () => string[];
+  /** More services on the same host (each printer's `_ipps._tcp`), read at answer time. */
+  services?: () => ServiceOffer[];
 }
 
 export interface Announcement {
   host: string;
   instance: string;
+  /** Announces again (after the offered services changed). */
+  refresh(): void;
   stop(): Promise<void>;
 }
 
@@ -81,7 +86,19 @@ export async function announce(opts: AnnounceOptions): Promise<Announcement> {
       { name: instances[i], type: 'TXT', ttl: live ? TTL_SERVICE : 0, flush: true, data: txt },
       { name: META, type: 'PTR', ttl: live ? TTL_SERVICE : 0, data: type },
     ]) as MdnsRecord[];
-  const all = (live: boolean, forPeer?: string) => [...serviceRecords(live), ...hostRecords(live, forPeer)];
+  const offerRecords = (live: boolean, offers = opts.services?.() ?? []): MdnsRecord[] =>
+    offers.flatMap((o) => {
+      const type = `${o.type}.local`;
+      const instance = `${instanceLabel(o.name)}.${type}`;
+      return [
+        { name: type, type: 'PTR', ttl: live ? TTL_SERVICE : 0, data: instance },
+        ...o.subtypes.map((sub) => ({ name: `${sub}._sub.${type}`, type: 'PTR', ttl: live ? TTL_SERVICE : 0, data: instance })),
+        { name: instance, type: 'SRV', ttl: live ? TTL_HOST : 0, flush: true, data: { target: host, port: o.port, priority: 0, weight: 0 } },
+        { name: instance, type: 'TXT', ttl: live ? TTL_SERVICE : 0, flush: true, data: encodeTxt(o.txt) },
+        { name: META, type: 'PTR', ttl: live ? TTL_SERVICE : 0, data: type },
+      ] as MdnsRecord[];
+    });
+  const all = (live: boolean, forPeer?: string) => [...serviceRecords(live), ...offerRecords(live), ...hostRecords(live, forPeer)];
 
   const onQuery = (q: MdnsPacket, from: { address: string; port: number }) => {
     if (stopped) return;
@@ -108,6 +125,7 @@ export async function announce(opts: AnnounceOptions): Promise<Announcement> {
   };
 
   let stopped = false;
+  let announced = opts.services?.() ?? [];
   mdns.onQuery(onQuery);
   // Announce (RFC 6762 §8.3): twice, one second apart, so caches that missed the first packet still learn.
   mdns.respond(all(true));
@@ -117,6 +135,16 @@ export async function announce(opts: AnnounceOptions): Promise<Announcement> {
   return {
     host,
     instance: instances[0],
+    refresh() {
+      if (stopped) return;
+      // A printer removed (or renamed, or no longer announced) gets its goodbye; the rest is announced again.
+      const now = opts.services?.() ?? [];
+      const gone = announced.filter((o) => !now.some((n) => n.type === o.type && n.name === o.name));
+      // Not the _services._dns-sd PTR: other printers keep the type.
+      if (gone.length) mdns.respond(offerRecords(false, gone).filter((r) => !sameName(r.name, META)));
+      announced = now;
+      mdns.respond(all(true));
+    },
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -1,4 +1,5 @@
 // Finds printers on the LAN by mDNS/DNS-SD (plus drivers' own discover()) and keeps one merged list with presence.
+import { OWN_PRODUCT } from './printer-services.js';
 import { EventEmitter } from 'node:events';
 import type { FoundPrinter } from '../../drivers/contract.js';
 import { openMdns, sameName, type MdnsPacket, type MdnsQuestion, type MdnsRecord, type MdnsSocket } from './mdns.js';
@@ -275,6 +276,8 @@ export class PrinterDiscovery extends EventEmitter<{ change: [DiscoveryChange] }
       const addresses = this.addressesOf(srv.value.target, now);
       if (addresses.length === 0) continue;
       const txt = this.txts.get(key);
+      // A printbox queue (this box's own, or another box's) is not a printer to deliver to: it would loop.
+      if (txt?.value.product === OWN_PRODUCT) continue;
       const instance = this.instanceNames.get(key) ?? key;
       out.push({ rec: { instance, type: ptr.type, host: srv.value.target, port: srv.value.port, addresses, txt: txt?.value ?? {} }, lastSeen: ptr.lastSeen });
     }

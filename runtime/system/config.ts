@@ -33,6 +33,8 @@ export interface Config {
    * jobs render ahead of their turn, holding at most memoryBudgetBytes of documents and output in RAM (ramDir, a tmpfs).
    */
   convert: { timeoutMs: number; concurrency: number; memoryBudgetBytes: number; ramDir: string };
+  lpdPort: number; // the LPD server's port, listening as soon as one printer has intake.lpd on
+  ippPort: number; // a plain (no TLS) ipp:// listener for IPP clients that cannot do TLS; 0 = off (the default)
   /** Cluster mode (absent: one box). `servers` from PRINTBOX_CLUSTER (comma-separated NATS URLs) or the config file. */
   cluster?: ClusterSettings;
 }
@@ -72,6 +74,8 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   maxConnectionsPerAddress: 128,
   bodyTimeoutMs: 15000,
   convert: { timeoutMs: 300000, concurrency: os.availableParallelism(), memoryBudgetBytes: 256 * 1024 * 1024, ramDir: '/dev/shm' },
+  lpdPort: 515,
+  ippPort: 0,
 };
 
 function defaultDataDir(): string {
@@ -93,6 +97,8 @@ export function loadConfig(overrides: Partial<Config> = {}): Config {
     port: num(process.env.PRINTBOX_PORT),
     maxDocumentBytes: num(process.env.PRINTBOX_MAX_DOCUMENT_BYTES),
     minFreeBytes: num(process.env.PRINTBOX_MIN_FREE_BYTES),
+    lpdPort: num(process.env.PRINTBOX_LPD_PORT),
+    ippPort: num(process.env.PRINTBOX_IPP_PORT),
     logLevel: process.env.PRINTBOX_LOG_LEVEL,
     callbacks: process.env.PRINTBOX_CALLBACKS_ALLOW === undefined ? undefined : { allow: process.env.PRINTBOX_CALLBACKS_ALLOW.split(',').map((s) => s.trim()).filter(Boolean) },
     mdns: process.env.PRINTBOX_MDNS === undefined ? undefined : !['0', 'false', 'off'].includes(process.env.PRINTBOX_MDNS),

@@ -4,10 +4,11 @@ import { CONTENT_TYPES, DUPLEX, ORIENTATIONS } from '../../drivers/contract.js';
 import type { DriverRegistry } from '../../drivers/registry.js';
 import { readParams } from '../../drivers/uri.js';
 import { ApiError, badRequest, conflict, notFound } from './errors.js';
-import { ERROR_POLICIES, type CapabilitySource, type PrinterRecord, type State } from './state.js';
+import { ERROR_POLICIES, type CapabilitySource, type LegacyIntake, type PrinterRecord, type State } from './state.js';
 import type { Config } from './config.js';
 import { restoreSecrets } from './redact.js';
 import { pinOnFirstUse, wantsPin } from './printer-pin.js';
+import { AddressRanges } from './address-ranges.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -20,6 +21,8 @@ export interface PrinterInput {
   defaults?: PrinterRecord['defaults'];
   accepts?: string[];
   resolution?: number;
+  intake?: LegacyIntake | null;
+  announce?: boolean;
 }
 
 /** What a printer itself reported about its languages and resolution (IPP attributes, mDNS pdl, PJL INFO). */
@@ -29,8 +32,51 @@ export interface LearnedCapabilities {
   color?: boolean;
 }
 
+/** `intake`: lpd on/off, a RAW port, and the required allow list (those protocols carry no credentials). */
+export function checkIntake(v: unknown): LegacyIntake | undefined {
+  if (v === null || v === undefined) return undefined;
+  const bad = (m: string) => badRequest('bad_intake', `intake ${m}, e.g. {"lpd": true, "raw": {"port": 9101}, "allow": ["10.0.0.0/8"]}`);
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad('must be an object');
+  const { lpd, raw, allow, ...rest } = v as Record<string, unknown>;
+  if (Object.keys(rest).length) throw bad(`has unknown fields: ${Object.keys(rest).join(', ')}`);
+  if (lpd !== undefined && typeof lpd !== 'boolean') throw bad('lpd must be true or false');
+  let port: number | undefined;
+  if (raw !== undefined && raw !== null) {
+    port = (raw as { port?: unknown }).port as number;
+    if (typeof raw !== 'object' || !Number.isInteger(port) || port < 1 || port > 65535) throw bad('raw.port must be a TCP port from 1 to 65535');
+  }
+  if (!Array.isArray(allow) || allow.length === 0 || !allow.every((a) => typeof a === 'string')) throw bad('needs "allow": the addresses or CIDR ranges that may send (LPD and RAW have no authentication)');
+  try {
+    new AddressRanges(allow as string[]);
+  } catch (err) {
+    throw badRequest('bad_intake', `intake.allow: ${(err as Error).message}`);
+  }
+  return { ...(lpd !== undefined && { lpd }), ...(port !== undefined && { raw: { port } }), allow: allow as string[] };
+}
+
 export class Printers {
+  private listeners: (() => void)[] = [];
+
   constructor(private state: State, private drivers: DriverRegistry, private cfg: Config) {}
+
+  /** Called after every change to the printers (the legacy intake listeners follow them). */
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** Tells the listeners; called after every change here, and by the cluster when another node changed the printers. */
+  changed(): void {
+    for (const fn of this.listeners) fn();
+  }
+
+  /** A RAW intake port belongs to one printer, and is not the API's or the LPD server's. */
+  private checkRawPort(intake: LegacyIntake | undefined, selfId?: string): void {
+    const port = intake?.raw?.port;
+    if (!port) return;
+    if (port === this.cfg.port || port === this.cfg.lpdPort) throw conflict('raw_port_in_use', `port ${port} is the appliance's own ${port === this.cfg.port ? 'HTTPS' : 'LPD'} port`);
+    const other = this.list().find((p) => p.id !== selfId && p.intake?.raw?.port === port);
+    if (other) throw conflict('raw_port_in_use', `port ${port} is already the RAW intake of printer "${other.name}"`);
+  }
 
   list(): PrinterRecord[] {
     return this.state.data.printers;
@@ -78,6 +124,8 @@ export class Printers {
     for (const [k, v] of Object.entries(p.retry ?? {})) {
       if (!Number.isInteger(v) || (v as number) < 0) throw badRequest('bad_retry', `retry.${k} must be a whole number ≥ 0`);
     }
+    if (p.intake !== undefined) p.intake = checkIntake(p.intake) ?? null;
+    if (p.announce !== undefined && typeof p.announce !== 'boolean') throw badRequest('bad_announce', 'announce must be true or false');
   }
 
   /** A valid, unused printer name made from what a printer calls itself ("HP LaserJet M404 (Ward 3)" → "HP-LaserJet-M404-Ward-3"). */
@@ -103,9 +151,13 @@ export class Printers {
       retry: { ...this.cfg.defaultRetry, ...input.retry },
       defaults: input.defaults ?? {},
       ...capabilityFields(input),
+      ...(input.intake && { intake: input.intake }),
+      ...(input.announce === false && { announce: false }),
       createdAt: new Date().toISOString(),
     };
+    this.checkRawPort(rec.intake);
     await this.state.change((d) => d.printers.push(rec));
+    this.changed();
     return rec;
   }
 
@@ -126,10 +178,15 @@ export class Printers {
       retry: { ...cur.retry, ...input.retry },
       defaults: input.defaults !== undefined ? input.defaults : cur.defaults,
       ...capabilityFields(input),
+      intake: input.intake !== undefined ? (input.intake ?? undefined) : cur.intake,
+      ...(input.announce !== undefined && { announce: input.announce }),
     };
+    if (!next.intake) delete next.intake;
+    this.checkRawPort(next.intake, cur.id);
     await this.state.change((d) => {
       d.printers = d.printers.map((p) => (p.id === cur.id ? next : p));
     });
+    this.changed();
     return next;
   }
 
@@ -178,6 +235,7 @@ export class Printers {
     await this.state.change((d) => {
       d.printers = d.printers.filter((p) => p.id !== cur.id);
     });
+    this.changed();
     return cur;
   }
 }

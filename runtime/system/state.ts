@@ -25,11 +25,22 @@ export interface PrinterRecord {
   resolution?: number;
   /** The printer prints in colour (IPP print-color-mode-supported); false: conversions render grey, a third of the bytes. */
   color?: boolean;
+  /** Legacy intake (no authentication, so `allow` is required): the LPD queue of this name, a RAW listener port. */
+  intake?: LegacyIntake;
+  /** Advertise this printer on mDNS as an IPP Everywhere printer (default true). */
+  announce?: boolean;
   createdAt: string;
 }
 
 export const CAPABILITY_SOURCES = ['admin', 'ipp', 'mdns', 'pjl'] as const;
 export type CapabilitySource = (typeof CAPABILITY_SOURCES)[number];
+
+export interface LegacyIntake {
+  lpd?: boolean;
+  raw?: { port: number };
+  /** Addresses and CIDR ranges that may send (system/address-ranges.ts). */
+  allow: string[];
+}
 
 export interface TokenRecord {
   id: string;

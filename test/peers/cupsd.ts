@@ -1,6 +1,9 @@
-// A private cupsd's file layout (own spool, cache, state and logs under one dir), shared by the LPD peer and bench/.
+// A private cupsd: its file layout (own spool, cache, state and logs under one dir) and the daemon on a free port,
+// shared by the LPD peer, the driverless-queue test and bench/.
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { freePort, stopProcess, waitForPort } from './ports.js';
 
 /** Creates the directories and writes `<dir>/cups-files.conf`; the caller writes its own cupsd.conf. */
 export async function writeCupsFiles(dir: string): Promise<string> {
@@ -20,4 +23,67 @@ export async function writeCupsFiles(dir: string): Promise<string> {
   ];
   await fs.writeFile(file, lines.join('\n'));
   return file;
+}
+
+export interface Cupsd {
+  pid: number;
+  port: number;
+  dir: string;
+  /** `-h 127.0.0.1:PORT` for lpadmin, lp, lpstat. */
+  host: string;
+  /** cupsd's error_log so far (for failure messages). */
+  log(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A private cupsd on a free loopback port (own config, spool, state and logs under `dir`; everything allowed from
+ * loopback). `conf` adds lines to cupsd.conf (e.g. LogLevel debug).
+ */
+export async function startCupsd(dir: string, conf: string[] = []): Promise<Cupsd> {
+  const filesConf = await writeCupsFiles(dir);
+  // Backends run as user lp and open the spooled file themselves: every directory above the spool must be searchable.
+  for (let d = dir; d !== path.dirname(d) && d.startsWith(path.dirname(dir)); d = path.dirname(d)) await fs.chmod(d, 0o755);
+  const port = await freePort();
+  const lines = [
+    `Listen 127.0.0.1:${port}`,
+    'LogLevel warn',
+    'Browsing No',
+    'WebInterface No',
+    // The default limit of 500 stored jobs refuses Print-Job (client-error-not-possible) once jobs queue faster than they print.
+    'MaxJobs 0',
+    ...conf,
+    '<Location />',
+    '  Order allow,deny',
+    '  Allow all',
+    '</Location>',
+    '<Location /admin>',
+    '  Order allow,deny',
+    '  Allow all',
+    '</Location>',
+    '<Policy default>',
+    '  <Limit All>',
+    '    Order deny,allow',
+    '  </Limit>',
+    '</Policy>',
+    '',
+  ];
+  await fs.writeFile(path.join(dir, 'cupsd.conf'), lines.join('\n'));
+  const proc = spawn('cupsd', ['-f', '-c', path.join(dir, 'cupsd.conf'), '-s', filesConf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (c: Buffer) => (err += c));
+  try {
+    await waitForPort(port, 15000, proc, 'cupsd');
+  } catch (e) {
+    await stopProcess(proc);
+    throw new Error(`cupsd did not start: ${(e as Error).message} ${err}`);
+  }
+  return {
+    pid: proc.pid!,
+    port,
+    dir,
+    host: `127.0.0.1:${port}`,
+    log: async () => err + (await fs.readFile(path.join(dir, 'log/error_log'), 'utf8').catch(() => '')),
+    stop: () => stopProcess(proc),
+  };
 }

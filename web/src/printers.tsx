@@ -257,6 +257,10 @@ function EditPrinter(props: { printer: Printer; onClose: () => void }) {
     media: p.defaults.media ?? '',
     contentType: p.defaults.contentType ?? '',
     accepts: (p.accepts ?? []).join(', '),
+    lpd: p.intake?.lpd ?? false,
+    rawPort: String(p.intake?.raw?.port ?? ''),
+    allow: (p.intake?.allow ?? []).join(', '),
+    announce: p.announce !== false,
   });
   const set = (k: keyof typeof f) => (e: Event) => setF({ ...f, [k]: (e.currentTarget as HTMLInputElement).type === 'checkbox' ? (e.currentTarget as HTMLInputElement).checked : (e.currentTarget as HTMLInputElement).value });
   const a = useAction();
@@ -270,8 +274,11 @@ function EditPrinter(props: { printer: Printer; onClose: () => void }) {
     if (f.contentType) defaults.contentType = f.contentType;
     // accepts is sent only when edited: saving other fields must not turn what the printer reported into the admin's list.
     const accepts = f.accepts === (p.accepts ?? []).join(', ') ? undefined : f.accepts.split(',').map((m) => m.trim()).filter(Boolean);
+    // LPD and RAW carry no credentials: either is only on with an allow list (the server says so if it is missing).
+    const allow = f.allow.split(/[\s,]+/).filter(Boolean);
+    const intake = f.lpd || f.rawPort.trim() ? { ...(f.lpd && { lpd: true }), ...(f.rawPort.trim() && { raw: { port: Number(f.rawPort) } }), allow } : null;
     void a.run(async () => {
-      await api('PATCH', `/v1/printers/${p.id}`, { name: f.name.trim(), uri: f.uri.trim(), enabled: f.enabled, errorPolicy: f.errorPolicy, retry: { limit: Number(f.retryLimit) }, defaults, ...(accepts && { accepts }) });
+      await api('PATCH', `/v1/printers/${p.id}`, { name: f.name.trim(), uri: f.uri.trim(), enabled: f.enabled, errorPolicy: f.errorPolicy, retry: { limit: Number(f.retryLimit) }, defaults, ...(accepts && { accepts }), intake, announce: f.announce });
       props.onClose();
     });
   };
@@ -348,6 +355,32 @@ function EditPrinter(props: { printer: Printer; onClose: () => void }) {
               <option value={c}>{c}</option>
             ))}
           </select>
+        </label>
+      </fieldset>
+      <fieldset>
+        <legend>Printing to this printer from other computers</legend>
+        <label class="check">
+          <input type="checkbox" checked={f.announce} onChange={set('announce')} />
+          <span>
+            Show it to phones and computers (AirPrint, Mopria, IPP Everywhere)
+            <span class="hint">They print with an API token as the password.</span>
+          </span>
+        </label>
+        <label class="check">
+          <input type="checkbox" checked={f.lpd} onChange={set('lpd')} />
+          <span>
+            Take LPD jobs for queue "{p.name}"
+            <span class="hint">For older systems that print with lpr.</span>
+          </span>
+        </label>
+        <label>
+          Take raw jobs on port
+          <input type="number" min={1} max={65535} step={1} value={f.rawPort} onInput={set('rawPort')} placeholder="9101" inputMode="numeric" />
+        </label>
+        <label>
+          Only from these addresses
+          <input value={f.allow} onInput={set('allow')} placeholder="10.0.0.0/8, 192.168.1.20" autoCapitalize="off" spellcheck={false} />
+          <span class="hint">LPD and raw printing have no password: list the networks or machines allowed to send.</span>
         </label>
       </fieldset>
       <Note kind="error">{a.error}</Note>

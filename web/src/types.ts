@@ -26,6 +26,10 @@ export interface Printer {
   acceptsFrom?: 'admin' | 'ipp' | 'mdns' | 'pjl';
   resolution?: number;
   formats?: string[];
+  /** Legacy intake: LPD queue of this name and/or a RAW port, from the `allow` ranges only. */
+  intake?: { lpd?: boolean; raw?: { port: number }; allow: string[] };
+  /** Advertised on mDNS as an IPP Everywhere printer (default true). */
+  announce?: boolean;
   queue: { state: 'idle' | 'printing' | 'waiting' | 'stopped' | 'disabled'; queued: number; current: string | null; lastError: string | null };
 }
 
