@@ -18,6 +18,25 @@ export interface SpoolUnderTest {
 const SMALL = 2 * 1024; // rides inline in the local journal
 const LARGE = 300 * 1024; // gets a sealed file of its own in the local spool
 
+/** A SpoolUnderTest from a function that opens the backend on its store, and what removes the store afterwards. */
+export async function reopenable(open: () => Promise<Spool>, removeStore: () => Promise<void>): Promise<SpoolUnderTest> {
+  let current = await open();
+  return {
+    get spool() {
+      return current;
+    },
+    async reopen() {
+      await current.close();
+      current = await open();
+      return current;
+    },
+    async cleanup() {
+      await current.close();
+      await removeStore();
+    },
+  };
+}
+
 export function jobFields(over: Partial<NewJob> = {}): NewJob {
   const now = new Date().toISOString();
   return { id: randomUUID(), printerId: 'p1', title: 'contract', user: 'tester', contentType: 'raw', options: { copies: 1 }, owner: 'tok', metaDigest: 'm', state: 'queued', warnings: [], attempts: 0, createdAt: now, updatedAt: now, ...over };

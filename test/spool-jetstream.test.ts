@@ -6,8 +6,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connect, type NatsConnection } from 'nats';
 import { JetStreamSpool, JOBS_BUCKET, DOCS_BUCKET } from '../runtime/cluster/jetstream-spool.js';
-import type { Spool } from '../runtime/spool/contract.js';
-import { spoolContract } from './spool-contract.js';
+import { reopenable, spoolContract } from './spool-contract.js';
 import { startNatsCluster, type NatsCluster } from './peers/nats.js';
 
 let cluster: NatsCluster;
@@ -31,24 +30,12 @@ spoolContract('JetStream spool (R3)', async () => {
     await s.open();
     return s;
   };
-  let current: Spool = await open();
-  return {
-    get spool() {
-      return current;
-    },
-    async reopen() {
-      await current.close();
-      current = await open();
-      return current;
-    },
-    async cleanup() {
-      await current.close();
-      // Every test starts on empty buckets.
-      const jsm = await nc.jetstreamManager();
-      for (const s of [`KV_${JOBS_BUCKET}`, `OBJ_${DOCS_BUCKET}`]) await jsm.streams.delete(s).catch(() => {});
-      await fs.rm(dir, { recursive: true, force: true });
-    },
-  };
+  return reopenable(open, async () => {
+    // Every test starts on empty buckets.
+    const jsm = await nc.jetstreamManager();
+    for (const s of [`KV_${JOBS_BUCKET}`, `OBJ_${DOCS_BUCKET}`]) await jsm.streams.delete(s).catch(() => {});
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 });
 
 // ---- what only a replicated spool must do: two nodes, each with its own connection to its own server

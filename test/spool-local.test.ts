@@ -4,8 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LocalSpool } from '../runtime/spool/local-spool.js';
-import type { Spool } from '../runtime/spool/contract.js';
-import { spoolContract } from './spool-contract.js';
+import { reopenable, spoolContract } from './spool-contract.js';
 
 spoolContract('local journal spool', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'pbx-spool-contract-'));
@@ -15,19 +14,5 @@ spoolContract('local journal spool', async () => {
     await s.open();
     return s;
   };
-  let current: Spool = await open();
-  return {
-    get spool() {
-      return current;
-    },
-    async reopen() {
-      await current.close();
-      current = await open();
-      return current;
-    },
-    async cleanup() {
-      await current.close();
-      await fs.rm(dir, { recursive: true, force: true });
-    },
-  };
+  return reopenable(open, () => fs.rm(dir, { recursive: true, force: true }));
 });
