@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import type { JetStreamClient, KV, KvEntry, NatsConnection, ObjectStore, PubAck, QueuedIterator } from 'nats';
 import { LocalSpool, SpoolError } from '../spool/local-spool.js';
 import { Opener, openRecord, openSealed, sealRecord } from '../spool/seal.js';
-import { isFinal, type JobRecord } from '../spool/jobs.js';
+import { isFinal, settleChange, type JobRecord } from '../spool/jobs.js';
 import type { JobPage, JobQuery, NewJob, Received, Spool, UpdateOptions } from '../spool/contract.js';
 import { callbackDue, countByState, pageInMemory } from '../spool/query.js';
 import { isWrongSequence, publishAcked, retried } from './nats.js';
@@ -386,10 +386,7 @@ export class JetStreamSpool implements Spool {
 
   async update(id: string, patch: Partial<JobRecord>, opts: UpdateOptions = {}): Promise<JobRecord> {
     const { prev, job } = this.merged(id, patch);
-    const becameFinal = isFinal(job.state) && !isFinal(prev.state);
-    if (becameFinal) job.finishedAt = job.updatedAt;
-    const dropDoc = isFinal(job.state) && job.hasDocument && !opts.keepDocument && !job.batchID;
-    if (dropDoc) job.hasDocument = false;
+    const { becameFinal, dropDoc } = settleChange(prev, job, opts.keepDocument);
     const obj = dropDoc ? this.objs.get(id) : undefined;
     this.jobs.set(id, job);
     const written = this.write(job);

@@ -47,6 +47,19 @@ export function isFinal(state: JobState): boolean {
   return FINAL_STATES.has(state);
 }
 
+/**
+ * What a change does to a job's record in every spool backend: a job that becomes final is stamped finishedAt,
+ * and a final job drops its document unless it keeps it (keepDocument; batch members keep theirs for replay
+ * until the batch's retention time passes). Changes `job` in place.
+ */
+export function settleChange(prev: JobRecord, job: JobRecord, keepDocument = false): { becameFinal: boolean; dropDoc: boolean } {
+  const becameFinal = isFinal(job.state) && !isFinal(prev.state);
+  if (becameFinal) job.finishedAt = job.updatedAt;
+  const dropDoc = isFinal(job.state) && job.hasDocument && !keepDocument && !job.batchID;
+  if (dropDoc) job.hasDocument = false;
+  return { becameFinal, dropDoc };
+}
+
 /** The public view of a job (what the API returns). */
 export function jobView(j: JobRecord) {
   return {

@@ -7,7 +7,7 @@ import { Journal } from './journal.js';
 import { HistoryStore } from './history.js';
 import { CHUNK_BYTES, HEADER_BYTES, Opener, openSealed, Sealer } from './seal.js';
 import { fsyncDir, writeFully } from '../system/fsutil.js';
-import { isFinal, type JobRecord } from './jobs.js';
+import { isFinal, settleChange, type JobRecord } from './jobs.js';
 import { releaseBuffers } from './gc.js';
 import { callbackDue, countByState, matchesQuery } from './query.js';
 import type { JobPage, JobQuery, NewJob, Received, Spool, UpdateOptions } from './contract.js';
@@ -444,11 +444,7 @@ export class LocalSpool implements Spool {
   /** Updates a job's record. Final states drop the sealed document unless `keepDocument`. */
   async update(id: string, patch: Partial<JobRecord>, opts: UpdateOptions = {}): Promise<JobRecord> {
     const { prev, job } = this.merged(id, patch);
-    const becameFinal = isFinal(job.state) && !isFinal(prev.state);
-    if (becameFinal) job.finishedAt = job.updatedAt;
-    // Batch members keep their sealed document for replay until the batch's retention time passes.
-    const dropDoc = isFinal(job.state) && job.hasDocument && !opts.keepDocument && !job.batchID;
-    if (dropDoc) job.hasDocument = false;
+    const { becameFinal, dropDoc } = settleChange(prev, job, opts.keepDocument);
     const inMemory = this.jobs.has(id);
     if (inMemory) this.jobs.set(id, job);
     await this.journal.append(job, { durable: opts.durable ?? true });
