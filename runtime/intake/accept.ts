@@ -86,8 +86,9 @@ export class JobIntake {
     }
   }
 
-  /** Seals a document stream into the spool (durable, not yet a job). */
-  receive(source: Readable): Promise<Received> {
+  /** Seals a document stream into the spool (durable, not yet a job); 507 first when the disk is below its floor. */
+  async receive(source: Readable): Promise<Received> {
+    await this.checkDiskSpace();
     return this.deps.spool.receive(source, this.deps.limits.maxDocumentBytes);
   }
 

@@ -303,11 +303,11 @@ export class IppServer {
   /** Seals the document and makes it a job: the answer goes out only once it is durable. */
   private async accept(ctx: Ctx, valid: ValidJob, compression: string): Promise<JobRecord> {
     const { intake } = this.deps;
-    await intake.checkDiskSpace();
     let received;
     try {
       received = await intake.receive(decoded(ctx.document, compression));
     } catch (err) {
+      if (err instanceof ApiError) throw err; // the disk floor's 507: answered like every API error
       const code = (err as { code?: string }).code;
       if (code === 'document_too_large') throw new IppError(STATUS.tooLarge, `the document is larger than the limit of ${intake.maxDocumentBytes} bytes`);
       if (code === 'insufficient_storage') throw new IppError(STATUS.busy, (err as Error).message);

@@ -145,7 +145,6 @@ export class LpdServer {
         } else {
           socket.write(ACK);
           try {
-            await this.deps.intake.checkDiskSpace();
             // Count 0: some senders do not know the length and send until they close (then the NUL is absent).
             const received = await this.deps.intake.receive(Readable.from(r.stream(count || undefined), { objectMode: false }));
             const replaced = data.get(name); // the same data file again replaces the first

@@ -90,7 +90,6 @@ export async function readUpload(intake: JobIntake, req: FastifyRequest): Promis
         if (file.fieldname !== 'file') throw badRequest('unexpected_file', `unexpected file part "${file.fieldname.slice(0, 64)}"; the document goes in "file"`);
         if (received) throw badRequest('too_many_files', 'one job takes exactly one "file" part');
         if (Object.keys(meta).length) intake.validate(meta); // fail fast when the fields came first
-        await intake.checkDiskSpace();
         received = await intake.receive(file.file);
         if (file.file.truncated) throw new ApiError(413, 'document_too_large', `document is larger than the limit of ${intake.maxDocumentBytes} bytes`);
       } catch (err) {

@@ -43,7 +43,6 @@ export class RawListener {
 
   private async receive(socket: net.Socket, address: string | undefined): Promise<void> {
     const { intake } = this.deps;
-    await intake.checkDiskSpace();
     const received = await intake.receive(readSide(socket));
     const printer = this.deps.printers.find(this.printerId)!;
     try {
