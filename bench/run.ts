@@ -213,7 +213,10 @@ async function appendSync(dir: string, n: number): Promise<number[]> {
 async function addPrinter(pb: PrintboxProcess, sink: BenchSink) {
   const api = printboxClient(pb.base, pb.ca, pb.token, 32);
   const r = await api.json('POST', '/v1/printers', { name: 'sink', uri: `raw://127.0.0.1:${sink.port}` });
-  if (r.status !== 201) throw new Error(`adding the printer failed: ${r.status} ${r.text}`);
+  if (r.status !== 201) {
+    const log = await fs.readFile(`${pb.dataDir}.log`, 'utf8').catch(() => '');
+    throw new Error(`adding the printer failed: ${r.status} ${r.text}\nthe server's log ends with:\n${log.slice(-3000)}`);
+  }
   const sys: System = { name: 'printbox', pid: pb.pid, submit: (doc) => submitPrintbox(api, 'sink', doc) };
   return { api, sys };
 }

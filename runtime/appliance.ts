@@ -21,6 +21,7 @@ import { JobIntake } from './intake/accept.js';
 import { checkFieldAliases } from './intake/vasion.js';
 import { AddressRanges } from './system/address-ranges.js';
 import { anonymousWarning } from './api/auth.js';
+import { LoginLimiter, TOKEN_GUESS_LIMITS } from './api/login-limit.js';
 import { DataDirLock } from './system/lock.js';
 import { Metrics } from './system/metrics.js';
 import { Batches } from './queue/batches.js';
@@ -47,6 +48,8 @@ export class Appliance {
   spool!: Spool;
   queue!: Dispatcher;
   tokens!: Tokens;
+  /** Wrong API tokens per address, for every protocol that takes tokens (api/auth.ts tokenPrincipal). */
+  readonly tokenGuesses = new LoginLimiter(TOKEN_GUESS_LIMITS);
   callbacks!: StatusCallbacks;
   callbackSecret!: Buffer;
   batches!: Batches;

@@ -19,7 +19,7 @@ import { startSink } from './peers/tcp-sink.js';
 import { startTcpForward } from './peers/tcp-forward.js';
 import { haveIppEvePrinter, startIppEvePrinter } from './peers/ippeveprinter.js';
 import { selfSignedCert } from './peers/netns.js';
-import { LOGIN_LIMITS, LoginLimiter } from '../runtime/api/login-limit.js';
+import { LOGIN_LIMITS, LoginLimiter, TOKEN_GUESS_LIMITS } from '../runtime/api/login-limit.js';
 import { SERVER_NODE_FLAGS } from './helpers/node-flags.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -162,6 +162,31 @@ test('300 parallel wrong passwords from one address: at most 5 are checked, the 
   } finally {
     await sink.close();
   }
+});
+
+test('wrong API tokens are counted per address: past the limit every token from it gets 429, right ones too; other addresses print on', { timeout: 120000 }, async () => {
+  await withBox(async (box) => {
+    const guesser = new Api(box.api.base, box.running.tls.cert, undefined, 8, { localAddress: '127.0.0.21' });
+    const neighbour = new Api(box.api.base, box.running.tls.cert, box.token, 8, { localAddress: '127.0.0.22' });
+    try {
+      const limit = TOKEN_GUESS_LIMITS.failures;
+      const guesses = await Promise.all(Array.from({ length: limit }, (_, i) => guesser.json('GET', '/v1/printers', undefined, `pbx_guess${i}`)));
+      assert.deepEqual([...new Set(guesses.map((g) => g.status))], [401], 'each guess within the limit is simply refused');
+      // The next request from that address is refused before its token is looked at: a right token would otherwise tell a hit.
+      const right = await guesser.json('GET', '/v1/printers', undefined, box.token);
+      assert.equal(right.status, 429, right.text);
+      assert.equal(right.json.error.code, 'too_many_attempts');
+      assert.ok(Number(right.headers['retry-after']) > 0, 'Retry-After says when to come back');
+      // IPP takes the same tokens (Basic password), so it counts the same guesses.
+      const ipp = await guesser.request('POST', '/ipp/print', { body: Buffer.from([2, 0, 0, 11, 0, 0, 0, 1, 3]), headers: { 'content-type': 'application/ipp', authorization: `Basic ${Buffer.from(`x:${box.token}`).toString('base64')}` }, token: null });
+      assert.equal(ipp.status, 429, ipp.text);
+      // Another address is not locked out by them.
+      assert.equal((await neighbour.json('GET', '/v1/printers')).status, 200);
+    } finally {
+      guesser.close();
+      neighbour.close();
+    }
+  });
 });
 
 test('guesses spread over many addresses are checked at most two at a time, beyond that refused, not queued', { timeout: 240000 }, async () => {

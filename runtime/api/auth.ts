@@ -3,6 +3,8 @@
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../system/errors.js';
 import { AddressRanges } from '../system/address-ranges.js';
+import type { Tokens } from '../system/tokens.js';
+import type { LoginLimiter } from './login-limit.js';
 
 export interface Principal {
   id: string;
@@ -33,6 +35,23 @@ export function credentials(req: FastifyRequest): string | undefined {
     return i >= 0 ? decoded.slice(i + 1) : decoded;
   }
   return undefined;
+}
+
+/**
+ * The principal a token names, for every protocol that takes tokens (HTTP API, IPP): undefined for a wrong or revoked
+ * token, which counts against the peer's address; an address with too many wrong tokens in the window gets 429 for
+ * every token it sends until the window has passed — right ones too, or the answer would tell a guess that hit.
+ */
+export function tokenPrincipal(tokens: Tokens, guesses: LoginLimiter, token: string, address: string | undefined): Principal | undefined {
+  const ip = (address ?? '').replace(/^::ffff:/i, '');
+  const wait = guesses.blocked(ip);
+  if (wait) throw new ApiError(429, 'too_many_attempts', `too many wrong API tokens from this address; try again in ${wait} s`, { retryAfterSeconds: wait });
+  const rec = tokens.verify(token);
+  if (!rec) {
+    guesses.fail(ip);
+    return undefined;
+  }
+  return { id: rec.id, name: rec.name, scope: rec.scope };
 }
 
 /** X-Site-ID is accepted always; when the config names a site, a request that sends another one is refused. */

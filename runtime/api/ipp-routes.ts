@@ -5,7 +5,7 @@ import type { Appliance } from '../appliance.js';
 import { IppServer, type IppCaller } from '../intake/ipp-server.js';
 import { decoded } from '../intake/compression.js';
 import type { PrinterRecord } from '../system/state.js';
-import { anonymousSubmitter, credentials } from './auth.js';
+import { anonymousSubmitter, credentials, tokenPrincipal } from './auth.js';
 
 export const IPP_PATHS = ['/ipp/print/:name', '/v1/ipp/print/:name'];
 /** On the plain ipp:// listener, CUPS' own printer path and "/" too: `lpr -H box:631 -P front` and friends post there. */
@@ -25,9 +25,8 @@ function callerOf(app: Appliance, req: FastifyRequest): IppCaller | 'refused' {
   const token = credentials(req);
   // No credentials: the config's anonymousSubmit ranges (as on the HTTP API) make the caller anonymous, else nobody.
   if (!token) return { principal: anonymousSubmitter(app.cfg.anonymousSubmit, req.socket.remoteAddress) };
-  const rec = app.tokens.verify(token);
-  if (!rec) return 'refused';
-  return { principal: { id: rec.id, name: rec.name, scope: rec.scope } };
+  const principal = tokenPrincipal(app.tokens, app.tokenGuesses, token, req.socket.remoteAddress);
+  return principal ? { principal } : 'refused';
 }
 
 function unauthorized(reply: FastifyReply, message: string) {

@@ -12,6 +12,13 @@ export interface LoginLimits {
 export const LOGIN_LIMITS: LoginLimits = { failures: 5, windowMs: 60000, concurrent: 2, concurrentPerAddress: 1, addresses: 10000 };
 
 /**
+ * Wrong API tokens per address: a token check is one hash, so there is no slow check to cap, only guesses to count.
+ * Generous (a sender with a stale token retries a few times a minute), yet it makes guessing an imported 16-character
+ * Vasion key by brute force hopeless, and the log no longer fills with one address's guesses.
+ */
+export const TOKEN_GUESS_LIMITS: LoginLimits = { failures: 30, windowMs: 60000, concurrent: Infinity, concurrentPerAddress: Infinity, addresses: 10000 };
+
+/**
  * A password check goes through `check(ip, verify)`: refused with 429 when the address used up its attempts or
  * when too many checks run already (refused, not queued: a queue of scrypt calls would starve job intake).
  * The attempt is counted before `verify` runs, so parallel guesses cannot outrun the count.
@@ -44,6 +51,11 @@ export class LoginLimiter {
       if (left) this.running.set(ip, left);
       else this.running.delete(ip);
     }
+  }
+
+  /** Counts a failed attempt that needed no slow check (a wrong API token). */
+  fail(ip: string): void {
+    this.count(ip);
   }
 
   /** Seconds until this address may try again, 0 when it may now. */

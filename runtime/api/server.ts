@@ -14,7 +14,7 @@ import { registerBatchRoutes } from './batch-routes.js';
 import { registerPrinterTrustRoutes } from './printer-trust-routes.js';
 import { registerClusterRoutes } from './cluster-routes.js';
 import { isPublicWebRoute, principalFromSession, registerWeb } from './setup-page.js';
-import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, type Principal } from './auth.js';
+import { anonymousSubmitter, checkSiteId, credentials, requireAdmin, tokenPrincipal, type Principal } from './auth.js';
 import { ANONYMOUS_ROUTES, VASION_PUBLIC_ROUTES, registerVasionRoutes } from './vasion-routes.js';
 import { registerLocalSetup } from './first-run.js';
 import { limitConnections } from './connection-limits.js';
@@ -106,9 +106,9 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
       }
       throw new ApiError(401, 'unauthorized', 'send an API token: "Authorization: Bearer <token>"');
     }
-    const rec = app.tokens.verify(token);
-    if (!rec) throw new ApiError(401, 'unauthorized', 'the API token is not valid (wrong or revoked)');
-    req.principal = { id: rec.id, name: rec.name, scope: rec.scope };
+    const principal = tokenPrincipal(app.tokens, app.tokenGuesses, token, req.socket.remoteAddress);
+    if (!principal) throw new ApiError(401, 'unauthorized', 'the API token is not valid (wrong or revoked)');
+    req.principal = principal;
   });
 
   server.addHook('onResponse', async (req, reply) => {
@@ -123,6 +123,8 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     // A failed upload may leave part of its body unread: never reuse that connection.
     if (req.method === 'POST' && req.isMultipart?.()) reply.header('connection', 'close');
     if (err instanceof ApiError) {
+      const wait = err.details?.retryAfterSeconds;
+      if (typeof wait === 'number') reply.header('retry-after', String(wait));
       return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...err.details } });
     }
     if (err.validation) return reply.status(400).send({ error: { code: 'bad_request', message: `${err.validationContext ?? 'request'} ${err.message}` } });
