@@ -31,6 +31,8 @@ export interface Cupsd {
   dir: string;
   /** `-h 127.0.0.1:PORT` for lpadmin, lp, lpstat. */
   host: string;
+  /** The domain socket it also listens on (`socket: true`), for CUPS_SERVER. */
+  socket?: string;
   /** cupsd's error_log so far (for failure messages). */
   log(): Promise<string>;
   stop(): Promise<void>;
@@ -38,15 +40,18 @@ export interface Cupsd {
 
 /**
  * A private cupsd on a free loopback port (own config, spool, state and logs under `dir`; everything allowed from
- * loopback). `conf` adds lines to cupsd.conf (e.g. LogLevel debug).
+ * loopback). `conf` adds lines to cupsd.conf (e.g. LogLevel debug); `opts.socket` adds a domain socket listener in
+ * `dir` (for cups-lpd, which finds cupsd through CUPS_SERVER); `opts.policy` adds lines to the default policy.
  */
-export async function startCupsd(dir: string, conf: string[] = []): Promise<Cupsd> {
+export async function startCupsd(dir: string, conf: string[] = [], opts: { socket?: boolean; policy?: string[] } = {}): Promise<Cupsd> {
   const filesConf = await writeCupsFiles(dir);
   // Backends run as user lp and open the spooled file themselves: every directory above the spool must be searchable.
   for (let d = dir; d !== path.dirname(d) && d.startsWith(path.dirname(dir)); d = path.dirname(d)) await fs.chmod(d, 0o755);
   const port = await freePort();
+  const socket = opts.socket ? path.join(dir, 'cups.sock') : undefined;
   const lines = [
     `Listen 127.0.0.1:${port}`,
+    ...(socket ? [`Listen ${socket}`] : []),
     'LogLevel warn',
     'Browsing No',
     'WebInterface No',
@@ -62,6 +67,7 @@ export async function startCupsd(dir: string, conf: string[] = []): Promise<Cups
     '  Allow all',
     '</Location>',
     '<Policy default>',
+    ...(opts.policy ?? []).map((l) => `  ${l}`),
     '  <Limit All>',
     '    Order deny,allow',
     '  </Limit>',
@@ -83,6 +89,7 @@ export async function startCupsd(dir: string, conf: string[] = []): Promise<Cups
     port,
     dir,
     host: `127.0.0.1:${port}`,
+    socket,
     log: async () => err + (await fs.readFile(path.join(dir, 'log/error_log'), 'utf8').catch(() => '')),
     stop: () => stopProcess(proc),
   };

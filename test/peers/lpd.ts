@@ -17,7 +17,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { startSink, type Sink } from './tcp-sink.js';
 import { freePort, waitForPort, stopProcess } from './ports.js';
-import { writeCupsFiles } from './cupsd.js';
+import { startCupsd } from './cupsd.js';
 
 
 const run = promisify(execFile);
@@ -99,56 +99,27 @@ export async function startCupsLpd(opts: { queue?: string } = {}): Promise<CupsL
     p.stderr?.on('data', (c: Buffer) => logs.push(`${name}: ${c}`));
   };
 
+  const stops: (() => Promise<void>)[] = [];
+  let cupsLog = async () => '';
   const stop = async () => {
     for (const p of procs.reverse()) await stopProcess(p);
+    for (const s of stops) await s();
     await sink?.close();
     await rm(dir, { recursive: true, force: true });
   };
 
   try {
-    await writeCupsFiles(dir);
-    const ippPort = await freePort();
-    const socketPath = path.join(dir, 'cups.sock');
-    await writeFile(
-      path.join(dir, 'cupsd.conf'),
-      [
-        `Listen 127.0.0.1:${ippPort}`,
-        `Listen ${socketPath}`,
-        'LogLevel warn',
-        'Browsing No',
-        'WebInterface No',
-        'DefaultShared Yes',
-        'PreserveJobHistory Yes',
-        'ErrorPolicy abort-job',
-        '<Location />',
-        '  Order allow,deny',
-        '  Allow all',
-        '</Location>',
-        '<Location /admin>',
-        '  Order allow,deny',
-        '  Allow all',
-        '</Location>',
-        // Job names and owners are private by default; the test reads them back, so they must be visible.
-        '<Policy default>',
-        '  JobPrivateAccess all',
-        '  JobPrivateValues none',
-        '  SubscriptionPrivateAccess all',
-        '  SubscriptionPrivateValues none',
-        '  <Limit All>',
-        '    Order deny,allow',
-        '  </Limit>',
-        '</Policy>',
-        '',
-      ].join('\n'),
-    );
+    // Job names and owners are private by default; the test reads them back, so they must be visible.
+    const cupsd = await startCupsd(dir, ['DefaultShared Yes', 'PreserveJobHistory Yes', 'ErrorPolicy abort-job'], {
+      socket: true,
+      policy: ['JobPrivateAccess all', 'JobPrivateValues none', 'SubscriptionPrivateAccess all', 'SubscriptionPrivateValues none'],
+    });
+    stops.push(() => cupsd.stop());
+    cupsLog = () => cupsd.log();
+    const ippPort = cupsd.port;
     await writeFile(path.join(dir, 'get-jobs.test'), GET_JOBS);
     await writeFile(path.join(dir, 'get-job.test'), GET_JOB);
-    const env = { ...process.env, CUPS_SERVER: socketPath, IPP_PORT: String(ippPort) };
-
-    const cupsd = spawn('cupsd', ['-f', '-c', path.join(dir, 'cupsd.conf'), '-s', path.join(dir, 'cups-files.conf')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.push(cupsd);
-    keepLog(cupsd, 'cupsd');
-    await waitForPort(ippPort, 10000, cupsd, 'cupsd');
+    const env = { ...process.env, CUPS_SERVER: cupsd.socket!, IPP_PORT: String(ippPort) };
 
     sink = await startSink({ keepBytes: false });
     // -m raw prints a deprecation warning in CUPS 2.4 but is the only way to pass bytes through untouched.
@@ -196,13 +167,14 @@ export async function startCupsLpd(opts: { queue?: string } = {}): Promise<CupsL
           if (job) return job;
           await new Promise((r) => setTimeout(r, 100));
         }
-        throw new Error(`CUPS did not complete a job named "${name}" within ${timeoutMs} ms; its jobs: ${JSON.stringify(last)}\n${logs.join('')}`);
+        throw new Error(`CUPS did not complete a job named "${name}" within ${timeoutMs} ms; its jobs: ${JSON.stringify(last)}\n${logs.join('')}${await cupsLog()}`);
       },
       stop,
     };
   } catch (err) {
+    const cups = await cupsLog();
     await stop();
-    throw new Error(`could not start cupsd + cups-lpd: ${(err as Error).message}\n${logs.join('')}`);
+    throw new Error(`could not start cupsd + cups-lpd: ${(err as Error).message}\n${logs.join('')}${cups}`);
   }
 }
 
