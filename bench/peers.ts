@@ -172,7 +172,7 @@ export async function startPrintbox(dataDir: string, config: Record<string, unkn
   const proc = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, path.join(SERVER_ROOT, 'bin/printbox.mjs'), 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
     cwd: SERVER_ROOT,
     stdio: ['ignore', log.fd, log.fd],
-    env: { ...process.env, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_MDNS: '0', PRINTBOX_CONFIG: configFile, PRINTBOX_INSTALLED: '' },
+    env: { ...process.env, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_MDNS: '0', PRINTBOX_CONFIG: configFile, PRINTBOX_INSTALLED: '', PRINTBOX_REQUIRE_BUNDLE: '1' },
   });
   await log.close();
   const until = Date.now() + timeoutMs;

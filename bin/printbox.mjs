@@ -27,6 +27,13 @@ let main;
 if (bundleIsFresh()) {
   ({ main } = await import(bundled));
 } else {
+  // A stale bundle costs ~25 MiB of RSS and start time through tsx: say so, and let benchmarks refuse it outright.
+  const why = process.env.PRINTBOX_FROM_SOURCE === '1' ? '' : fs.existsSync(bundled) ? 'dist/printbox.mjs is older than the sources' : 'there is no dist/printbox.mjs';
+  if (why && process.env.PRINTBOX_REQUIRE_BUNDLE === '1') {
+    console.error(`printbox: ${why}; run \`node bin/build.mjs\` (PRINTBOX_REQUIRE_BUNDLE=1 refuses to run from the sources)`);
+    process.exit(78);
+  }
+  if (why && fs.existsSync(bundled)) console.error(`printbox: ${why}; running the TypeScript sources through tsx (slower to start, more memory)`);
   const { register } = await import('tsx/esm/api');
   register();
   ({ main } = await import('../runtime/cli.ts'));
