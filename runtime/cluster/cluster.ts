@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import type { Logger } from 'pino';
 import type { ClusterSettings } from '../system/config.js';
-import type { State } from '../system/state.js';
+import type { State, StateData } from '../system/state.js';
 import { writeFileAtomic } from '../system/fsutil.js';
 import type { JobRecord } from '../spool/jobs.js';
 import { connectCluster } from './nats.js';
@@ -20,8 +20,8 @@ import type { BatchRecord } from '../queue/batches.js';
 export interface ClusterHooks {
   /** A job changed on another node. */
   onRemoteJob(job: JobRecord): void;
-  /** The shared configuration changed on another node. */
-  onRemoteState(): void;
+  /** The shared configuration changed on another node (before and after the change). */
+  onRemoteState(before: StateData, after: StateData): void;
   printers(): string[];
   /** This node holds a printer's lease and its view of the jobs is caught up: re-queue its line. */
   takeOver(printerId: string, from: string): Promise<void>;
@@ -76,7 +76,7 @@ export class Cluster {
   async open(local: State, historyLimit: number): Promise<void> {
     const key = (this.key = await loadClusterKey(this.dataDir));
     this.nc = await connectCluster(this.settings, `printbox ${this.node}`);
-    this.state = new SharedState({ nc: this.nc, key, replicas: this.replicas, local, onRemote: () => this.hooks.onRemoteState() });
+    this.state = new SharedState({ nc: this.nc, key, replicas: this.replicas, local, onRemote: (before, after) => this.hooks.onRemoteState(before, after) });
     await this.state.load();
     this.spool = new JetStreamSpool({
       nc: this.nc,
