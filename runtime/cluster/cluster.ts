@@ -13,7 +13,7 @@ import type { JobRecord } from '../spool/jobs.js';
 import { connectCluster } from './nats.js';
 import { JetStreamSpool, JOBS_BUCKET } from './jetstream-spool.js';
 import { SharedState } from './shared-state.js';
-import { Leases, type NodeInfo } from './leases.js';
+import { Leases } from './leases.js';
 import { KvBatchJournal } from './batch-records.js';
 import type { BatchRecord } from '../queue/batches.js';
 
@@ -145,14 +145,15 @@ export class Cluster {
   }
 
   view(printers: { id: string; name: string }[]) {
-    const nodes: NodeInfo[] = this.leases?.nodeList() ?? [];
+    const nodes = this.leases?.nodeStates() ?? [];
     return {
       clustered: true,
       node: this.node,
       ready: this.ready(),
       reason: this.ready() ? undefined : this.reason(),
       replicas: this.replicas,
-      nodes: nodes.map((n) => ({ name: n.name, url: n.url, startedAt: n.startedAt, lastSeen: n.at, drives: n.drives })),
+      // Gone nodes stay listed (state "gone", driving nothing: their leases have lapsed) until they are heard again.
+      nodes: nodes.map(({ info: n, state }) => ({ name: n.name, url: n.url, state, startedAt: n.startedAt, lastSeen: n.at, drives: state === 'gone' ? [] : n.drives })),
       printers: printers.map((p) => ({ id: p.id, name: p.name, drivenBy: this.leases?.owner(p.id) ?? null })),
       bucket: JOBS_BUCKET,
     };
