@@ -1,6 +1,6 @@
 // Cluster mode and the legacy intake: a printer added, changed or removed on one node opens, moves and closes the
-// other node's RAW and LPD listeners at once (not at that node's next local change). Each node has its own
-// loopback address, as boxes on a LAN have their own: node A 127.0.0.1, node B 127.0.0.2, same ports.
+// other node's RAW and LPD listeners at once (not at that node's next local change), and its IPP printer answers.
+// Each node has its own loopback address, as boxes on a LAN have their own: node A 127.0.0.1, node B 127.0.0.2.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -14,7 +14,7 @@ import { startSink } from './peers/tcp-sink.js';
 import { CUPS_LPD_BACKEND, lpdSend } from './peers/lpd.js';
 import { run } from './peers/ipptool.js';
 
-const skip = existsSync(CUPS_LPD_BACKEND) && existsSync('/usr/bin/socat') ? false : 'CUPS lpd backend (cups-daemon) or socat is not installed';
+const skip = existsSync(CUPS_LPD_BACKEND) && existsSync('/usr/bin/socat') && existsSync('/usr/bin/ipptool') ? false : 'CUPS lpd backend (cups-daemon), ipptool or socat is not installed';
 const B = '127.0.0.2';
 
 /** Does anything listen there? A probe connection is reset at once, so a RAW listener throws it away. */
@@ -57,6 +57,10 @@ test('a printer added, changed and removed on node A opens, moves and closes nod
   await until('node B listens for LPD', () => listening(B, lpdPort));
   const sent = await lpdSend(B, lpdPort, 'front', file, { title: 'through B' });
   assert.equal(sent.code, 0, `node B accepts an LPD job for the new queue: ${sent.stderr}`);
+  // B's IPP printer for it answers too (ipptool, no credentials needed for Get-Printer-Attributes).
+  const portB = Number(new URL(c.api(1).base).port);
+  const ipp = await run('ipptool', ['-t', `ipps://${B}:${portB}/ipp/print/front`, '/usr/share/cups/ipptool/get-printer-attributes.test'], { timeout: 60000 });
+  assert.equal(ipp.code, 0, ipp.stdout + ipp.stderr);
   const printed = await sink.waitForJobs(2, 30000);
   assert.deepEqual(printed.map((j) => j.data!.toString()).sort(), ['lpd job through node B\n', 'raw job through node B\n']);
   const jobs = (await c.api(0).json('GET', '/v1/jobs?limit=100')).json.jobs as { owner?: string; title: string; state: string }[];
