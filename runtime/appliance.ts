@@ -158,9 +158,17 @@ export class Appliance {
         // A batch member accepted on another node may fill the gap a batch closed here is waiting at.
         if (job.batchID && job.state === 'waiting-for-batch') this.batches?.arrived(job).catch((err) => this.log.warn({ jobID: job.id, err: (err as Error).message }, 'batch release after a remote job failed'));
       },
-      onRemoteState: () => {
+      onRemoteState: (before, after) => {
         this.tokens?.reload();
         this.queue?.wakeAll();
+        // A printer added, edited or removed on another node: this node's LPD/RAW listeners and mDNS follow now.
+        if (JSON.stringify(before.printers) === JSON.stringify(after.printers)) return;
+        try {
+          this.printers.changed();
+        } catch (err) {
+          // Called from the configuration's watch: a listener's error must not stop this node following the cluster.
+          this.log.warn({ err: (err as Error).message }, 'a printer change from another node was not applied here');
+        }
       },
       printers: () => this.printers.list().map((p) => p.id),
       takeOver: (printerId, from) => this.queue.takeOver(printerId, from),

@@ -111,7 +111,11 @@ test('the node driving a printer, cut off from the quorum, stops: 503, not ready
   const change = await c.api(cut).json('POST', '/v1/tokens', { name: 'while-cut-off', scope: 'submit' });
   assert.deepEqual([change.status, change.json.error.code], [503, 'cluster_unavailable'], 'every change needs the quorum');
   assert.equal((await c.api(cut).json('GET', '/v1/printers')).status, 200, 'reads are served from the last copy');
-  // The other two go on: the printer is taken over, and jobs posted there print.
+  // The other two go on: the printer is taken over, and jobs posted there print. They go on once JetStream has
+  // a leader for every bucket again: when the paused server led one (often the nodes' heartbeats, created by the
+  // first node, which also drives the printer), every node is without quorum until another is elected (~4–7 s
+  // here), and HAProxy sends clients to a node only once its /v1/health says ready.
+  await until('another node ready', async () => (await c.api(other).request('GET', '/v1/health')).status === 200, 30000);
   for (let i = 3; i < 6; i++) assert.equal((await c.api(other).postJob({ printer: 'front' }, body('front', i))).status, 201);
   await sink.waitForJobs(6, 30000);
   const driver = await until('another node drives the printer', async () => {

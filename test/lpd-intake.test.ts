@@ -10,9 +10,9 @@ import { existsSync } from 'node:fs';
 import { addRawPrinter, filesUnder, freePort, startAppliance, until, type TestAppliance } from './helpers/appliance.js';
 import { startSink, type Sink } from './peers/tcp-sink.js';
 import { run } from './peers/ipptool.js';
+import { CUPS_LPD_BACKEND, lpdSend } from './peers/lpd.js';
 
-const BACKEND = '/usr/lib/cups/backend/lpd';
-const skip = existsSync(BACKEND) && existsSync('/usr/bin/socat') ? false : 'CUPS lpd backend (cups-daemon) or socat is not installed';
+const skip = existsSync(CUPS_LPD_BACKEND) && existsSync('/usr/bin/socat') ? false : 'CUPS lpd backend (cups-daemon) or socat is not installed';
 
 let app: TestAppliance;
 let sink: Sink;
@@ -21,11 +21,7 @@ let lpdPort: number;
 let deadPort: number; // a printer nobody listens for: its jobs stay in the queue
 const jobs = async () => (await app.api.json('GET', '/v1/jobs?limit=1000')).json.jobs as { jobID: string; title: string; user: string; state: string; printer: string; options: { copies: number }; size: number }[];
 
-/** CUPS' lpd backend as a one-shot LPD client (what a CUPS server sends to an LPD printer). */
-function lpdBackend(queue: string, file: string, opts: { order?: string; user?: string; title?: string } = {}) {
-  const uri = `lpd://127.0.0.1:${lpdPort}/${queue}?reserve=none&order=${opts.order ?? 'control,data'}&contimeout=10`;
-  return run(BACKEND, ['1', opts.user ?? 'nurse', opts.title ?? 'ward chart', '1', '', file], { env: { ...process.env, DEVICE_URI: uri }, timeout: 60000 });
-}
+const lpdBackend = (queue: string, file: string, opts: { order?: string; user?: string; title?: string } = {}) => lpdSend('127.0.0.1', lpdPort, queue, file, opts);
 
 /** One LPD command through socat; the answer is what the server writes before it closes. */
 async function socat(command: string): Promise<string> {

@@ -173,6 +173,7 @@ test('an admin sets the box up from the page and uses it', { timeout: 90000 }, a
   await page.getByTestId('tab-system').click();
   await page.getByTestId('version').getByText('0.1.0').waitFor();
   await page.getByTestId('appliance-warning').getByText('anonymous submit is on: any client in 10.20.0.0/16').waitFor();
+  await page.getByTestId('cluster-single').getByText('Single box').waitFor(); // one box: no cluster, and no error
   box.running.app.cfg.anonymousSubmit = [];
   await shot('11-system');
 

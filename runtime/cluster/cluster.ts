@@ -7,21 +7,21 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import type { Logger } from 'pino';
 import type { ClusterSettings } from '../system/config.js';
-import type { State } from '../system/state.js';
+import type { State, StateData } from '../system/state.js';
 import { writeFileAtomic } from '../system/fsutil.js';
 import type { JobRecord } from '../spool/jobs.js';
 import { connectCluster } from './nats.js';
 import { JetStreamSpool, JOBS_BUCKET } from './jetstream-spool.js';
 import { SharedState } from './shared-state.js';
-import { Leases, type NodeInfo } from './leases.js';
+import { Leases } from './leases.js';
 import { KvBatchJournal } from './batch-records.js';
 import type { BatchRecord } from '../queue/batches.js';
 
 export interface ClusterHooks {
   /** A job changed on another node. */
   onRemoteJob(job: JobRecord): void;
-  /** The shared configuration changed on another node. */
-  onRemoteState(): void;
+  /** The shared configuration changed on another node (before and after the change). */
+  onRemoteState(before: StateData, after: StateData): void;
   printers(): string[];
   /** This node holds a printer's lease and its view of the jobs is caught up: re-queue its line. */
   takeOver(printerId: string, from: string): Promise<void>;
@@ -76,7 +76,7 @@ export class Cluster {
   async open(local: State, historyLimit: number): Promise<void> {
     const key = (this.key = await loadClusterKey(this.dataDir));
     this.nc = await connectCluster(this.settings, `printbox ${this.node}`);
-    this.state = new SharedState({ nc: this.nc, key, replicas: this.replicas, local, onRemote: () => this.hooks.onRemoteState() });
+    this.state = new SharedState({ nc: this.nc, key, replicas: this.replicas, local, onRemote: (before, after) => this.hooks.onRemoteState(before, after) });
     await this.state.load();
     this.spool = new JetStreamSpool({
       nc: this.nc,
@@ -145,14 +145,15 @@ export class Cluster {
   }
 
   view(printers: { id: string; name: string }[]) {
-    const nodes: NodeInfo[] = this.leases?.nodeList() ?? [];
+    const nodes = this.leases?.nodeStates() ?? [];
     return {
       clustered: true,
       node: this.node,
       ready: this.ready(),
       reason: this.ready() ? undefined : this.reason(),
       replicas: this.replicas,
-      nodes: nodes.map((n) => ({ name: n.name, url: n.url, startedAt: n.startedAt, lastSeen: n.at, drives: n.drives })),
+      // Gone nodes stay listed (state "gone", driving nothing: their leases have lapsed) until they are heard again.
+      nodes: nodes.map(({ info: n, state }) => ({ name: n.name, url: n.url, state, startedAt: n.startedAt, lastSeen: n.at, drives: state === 'gone' ? [] : n.drives })),
       printers: printers.map((p) => ({ id: p.id, name: p.name, drivenBy: this.leases?.owner(p.id) ?? null })),
       bucket: JOBS_BUCKET,
     };

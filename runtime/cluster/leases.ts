@@ -15,6 +15,9 @@ export interface NodeInfo {
   drives: string[]; // printer ids this node holds the lease of
 }
 
+/** How a node looks from here: heard lately, silent for longer than a lease (it can hold none), or gone. */
+export type NodeState = 'up' | 'silent' | 'gone';
+
 export interface LeaseOptions {
   nc: NatsConnection;
   node: string;
@@ -170,10 +173,30 @@ export class Leases {
 
   /** Heartbeats as they arrive (a watch): a node unheard for two lease times is gone (TTL expiry sends no event). */
   private heard = new Map<string, { info: NodeInfo; at: number }>();
+  /** Nodes heard once and gone since (expired or stopped), kept so that the setup page can say so. */
+  private gone = new Map<string, NodeInfo>();
+
+  private forget(name: string): void {
+    const h = this.heard.get(name);
+    if (h) this.gone.set(name, h.info);
+    this.heard.delete(name);
+  }
+
+  /** Every node this one has heard of, with how it looks from here now (the setup page's cluster view). */
+  nodeStates(): { info: NodeInfo; state: NodeState }[] {
+    const now = Date.now();
+    const out: { info: NodeInfo; state: NodeState }[] = [];
+    for (const h of this.heard.values()) {
+      const age = now - h.at;
+      out.push({ info: h.info, state: age > this.opts.leaseMs * 2 ? 'gone' : age > this.opts.leaseMs ? 'silent' : 'up' });
+    }
+    for (const [name, info] of this.gone) if (!this.heard.has(name)) out.push({ info, state: 'gone' });
+    return out.sort((a, b) => a.info.name.localeCompare(b.info.name));
+  }
 
   private readNodes(): void {
     const now = Date.now();
-    for (const [name, h] of this.heard) if (now - h.at > this.opts.leaseMs * 2) this.heard.delete(name);
+    for (const [name, h] of this.heard) if (now - h.at > this.opts.leaseMs * 2) this.forget(name);
     this.liveNodes = [...this.heard.values()].map((h) => h.info).sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -182,8 +205,10 @@ export class Leases {
     this.watching = w;
     void (async () => {
       for await (const e of w) {
-        if (e.operation === 'PUT') this.heard.set(e.key, { info: JSON.parse(new TextDecoder().decode(e.value)), at: Date.now() });
-        else this.heard.delete(e.key);
+        if (e.operation === 'PUT') {
+          this.heard.set(e.key, { info: JSON.parse(new TextDecoder().decode(e.value)), at: Date.now() });
+          this.gone.delete(e.key);
+        } else this.forget(e.key);
       }
     })();
   }

@@ -15,8 +15,8 @@ export interface SharedStateOptions {
   replicas: number;
   /** What this node had on its own disk: the first node of a cluster brings it in; later nodes adopt the cluster's. */
   local: State;
-  /** Called after a change made on another node arrived (caches such as token hashes are rebuilt). */
-  onRemote?(): void;
+  /** Called after a change made on another node arrived, with the configuration before and after it. */
+  onRemote?(before: StateData, after: StateData): void;
 }
 
 export class SharedState extends State {
@@ -57,9 +57,9 @@ export class SharedState extends State {
     this.watch = await this.kv.watch({ key: KEY });
     void (async () => {
       for await (const w of this.watch!) {
-        const before = this.revision;
+        const [before, revision] = [this.current, this.revision];
         this.take(w);
-        if (this.revision !== before) this.opts.onRemote?.();
+        if (this.revision !== revision) this.opts.onRemote?.(before, this.current);
       }
     })();
   }

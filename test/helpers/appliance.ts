@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { checkServerIdentity } from 'node:tls';
 import { loadConfig, type Config } from '../../runtime/system/config.js';
 import { serve, type Running } from '../../runtime/serve.js';
 import { Api } from './api.js';
@@ -28,7 +29,10 @@ export async function startAppliance(overrides: Partial<Config> = {}): Promise<T
   let token = '';
   // mdns off: tests never multicast on the machine's real interfaces (namespace tests turn it on).
   const running = await serve(loadConfig({ host: '127.0.0.1', port: 0, minFreeBytes: 0, logLevel: 'silent', mdns: false, ...overrides, dataDir }), { firstToken: (t) => (token = t) });
-  const api = new Api(`https://127.0.0.1:${running.port}`, running.tls.cert, token);
+  // A node given another loopback address (127.0.0.2, … : cluster nodes each with their own intake ports) is
+  // reached there; its certificate names 127.0.0.1, the loopback address it was made for.
+  const host = overrides.host && /^127\./.test(overrides.host) ? overrides.host : '127.0.0.1';
+  const api = new Api(`https://${host}:${running.port}`, running.tls.cert, token, 32, host === '127.0.0.1' ? {} : { checkServerIdentity: (_h, cert) => checkServerIdentity('127.0.0.1', cert) });
   return {
     running,
     api,

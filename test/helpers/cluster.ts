@@ -5,6 +5,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startNatsCluster, type NatsCluster } from '../peers/nats.js';
 import { Api } from './api.js';
+import type { Config } from '../../runtime/system/config.js';
 import { freePort, spawnAppliance, startAppliance, tempDir, until, type ChildAppliance, type TestAppliance } from './appliance.js';
 
 /** Data dirs that share the cluster key and the TLS identity of the first (what `printbox cluster join` copies). */
@@ -29,16 +30,17 @@ export interface InProcessCluster {
 }
 
 /** Nodes started one after another (the first seeds the configuration and makes the first admin token). */
-export async function startCluster(n: number, opts: { prefix: string; leaseMs?: number; nats?: NatsCluster }): Promise<InProcessCluster> {
+export async function startCluster(n: number, opts: { prefix: string; leaseMs?: number; nats?: NatsCluster; config?: (i: number) => Partial<Config> }): Promise<InProcessCluster> {
   const nats = opts.nats ?? (await startNatsCluster(n, { prefix: `${opts.prefix}nats-` }));
   const dirs = await clusterDataDirs(n, opts.prefix);
   const nodes: TestAppliance[] = [];
   for (let i = 0; i < n; i++) {
     if (i > 0) await shareIdentity(dirs[0], dirs[i]);
-    nodes.push(await startAppliance({ dataDir: dirs[i], cluster: { servers: [nats.urls[i % nats.urls.length]], node: `node${i + 1}`, leaseMs: opts.leaseMs ?? 2000 } }));
+    nodes.push(await startAppliance({ ...opts.config?.(i), dataDir: dirs[i], cluster: { servers: [nats.urls[i % nats.urls.length]], node: `node${i + 1}`, leaseMs: opts.leaseMs ?? 2000 } }));
   }
   const token = nodes[0].token;
-  const apis = nodes.map((nd) => new Api(nd.api.base, nd.running.tls.cert, token));
+  // Each node's own client (it knows the node's address), with the cluster's admin token.
+  const apis = nodes.map((nd) => Object.assign(nd.api, { token }));
   return {
     nats,
     nodes,

@@ -18,10 +18,19 @@ import { promisify } from 'node:util';
 import { startSink, type Sink } from './tcp-sink.js';
 import { freePort, waitForPort, stopProcess } from './ports.js';
 import { startCupsd } from './cupsd.js';
+import { run as runTool } from './ipptool.js';
 
 
 const run = promisify(execFile);
 export const CUPS_LPD = '/usr/lib/cups/daemon/cups-lpd';
+/** CUPS' lpd backend (cups-daemon): a one-shot LPD client, what a CUPS server sends to an LPD printer. */
+export const CUPS_LPD_BACKEND = '/usr/lib/cups/backend/lpd';
+
+/** Sends `file` to an LPD server's queue with CUPS' lpd backend; `code` 0 means the server acknowledged the job. */
+export function lpdSend(host: string, port: number, queue: string, file: string, opts: { order?: string; user?: string; title?: string } = {}): ReturnType<typeof runTool> {
+  const uri = `lpd://${host}:${port}/${queue}?reserve=none&order=${opts.order ?? 'control,data'}&contimeout=10`;
+  return runTool(CUPS_LPD_BACKEND, ['1', opts.user ?? 'nurse', opts.title ?? 'ward chart', '1', '', file], { env: { ...process.env, DEVICE_URI: uri }, timeout: 60000 });
+}
 
 export interface CupsJob {
   id: number;

@@ -1,8 +1,9 @@
-// System: health of the box (from /v1/system when the appliance has it, else /v1/status), version, disk, and the password.
+// System: health of the box (from /v1/system when the appliance has it, else /v1/status), version, disk, the cluster, and the password.
 import { useEffect, useState } from 'preact/hooks';
 import { api, setCsrf } from './api';
 import { Note, Section, useAction } from './ui';
 import { bytes, duration } from './words';
+import { ClusterPanel } from './cluster';
 
 interface Status {
   name: string;
@@ -111,6 +112,7 @@ export function SystemScreen(props: { name: string }) {
         ))}
         <p class="hint">Recent log lines are not shown here yet; on the box, <code>journalctl -u printbox</code> has them (never with document content).</p>
       </Section>
+      <ClusterPanel />
       <PasswordChange />
     </>
   );
