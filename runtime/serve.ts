@@ -87,7 +87,8 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
     { host: cfg.host, lpdPort: cfg.lpdPort },
   );
   await legacy.sync(app.printers.list());
-  app.printers.onChange(() => void legacy.sync(app.printers.list()));
+  // A listener that fails to close must not become an unhandled rejection (Node would stop the whole appliance).
+  app.printers.onChange(() => legacy.sync(app.printers.list()).catch((err) => app.log.error({ err }, 'LPD/RAW listeners did not follow the printer change')));
   app.log.info({ port, host: cfg.host, dataDir: cfg.dataDir, fingerprint: tls.fingerprint, crypto: (await import('./spool/seal.js')).defaultBox.name }, 'printbox listening (HTTPS)');
   let stopping: Promise<void> | null = null;
   const running: Running = {
