@@ -1,7 +1,7 @@
 // Memory and start-up of one printbox process, measured alone (issue 20): RSS during and after a small-job burst, and the start with a large history.
 //
 //   npx tsx bench/memory.ts burst [--jobs=10000] [--clients=32] [--runs=1] [--settle=20]
-//   npx tsx bench/memory.ts start [--history=1000000] [--runs=3]
+//   npx tsx bench/memory.ts start [--history=1000000] [--runs=3] [--seeded=DIR]
 //
 // burst: a fresh server, 300 warm-up jobs, then `jobs` × 2 KiB from `clients` keep-alive clients to one RAW sink
 // (the burst of `bench/run.ts` section A1). Prints the peak RSS (VmHWM of the burst), where it was (from
@@ -140,10 +140,14 @@ async function main() {
       }
     } else if (mode === 'start') {
       const h = arg('history', 1_000_000);
-      const full = path.join(tmp, 'history');
-      progress(`seeding ${h.toLocaleString('en')} jobs of history`);
-      const bytes = await seedHistory(full, h);
-      progress(`   ${mib(bytes)} MiB on disk`);
+      // --seeded=DIR: a data dir seeded before (by this script or bench/history.ts) with `history` jobs, reused as it is.
+      const seeded = process.argv.find((a) => a.startsWith('--seeded='))?.slice(9);
+      const full = seeded ?? path.join(tmp, 'history');
+      if (!seeded) {
+        progress(`seeding ${h.toLocaleString('en')} jobs of history`);
+        const bytes = await seedHistory(full, h);
+        progress(`   ${mib(bytes)} MiB on disk`);
+      }
       const limit = { historyLimit: h + 100_000 };
       const emptyDir = path.join(tmp, 'empty');
       // A first start makes the TLS certificate and keys; every measured start is a restart, as on a box.
