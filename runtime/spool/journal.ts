@@ -33,9 +33,10 @@ interface Pending {
 }
 
 /**
- * One framed record. Binary, not base64(JSON with the document in base64): an inline 2 KiB job made ~30 KB of
- * strings and Buffers that way (a base64 copy of the document inside the JSON, the JSON, its seal, the seal's
- * base64, the line, the batch's join), now ~7 KB (the JSON, its plaintext with the document, the sealed frame).
+ * One framed record. Binary, not base64(JSON with the document in base64): the accept record of a 2 KiB job made
+ * ~25 KB of strings and Buffers that way (a base64 copy of the document inside the JSON, the JSON, its bytes, their
+ * seal, the seal's base64, the line; then the batch's join and its bytes), now ~8 KB (the JSON, the plaintext with
+ * the document, the sealed frame; measured in-process with the JSON of a real job record).
  */
 export function encodeRecord(rec: object, key: Uint8Array, attachment?: Buffer): Buffer {
   const json = JSON.stringify(rec);
