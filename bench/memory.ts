@@ -2,6 +2,7 @@
 //
 //   npx tsx bench/memory.ts burst [--jobs=10000] [--clients=32] [--runs=1] [--settle=20]
 //   npx tsx bench/memory.ts start [--history=1000000] [--runs=3] [--seeded=DIR]
+//   npx tsx bench/memory.ts large [--jobs=2000] [--mib=100] [--runs=2]
 //
 // burst: a fresh server, 300 warm-up jobs, then `jobs` × 2 KiB from `clients` keep-alive clients to one RAW sink
 // (the burst of `bench/run.ts` section A1). Prints the peak RSS (VmHWM of the burst), where it was (from
@@ -14,7 +15,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startBenchSink, startPrintbox, smallDoc, type BenchSink, type PrintboxProcess } from './peers.js';
+import { startBenchSink, startPrintbox, smallDoc, largeDoc, type BenchSink, type PrintboxProcess } from './peers.js';
 import { printboxClient, submitPrintbox, runPool } from './clients.js';
 import { seedHistory } from './history.js';
 import { cpuSeconds, peakRss, resetPeak, rss, MiB, progress } from './measure.js';
@@ -112,6 +113,34 @@ async function burstRun(tmp: string, sink: BenchSink, jobs: number, clients: num
   }
 }
 
+/** CPU and peak RSS of `runs` large jobs on a server that has just taken `jobs` small ones (what heap settings cost a large job). */
+async function largeRuns(tmp: string, sink: BenchSink, jobs: number, size: number, runs: number) {
+  const pb: PrintboxProcess = await startPrintbox(path.join(tmp, `data-${Date.now()}`));
+  const api = printboxClient(pb.base, pb.ca, pb.token, 32);
+  try {
+    const r = await api.json('POST', '/v1/printers', { name: 'sink', uri: `raw://127.0.0.1:${sink.port}` });
+    if (r.status !== 201) throw new Error(`adding the printer failed: ${r.status} ${r.text}`);
+    sink.reset();
+    const base = nextIndex;
+    nextIndex += jobs;
+    await runPool(jobs, 32, (k) => submitPrintbox(api, 'sink', smallDoc(base + k, SMALL)));
+    await sink.waitCount(jobs, 120000 + jobs * 50);
+    for (let i = 0; i < runs; i++) {
+      const index = nextIndex++;
+      const cpu0 = cpuSeconds(pb.pid);
+      resetPeak(pb.pid);
+      const t0 = performance.now();
+      await submitPrintbox(api, 'sink', largeDoc(index, size));
+      await sink.waitIndex(index, 600000);
+      const cpu = cpuSeconds(pb.pid) - cpu0;
+      progress(`${mib(size)} MiB job after ${jobs} small ones: ${(performance.now() - t0).toFixed(0)} ms end to end, CPU ${(cpu * 1000).toFixed(0)} ms, peak RSS ${mib(peakRss(pb.pid))} MiB`);
+    }
+  } finally {
+    api.close();
+    await pb.stop();
+  }
+}
+
 async function startRun(dataDir: string, config: Record<string, unknown>) {
   // A data dir started before has its token already: without state.json the server makes (and prints) a new one.
   await fsp.rm(path.join(dataDir, 'state.json'), { force: true });
@@ -135,6 +164,13 @@ async function main() {
         for (let i = 0; i < arg('runs', 1); i++) res.push(await burstRun(tmp, sink, arg('jobs', 10000), arg('clients', 32), arg('settle', 20)));
         const span = (k: 'peak' | 'after' | 'settled') => `${mib(Math.min(...res.map((r) => r[k])))}–${mib(Math.max(...res.map((r) => r[k])))}`;
         progress(`summary: peak ${span('peak')}, after ${span('after')}, settled ${span('settled')} MiB; CPU ${res.map((r) => r.cpuMs.toFixed(2)).join(', ')} ms/job`);
+      } finally {
+        await sink.close();
+      }
+    } else if (mode === 'large') {
+      const sink = await startBenchSink();
+      try {
+        await largeRuns(tmp, sink, arg('jobs', 2000), arg('mib', 100) * MiB, arg('runs', 2));
       } finally {
         await sink.close();
       }
@@ -162,7 +198,7 @@ async function main() {
         );
       }
     } else {
-      throw new Error('usage: bench/memory.ts burst|start [--jobs=N --clients=N --runs=N --settle=S | --history=N --runs=N]');
+      throw new Error('usage: bench/memory.ts burst|start|large [--jobs=N --clients=N --runs=N --settle=S | --history=N --runs=N]');
     }
   } finally {
     await fsp.rm(tmp, { recursive: true, force: true });
