@@ -178,23 +178,20 @@ export class Journal {
    * is left out; damage elsewhere is an error and leaves the old file as it was.
    */
   private async migrateLines(onRecord: OnRecord): Promise<number> {
-    const tmp = `${this.file}.migrate`;
-    const out = await fs.open(tmp, 'w', 0o600);
-    let ok = false;
     let count = 0;
-    try {
-      const rl = readline.createInterface({ input: createReadStream(this.file), crlfDelay: Infinity });
+    const file = this.file;
+    const key = this.key;
+    async function* frames(): AsyncGenerator<Buffer> {
+      const rl = readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity });
       let bad: { line: number; err: Error } | null = null;
       let n = 0;
-      let bufs: Buffer[] = [JOURNAL_MAGIC];
-      let bytes = JOURNAL_MAGIC.length;
       for await (const line of rl) {
         n++;
-        if (bad) throw new SealError(`journal ${this.file} is damaged at line ${bad.line}: ${bad.err.message}`);
+        if (bad) throw new SealError(`journal ${file} is damaged at line ${bad.line}: ${bad.err.message}`);
         if (!line) continue;
         let json: Buffer;
         try {
-          json = openRecord(Buffer.from(line, 'base64'), this.key);
+          json = openRecord(Buffer.from(line, 'base64'), key);
         } catch (err) {
           bad = { line: n, err: err as Error }; // tolerated only if it turns out to be the last line
           continue;
@@ -202,27 +199,48 @@ export class Journal {
         const plain = Buffer.allocUnsafe(4 + json.length);
         plain.writeUInt32LE(json.length, 0);
         json.copy(plain, 4);
-        const rec = frame(plain, this.key);
-        bufs.push(rec);
-        bytes += rec.length;
+        yield frame(plain, key);
         onRecord(JSON.parse(json.toString('utf8')));
         count++;
-        if (bytes >= READ_BYTES) {
-          await writeFully(out, bufs);
-          bufs = [];
-          bytes = 0;
-        }
       }
-      await writeFully(out, bufs);
+    }
+    await this.replaceWith('migrate', frames());
+    return count;
+  }
+
+  /**
+   * A new copy of the journal made of `frames` (temp → fsync → rename → fsync dir); returns its size. A copy cut
+   * short (an error, a full disk) is removed and must not keep the space it took: the old journal stays in use.
+   */
+  private async replaceWith(suffix: string, frames: Iterable<Buffer> | AsyncIterable<Buffer>): Promise<number> {
+    const tmp = `${this.file}.${suffix}`;
+    const out = await fs.open(tmp, 'w', 0o600);
+    let size = 0;
+    let written = false;
+    try {
+      let bufs: Buffer[] = [JOURNAL_MAGIC];
+      let bytes = JOURNAL_MAGIC.length;
+      const write = async () => {
+        await writeFully(out, bufs);
+        size += bytes;
+        bufs = [];
+        bytes = 0;
+      };
+      for await (const b of frames) {
+        bufs.push(b);
+        bytes += b.length;
+        if (bytes >= READ_BYTES) await write();
+      }
+      await write();
       await out.sync();
-      ok = true;
+      written = true;
     } finally {
       await out.close();
-      if (!ok) await fs.rm(tmp, { force: true });
+      if (!written) await fs.rm(tmp, { force: true });
     }
     await fs.rename(tmp, this.file);
     await fsyncDir(path.dirname(this.file));
-    return count;
+    return size;
   }
 
   async open(): Promise<void> {
@@ -300,35 +318,11 @@ export class Journal {
   }
 
   private async rewrite(records: Iterable<object>): Promise<void> {
-    const tmp = `${this.file}.compact`;
-    const out = await fs.open(tmp, 'w', 0o600);
-    let size = 0;
-    let written = false;
-    try {
-      let bufs: Buffer[] = [JOURNAL_MAGIC];
-      let bytes = JOURNAL_MAGIC.length;
-      const write = async () => {
-        await writeFully(out, bufs);
-        size += bytes;
-        bufs = [];
-        bytes = 0;
-      };
-      for (const rec of records) {
-        const b = rec instanceof Attached ? encodeRecord(rec.rec, this.key, rec.attachment) : encodeRecord(rec, this.key);
-        bufs.push(b);
-        bytes += b.length;
-        if (bytes >= READ_BYTES) await write();
-      }
-      await write();
-      await out.sync();
-      written = true;
-    } finally {
-      await out.close();
-      // A copy cut short (full disk) must not keep the space it took: the old journal stays in use.
-      if (!written) await fs.rm(tmp, { force: true });
+    const key = this.key;
+    function* frames(): Generator<Buffer> {
+      for (const rec of records) yield rec instanceof Attached ? encodeRecord(rec.rec, key, rec.attachment) : encodeRecord(rec, key);
     }
-    await fs.rename(tmp, this.file);
-    await fsyncDir(path.dirname(this.file));
+    const size = await this.replaceWith('compact', frames());
     await this.fh?.close();
     this.fh = await fs.open(this.file, 'a', 0o600);
     this.bytes = size;
