@@ -15,10 +15,24 @@ export function printboxClient(base: string, ca: string, token: string, maxSocke
   return new Api(base, ca, token, maxSockets);
 }
 
-/** POST /v1/jobs; resolves on the 201 (the job is durable), throws on anything else. */
+/** Times a full queue pushed a submit back (503 queue_full) since the start of the process. */
+export const pushedBack = { count: 0 };
+
+/**
+ * POST /v1/jobs; resolves on the 201 (the job is durable), throws on anything else. A 503 queue_full (back-pressure:
+ * the printers' lines are full) is sent again after its Retry-After, as a well-behaved client does.
+ */
 export async function submitPrintbox(api: Api, printer: string, doc: Buffer | AsyncIterable<Buffer>): Promise<void> {
-  const r = await api.postJob({ printer }, doc);
-  if (r.status !== 201) throw new Error(`POST /v1/jobs answered ${r.status}: ${r.text.slice(0, 300)}`);
+  for (let attempt = 0; ; attempt++) {
+    const r = await api.postJob({ printer }, doc);
+    if (r.status === 201) return;
+    if (r.status === 503 && r.json?.error?.code === 'queue_full' && Buffer.isBuffer(doc) && attempt < 1000) {
+      pushedBack.count++;
+      await new Promise((res) => setTimeout(res, Number(r.headers['retry-after'] ?? 1) * 1000));
+      continue;
+    }
+    throw new Error(`POST /v1/jobs answered ${r.status}: ${r.text.slice(0, 300)}`);
+  }
 }
 
 /**

@@ -7,7 +7,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { freePort, waitForPort, stopProcess as stopPeer } from '../test/peers/ports.js';
 import { startCupsd } from '../test/peers/cupsd.js';
-import { SERVER_NODE_FLAGS } from '../test/helpers/node-flags.js';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from '../test/helpers/node-flags.js';
 
 /** Stops a peer process (SIGKILL after 10000 ms). */
 export const stopProcess = (p: ChildProcess | undefined, timeoutMs = 10000) => stopPeer(p, timeoutMs);
@@ -172,7 +172,7 @@ export async function startPrintbox(dataDir: string, config: Record<string, unkn
   const proc = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...nodeArgs, path.join(SERVER_ROOT, 'bin/printbox.mjs'), 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
     cwd: SERVER_ROOT,
     stdio: ['ignore', log.fd, log.fd],
-    env: { ...process.env, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_MDNS: '0', PRINTBOX_CONFIG: configFile, PRINTBOX_INSTALLED: '', PRINTBOX_REQUIRE_BUNDLE: '1' },
+    env: { ...process.env, ...SERVER_ENV, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_MDNS: '0', PRINTBOX_CONFIG: configFile, PRINTBOX_INSTALLED: '', PRINTBOX_REQUIRE_BUNDLE: '1' },
   });
   await log.close();
   const until = Date.now() + timeoutMs;

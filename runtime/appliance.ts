@@ -128,6 +128,7 @@ export class Appliance {
       printers: this.printers,
       batches: this.batches,
       enqueue: (job) => this.queue.enqueue(job),
+      backlog: () => this.queue.backlog(),
       counted: (job) => {
         this.metrics.jobsAccepted++;
         this.metrics.bytesIn += job.size;

@@ -8,7 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
-import { Journal } from '../runtime/spool/journal.js';
+import { Journal, JOURNAL_MAGIC } from '../runtime/spool/journal.js';
+import { sealRecord } from '../runtime/spool/seal.js';
 import { LocalSpool } from '../runtime/spool/local-spool.js';
 import { until } from './helpers/appliance.js';
 
@@ -45,21 +46,28 @@ async function threeRecords(): Promise<{ dir: string; file: string }> {
   return { dir, file };
 }
 
-test('a torn last line is cut off at load, so lines appended after it never make the journal unloadable', async () => {
+test('a torn last record is cut off at load, so records appended after it never make the journal unloadable', async () => {
   const { dir, file } = await threeRecords();
-  // A crash in the middle of a write: half a line, no newline.
-  const whole = await fs.readFile(file, 'utf8');
-  await fs.appendFile(file, whole.split('\n')[0].slice(0, 40));
+  const whole = await fs.readFile(file);
+  assert.ok(whole.subarray(0, JOURNAL_MAGIC.length).equals(JOURNAL_MAGIC), 'a new journal is in the binary format');
+  // A crash in the middle of a write: the first 40 bytes of a record, no more.
+  await fs.appendFile(file, whole.subarray(JOURNAL_MAGIC.length, JOURNAL_MAGIC.length + 40));
   const j2 = new Journal(file, key);
   const seen: any[] = [];
   assert.equal(await j2.load((r) => seen.push(r)), 3);
-  assert.equal((await fs.stat(file)).size, Buffer.byteLength(whole), 'the torn tail was removed');
+  assert.equal((await fs.stat(file)).size, whole.length, 'the torn tail was removed');
   await j2.open();
   await j2.append({ id: 'job-3' });
   await j2.close();
   assert.deepEqual((await loadAll(file)).map((r) => r.id), ['job-0', 'job-1', 'job-2', 'job-3']);
-  // A last line that lost only its newline is whole: kept, and the newline is restored before any append.
-  await fs.truncate(file, (await fs.stat(file)).size - 1);
+  // The file grew but its data never came (zeros), or the last record is whole in length but garbled: cut too.
+  const size = (await fs.stat(file)).size;
+  await fs.appendFile(file, Buffer.alloc(300));
+  assert.equal(await new Journal(file, key).load(() => {}), 4);
+  assert.equal((await fs.stat(file)).size, size);
+  const garbled = Buffer.from(whole.subarray(JOURNAL_MAGIC.length, JOURNAL_MAGIC.length + 8 + whole.readUInt32LE(JOURNAL_MAGIC.length)));
+  garbled[garbled.length - 1] ^= 1;
+  await fs.appendFile(file, garbled);
   const j3 = new Journal(file, key);
   assert.equal(await j3.load(() => {}), 4);
   await j3.open();
@@ -71,11 +79,56 @@ test('a torn last line is cut off at load, so lines appended after it never make
 
 test('damage in the middle of the journal is reported, not skipped', async () => {
   const { dir, file } = await threeRecords();
-  const lines = (await fs.readFile(file, 'utf8')).split('\n');
-  const other = lines[1][20] === 'A' ? 'B' : 'A'; // always a different character (base64)
-  lines[1] = lines[1].slice(0, 20) + other + lines[1].slice(21);
-  await fs.writeFile(file, lines.join('\n'));
+  const whole = await fs.readFile(file);
+  const second = JOURNAL_MAGIC.length + 8 + whole.readUInt32LE(JOURNAL_MAGIC.length);
+  const flipped = Buffer.from(whole);
+  flipped[second + 8 + 30] ^= 1; // inside the second record's box
+  await fs.writeFile(file, flipped);
+  await assert.rejects(loadAll(file), /damaged at record 2 .*authentication/);
+  const badLength = Buffer.from(whole);
+  badLength[second] ^= 1; // its length no longer matches the complement
+  await fs.writeFile(file, badLength);
+  await assert.rejects(loadAll(file), /damaged at record 2 .*bad record length/);
+  assert.ok((await fs.readFile(file)).equals(badLength), 'a damaged journal is left as it was');
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('a journal of the first format (base64 lines) loads, is rewritten in the binary format, and keeps its small documents', async () => {
+  const dir = await tmp();
+  // Written by the spool before the binary format: an accept line with the sealed document in `doc`, a later
+  // line of the same job without it, another job, and a torn last line.
+  const first = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
+  await first.open();
+  const doc = Buffer.from('a small document of the first format '.repeat(20));
+  const sealed = (await first.receive(Readable.from([doc]), 1 << 30)).sealed!;
+  await first.close();
+  const id = '00000000-0000-4000-8000-000000000001';
+  const job = { id, seq: 1, printerId: 'p', title: 't', user: 'u', contentType: 'raw', options: { copies: 1 }, owner: 't', size: doc.length, digest: '', metaDigest: '', state: 'queued', warnings: [], attempts: 0, createdAt: '', updatedAt: '', hasDocument: true, inline: true };
+  const line = (rec: object) => sealRecord(Buffer.from(JSON.stringify(rec)), key).toString('base64') + '\n';
+  const file = path.join(dir, 'spool', 'journal.log');
+  const held = { ...job, state: 'held', reason: 'before the upgrade' };
+  const other = { ...job, id: '00000000-0000-4000-8000-000000000002', seq: 2, inline: false, hasDocument: false, state: 'sent' };
+  await fs.writeFile(file, line({ ...job, doc: sealed.toString('base64') }) + line(held) + line(other) + line(other).slice(0, 30));
+  const spool = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
+  await spool.open();
+  assert.equal(spool.get(id)?.state, 'held');
+  assert.equal(spool.get(other.id)?.state, 'sent');
+  assert.ok(Buffer.concat(await spool.readDocument(id)).equals(doc), 'the document of the first format reads back');
+  assert.ok((await fs.readFile(file)).subarray(0, JOURNAL_MAGIC.length).equals(JOURNAL_MAGIC), 'rewritten in the binary format');
+  await spool.update(id, { state: 'queued', reason: undefined });
+  await spool.close();
+  const again = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
+  await again.open();
+  assert.equal(again.get(id)?.state, 'queued');
+  assert.ok(Buffer.concat(await again.readDocument(id)).equals(doc), 'and after the next start');
+  await again.close();
+  // Damage in the middle of an old journal is reported as before, and the file is left as it was.
+  const bad = line(job).replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+  const damaged = line(held) + bad + line(other);
+  await fs.writeFile(file, damaged);
   await assert.rejects(loadAll(file), /damaged at line 2/);
+  assert.equal(await fs.readFile(file, 'utf8'), damaged, 'left as it was');
+  assert.deepEqual((await fs.readdir(path.dirname(file))).filter((f) => f.includes('migrate')), [], 'no half-made copy left');
   await fs.rm(dir, { recursive: true, force: true });
 });
 
@@ -156,7 +209,7 @@ test('a cancelled small document is purged from the journal soon after the cance
   }
   const withDoc = async () => {
     const has = new Set<string>();
-    await new Journal(spool.journal.file, key).load((r) => r.doc && has.add(r.id));
+    await new Journal(spool.journal.file, key).load((r, doc) => doc && has.add(r.id));
     return has;
   };
   assert.deepEqual([...(await withDoc())].sort(), ids);
@@ -180,7 +233,7 @@ test('a compaction that meets a full disk leaves no partial copy behind, and the
     }
     const withDoc = async () => {
       const has = new Set<string>();
-      await new Journal(spool.journal.file, key).load((r) => r.doc && has.add(r.id));
+      await new Journal(spool.journal.file, key).load((r, doc) => doc && has.add(r.id));
       return has;
     };
     await spool.update(ids[0], { state: 'cancelled' }); // on disk; its purge is due in 300 ms

@@ -151,7 +151,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     tags: ['jobs'],
     summary: 'Submit a print job (multipart/form-data: a "file" part plus fields or a "metadata" JSON part)',
     consumes: ['multipart/form-data'],
-    response: { 201: { type: 'object', additionalProperties: true }, 200: { type: 'object', additionalProperties: true }, '4xx': errorSchema, 507: errorSchema },
+    response: { 201: { type: 'object', additionalProperties: true }, 200: { type: 'object', additionalProperties: true }, '4xx': errorSchema, 503: errorSchema, 507: errorSchema },
   };
   const submitJob = async (req: FastifyRequest, reply: FastifyReply) => {
     await app.intake.checkDiskSpace();

@@ -10,6 +10,9 @@ import type { Received, Spool } from '../spool/contract.js';
 import { sniff, validateJob, type JobField, type JobFields, type PrinterDirectory, type ValidJob } from './options.js';
 import { fieldFor, knownFieldNames, pathAwarePrinters, type FieldAliases } from './vasion.js';
 
+/** Seconds a sender pushed back by a full queue is asked to wait (a RAW printer prints ~100–600 small jobs a second). */
+const RETRY_AFTER_S = 2;
+
 /** What the batches must say about a job that arrives (the queue room implements it). */
 export interface BatchAdmission {
   /** The batch a job is listed in, if any (a repeat of a listed job carries its batch). */
@@ -29,7 +32,9 @@ export interface IntakeDeps {
   /** Counts an accepted job (metrics). */
   counted?(job: JobRecord): void;
   log: Logger;
-  limits: { dataDir: string; maxDocumentBytes: number; minFreeBytes: number };
+  limits: { dataDir: string; maxDocumentBytes: number; minFreeBytes: number; maxQueuedJobs?: number };
+  /** Jobs waiting in the printers' lines now (back-pressure: see maxQueuedJobs). */
+  backlog?(): number;
   /** The site's own field names (config `fieldAliases`), on top of the built-in dialects. */
   fieldAliases?: FieldAliases;
   /** Why intake is closed right now (cluster mode: this node is cut off from the quorum), or undefined. */
@@ -70,11 +75,20 @@ export class JobIntake {
     return knownFieldNames(this.deps.fieldAliases);
   }
 
-  /** 507 before the disk fills: intake stops below the floor and resumes by itself once space is back. */
+  /**
+   * 507 before the disk fills: intake stops below the floor and resumes by itself once space is back. 503 while
+   * the printers' lines hold maxQueuedJobs: a burst faster than the printers is pushed back to its senders (they
+   * keep the job and send it again after Retry-After) instead of growing the appliance's memory without bound.
+   */
   async checkDiskSpace(): Promise<void> {
     // Every protocol's pre-flight: a node without its cluster's quorum could not make a job durable either.
     const closed = this.deps.refuse?.();
     if (closed) throw new ApiError(503, 'cluster_unavailable', closed);
+    const max = this.deps.limits.maxQueuedJobs ?? 0;
+    const waiting = max > 0 ? (this.deps.backlog?.() ?? 0) : 0;
+    if (max > 0 && waiting >= max) {
+      throw new ApiError(503, 'queue_full', `${waiting} jobs are waiting for their printers, the appliance's limit (maxQueuedJobs); this job was not accepted: send it again after Retry-After seconds`, { retryAfterSeconds: RETRY_AFTER_S });
+    }
     const now = Date.now();
     const { dataDir, minFreeBytes } = this.deps.limits;
     if (now - this.diskCheck.at > 1000) {

@@ -85,7 +85,7 @@ function fromApiError(err: ApiError): IppError {
   const status =
     err.status === 404 ? STATUS.notFound
     : err.status === 413 ? STATUS.tooLarge
-    : err.status === 507 ? STATUS.busy
+    : err.status === 507 || err.status === 503 ? STATUS.busy
     : err.status === 409 ? STATUS.notPossible
     : err.status === 401 || err.status === 403 ? STATUS.notAuthorized
     : err.status === 400 ? STATUS.attributesNotSupported

@@ -173,6 +173,13 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     this.spool = deps.spool;
   }
 
+  /** Jobs waiting in the printers' lines (queued, and held at a head), over every printer: intake's back-pressure. */
+  backlog(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.ids.length;
+    return n;
+  }
+
   /**
    * Re-queues every unfinished job in its original order (called once at start). In a cluster (`keepSending`) a
    * job another node is sending stays as it is: takeOver() re-queues a printer's jobs when its lease comes here.

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createHmac, randomUUID } from 'node:crypto';
 import { finished, Readable } from 'node:stream';
-import { Journal } from './journal.js';
+import { Attached, Journal } from './journal.js';
 import { HistoryStore } from './history.js';
 import { CHUNK_BYTES, HEADER_BYTES, Opener, openSealed, Sealer } from './seal.js';
 import { fsyncDir, writeFully } from '../system/fsutil.js';
@@ -105,7 +105,7 @@ export class LocalSpool implements Spool {
     await fs.mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
     await this.history.load();
     let floor = 0;
-    await this.journal.load((rec: (JobRecord & { doc?: string }) | { deleted: string } | { nextSeq: number }) => {
+    await this.journal.load((rec: (JobRecord & { doc?: string }) | { deleted: string } | { nextSeq: number }, attachment?: Buffer) => {
       if ('nextSeq' in rec) {
         floor = Math.max(floor, rec.nextSeq);
         return;
@@ -115,8 +115,10 @@ export class LocalSpool implements Spool {
         this.inline.delete(rec.deleted);
         return;
       }
-      // The accept line carries an inline document; later lines of the same job do not, and keep it.
-      if (rec.doc !== undefined) this.inline.set(rec.id, Buffer.from(rec.doc, 'base64'));
+      // The accept record carries an inline document (journals of the first format: base64 in `doc`); later
+      // records of the same job do not, and keep it.
+      if (attachment) this.inline.set(rec.id, exactCopy(attachment));
+      else if (rec.doc !== undefined) this.inline.set(rec.id, exactCopy(Buffer.from(rec.doc, 'base64')));
       delete rec.doc;
       this.jobs.set(rec.id, rec);
     });
@@ -245,7 +247,7 @@ export class LocalSpool implements Spool {
       if (!fh) {
         let sealedBytes = 0;
         for (const b of out) sealedBytes += b.length;
-        if (sealedBytes <= INLINE_MAX) return { sealed: Buffer.concat(out, sealedBytes), size, digest: hmac.digest('hex'), head };
+        if (sealedBytes <= INLINE_MAX) return { sealed: exactConcat(out, sealedBytes), size, digest: hmac.digest('hex'), head };
       }
       await flush();
       await (writing as Promise<void> | null);
@@ -309,7 +311,7 @@ export class LocalSpool implements Spool {
     }
     this.jobs.set(job.id, job);
     try {
-      if (inline) await this.journal.append({ ...job, doc: inline.toString('base64') }, { durable: true });
+      if (inline) await this.journal.append(job, { durable: true, attachment: inline });
       else await this.journal.append(job, { durable: true, dirs: [this.docsDir] });
     } catch (err) {
       this.jobs.delete(job.id);
@@ -551,13 +553,29 @@ export class LocalSpool implements Spool {
     yield { nextSeq: this.nextSeq };
     for (const j of this.jobs.values()) {
       const sealed = this.inline.get(j.id);
-      yield sealed ? { ...j, doc: sealed.toString('base64') } : j;
+      yield sealed ? new Attached(j, sealed) : j;
     }
   }
 
   stats() {
     return { jobs: this.jobs.size + this.history.size, journalBytes: this.journal.bytes, historyJobs: this.history.size, historyBytes: this.history.bytes };
   }
+}
+
+/**
+ * A small document kept in memory until its job prints gets memory of its own: Buffer.concat and Buffer.from give
+ * slices of a shared 8 KiB pool below 4 KiB, and one long-lived 2 KiB slice keeps the whole slab (and whatever
+ * short-lived bytes share it) alive.
+ */
+function exactConcat(parts: Buffer[], bytes: number): Buffer {
+  const b = Buffer.allocUnsafeSlow(bytes);
+  let at = 0;
+  for (const p of parts) at += p.copy(b, at);
+  return b;
+}
+
+function exactCopy(src: Buffer): Buffer {
+  return exactConcat([src], src.length);
 }
 
 /**

@@ -254,13 +254,21 @@ function randomNonce(): Buffer {
   return noncePool.subarray(nonceAt, (nonceAt += 24));
 }
 
+/** Bytes a sealed record adds to its plaintext: the nonce and the MAC. */
+export const RECORD_OVERHEAD = 24 + MAC_BYTES;
+
 /** Seals one small record (journal lines): random 24-byte nonce + box. */
 export function sealRecord(plain: Buffer, key: Uint8Array, box: SecretBox = defaultBox): Buffer {
-  const nonce = randomNonce();
-  const out = Buffer.allocUnsafe(nonce.length + plain.length + MAC_BYTES);
-  nonce.copy(out, 0);
-  box.sealInto(out.subarray(nonce.length), plain, nonce, key);
+  const out = Buffer.allocUnsafe(RECORD_OVERHEAD + plain.length);
+  sealRecordInto(out, plain, key, box);
   return out;
+}
+
+/** sealRecord into memory the caller owns (`out` holds at least RECORD_OVERHEAD + plain.length bytes). */
+export function sealRecordInto(out: Buffer, plain: Buffer, key: Uint8Array, box: SecretBox = defaultBox): void {
+  const nonce = randomNonce();
+  nonce.copy(out, 0);
+  box.sealInto(out.subarray(nonce.length, RECORD_OVERHEAD + plain.length), plain, nonce, key);
 }
 
 export function openRecord(sealed: Buffer, key: Uint8Array, box: SecretBox = defaultBox): Buffer {

@@ -9,6 +9,7 @@ export interface Config {
   port: number;
   maxDocumentBytes: number;
   minFreeBytes: number; // intake stops (507) below this much free space on the data dir's filesystem
+  maxQueuedJobs: number; // intake answers 503 queue_full (Retry-After) while this many jobs wait in the printers' lines; 0 = no limit
   historyLimit: number; // finished jobs kept in history (on disk), newest first
   historyMaxAgeMs: number; // finished jobs older than this are dropped from history (0: count only)
   name: string;
@@ -56,6 +57,8 @@ export const DEFAULTS: Omit<Config, 'dataDir' | 'name' | 'configDir'> = {
   port: 31990, // Vasion's on-prem API Print Service port: existing integrations switch by changing the host only
   maxDocumentBytes: 1024 * 1024 * 1024,
   minFreeBytes: 256 * 1024 * 1024,
+  // Each waiting job holds its record in memory (~1–2 KiB): 10,000 keep a backlog within ~20 MiB on a small box.
+  maxQueuedJobs: 10000,
   // History lives on disk (spool/history.ts), ~650 bytes per job: 100,000 jobs take ~65 MB of disk and ~5 MiB of memory.
   historyLimit: 100000,
   historyMaxAgeMs: 30 * 86400000,
@@ -97,6 +100,7 @@ export function loadConfig(overrides: Partial<Config> = {}): Config {
     port: num(process.env.PRINTBOX_PORT),
     maxDocumentBytes: num(process.env.PRINTBOX_MAX_DOCUMENT_BYTES),
     minFreeBytes: num(process.env.PRINTBOX_MIN_FREE_BYTES),
+    maxQueuedJobs: num(process.env.PRINTBOX_MAX_QUEUED_JOBS),
     lpdPort: num(process.env.PRINTBOX_LPD_PORT),
     ippPort: num(process.env.PRINTBOX_IPP_PORT),
     logLevel: process.env.PRINTBOX_LOG_LEVEL,

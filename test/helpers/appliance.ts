@@ -10,7 +10,7 @@ import { Api } from './api.js';
 import { freePort, until } from '../peers/ports.js';
 
 export { until };
-import { SERVER_NODE_FLAGS } from './node-flags.js';
+import { SERVER_ENV, SERVER_NODE_FLAGS } from './node-flags.js';
 
 export async function tempDir(prefix = 'pbx-test-'): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));
@@ -66,7 +66,7 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 /** `printbox serve` as its own process (what kill -9 tests need). Resolves once HTTPS answers. */
 export async function spawnAppliance(dataDir: string, port: number, env: Record<string, string> = {}): Promise<ChildAppliance> {
   const proc = spawn(process.execPath, [...SERVER_NODE_FLAGS, path.join(ROOT, 'bin/printbox.mjs'), 'serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1'], {
-    env: { ...process.env, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_LOG_LEVEL: 'info', PRINTBOX_MDNS: '0', ...env },
+    env: { ...process.env, ...SERVER_ENV, PRINTBOX_MIN_FREE_BYTES: '0', PRINTBOX_LOG_LEVEL: 'info', PRINTBOX_MDNS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
