@@ -15,7 +15,7 @@ export interface QueueDeps {
   printer(id: string): PrinterRecord | undefined;
   setStopped(id: string, reason: string | null): Promise<void>;
   /** ipps printers not pinned yet (off when added): pin the certificate now, before the first byte; the record to use. */
-  pinPrinter?(printer: PrinterRecord): Promise<PrinterRecord>;
+  pinPrinter?(printer: PrinterRecord): PrinterRecord | Promise<PrinterRecord>;
   /** Batches: must this printer keep printing only this batch? */
   holdsPrinter?(batchID: string, printerId: string): boolean;
   batchJobDone?(batchID: string): Promise<void>;
@@ -348,9 +348,14 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
     await Promise.all([...this.queues.values()].map((q) => q.settling?.catch(() => {})));
   }
 
-  /** One attempt at the head job of a printer, and what its outcome means for the queue. */
+  /**
+   * One attempt at the head job of a printer, and what its outcome means for the queue. A small job whose
+   * document is in memory, needs no conversion and waits for no earlier outcome reaches driver.send() without
+   * an await: its connection is opened before the code that woke the queue (the accept's 201) goes on.
+   */
   async deliver(q: PrinterQueue, head: JobRecord, printer: PrinterRecord): Promise<void> {
-    if (this.deps.pinPrinter) printer = await this.deps.pinPrinter(printer);
+    const pinned = this.deps.pinPrinter?.(printer);
+    if (pinned) printer = pinned instanceof Promise ? await pinned : pinned;
     const driver = this.deps.drivers.forUri(new URL(printer.uri));
     if (head.batchID) q.lock = head.batchID;
     const abort = new AbortController();
@@ -370,7 +375,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         // Small documents are authenticated whole before any byte leaves, so a damaged file sends nothing;
         // the verified plaintext (at most preverifyBytes) is what gets sent, so it is decrypted once.
         try {
-          verified = await this.spool.readDocument(head.id);
+          verified = this.spool.readDocumentNow?.(head.id) ?? (await this.spool.readDocument(head.id));
         } catch (err) {
           sealError = err as Error;
         }
@@ -380,7 +385,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
       let convertFailure: string | null = null;
       if (driver && !sealError && this.deps.convert) {
         const v = verified;
-        const r = await this.deps.convert.prepare(head, printer, () => v ?? this.spool.openDocument(head.id), abort.signal);
+        const r = this.deps.convert.plan(head, printer) === null ? null : await this.deps.convert.prepare(head, printer, () => v ?? this.spool.openDocument(head.id), abort.signal);
         if (r && 'fail' in r) convertFailure = r.fail;
         else prepared = r;
         if (prepared) warnings.push(prepared.note);

@@ -84,6 +84,8 @@ export interface Spool {
   openDocument(id: string): Readable;
   /** A small document read and authenticated whole, as plaintext chunks. */
   readDocument(id: string): Promise<Buffer[]>;
+  /** The same without I/O when the backend holds the document in memory (else undefined): delivery starts in the same turn. */
+  readDocumentNow?(id: string): Buffer[] | undefined;
 
   // ---- state
   update(id: string, patch: Partial<JobRecord>, opts?: UpdateOptions): Promise<JobRecord>;

@@ -390,6 +390,12 @@ export class LocalSpool implements Spool {
     return this.all().filter((j) => !isFinal(j.state));
   }
 
+  /** An inline document (in memory), authenticated whole; undefined for a document in a file. */
+  readDocumentNow(id: string): Buffer[] | undefined {
+    const sealed = this.inline.get(id);
+    return sealed ? openSealed(sealed, this.opts.key) : undefined;
+  }
+
   /** A small document, read and authenticated whole: its plaintext chunks (the queue's pre-verification). */
   async readDocument(id: string): Promise<Buffer[]> {
     const sealed = this.inline.get(id);

@@ -1,5 +1,6 @@
 // Durable file operations: fsync'd writes, atomic replace, directory fsync.
 import fs from 'node:fs/promises';
+import fsSync from 'node:fs';
 import path from 'node:path';
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -25,6 +26,16 @@ export async function writeFully(fh: fs.FileHandle, bufs: readonly Buffer[]): Pr
     while (i < list.length && n >= list[i].length) n -= list[i++].length;
     list = list.slice(i);
     if (n > 0) list[0] = list[0].subarray(n);
+  }
+}
+
+/** writeFully for one small buffer, on the calling thread (a page-cache copy; the fsync that follows stays async). */
+export function writeFullySync(fd: number, buf: Buffer): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = fsSync.writeSync(fd, buf, done, buf.length - done);
+    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    done += n;
   }
 }
 

@@ -190,9 +190,15 @@ export class Printers {
     return next;
   }
 
-  /** Trust on first use for an ipps printer that was off when added: its first reachable certificate is pinned. */
-  async pinIfNeeded(p: PrinterRecord): Promise<PrinterRecord> {
-    if (!wantsPin(p.uri)) return p;
+  /**
+   * Trust on first use for an ipps printer that was off when added: its first reachable certificate is pinned.
+   * Every other printer is answered at once, without a promise: delivery reaches the printer in the same turn.
+   */
+  pinIfNeeded(p: PrinterRecord): PrinterRecord | Promise<PrinterRecord> {
+    return wantsPin(p.uri) ? this.pin(p) : p;
+  }
+
+  private async pin(p: PrinterRecord): Promise<PrinterRecord> {
     const { uri, unpinned } = await pinOnFirstUse(p.uri);
     if (unpinned || !this.find(p.id)) return p;
     const next = { ...p, uri };
