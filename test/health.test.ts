@@ -8,7 +8,7 @@ import { SystemHealth, freeBytes, freeBytesSync } from '../runtime/system/health
 
 test('the first snapshot comes at once, marked stale, with what the os module knows; after the first refresh it is complete and fresh', async () => {
   const health = new SystemHealth({ dataDir: os.tmpdir(), version: '9.8.7', refreshMs: 60_000 });
-  const refreshing = health.refresh(); // the real systeminformation probes (CPU load alone measures for ~0.5 s)
+  const refreshing = health.refresh(); // the real probes (systeminformation's cpu() runs lscpu the first time)
   // snapshot() is synchronous and answers from the cache: while the refresh runs it keeps giving the old (here:
   // not yet taken) snapshot. How long it takes is measured in bench/health.ts, not asserted here.
   const during: ReturnType<typeof health.snapshot>[] = [];
@@ -18,10 +18,10 @@ test('the first snapshot comes at once, marked stale, with what the os module kn
     assert.ok(!(s instanceof Promise), 'snapshot() does not wait');
     if (health.refreshing) during.push(s);
     first = first.takenAt ? first : s;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setImmediate(r));
   }
   await refreshing;
-  assert.ok(during.length >= 3, `took several snapshots while the refresh ran (${during.length})`);
+  assert.ok(during.length >= 1, `took snapshots while the refresh ran (${during.length})`);
   assert.ok(during.every((s) => s.takenAt === null && s.stale), 'every snapshot taken mid-refresh is the cached one');
   assert.equal(first.stale, true);
   assert.equal(first.takenAt, null);
