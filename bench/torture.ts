@@ -174,8 +174,8 @@ async function crash(): Promise<void> {
       // Random kill points spread over the run, each with a random extra delay so kills land mid-upload and mid-print.
       const points = Array.from({ length: P.kills }, () => Math.floor(P.jobs * (0.03 + 0.94 * Math.random()))).sort((a, b) => a - b);
       for (const at of points) {
+        // A point the posting outran (it got faster, or two points lie close) is killed at once: mid-delivery then.
         await until(`${at} acknowledged jobs`, () => acked.size >= at || postingDone, 600_000, 5);
-        if (postingDone) return;
         await sleep(Math.random() * 150);
         let done!: () => void;
         restarting = new Promise((r) => (done = r));
