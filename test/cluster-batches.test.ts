@@ -114,7 +114,7 @@ test('the last job of a batch posted on one node while Batch Close arrives on an
   }
 });
 
-test('a batch whose missing job never comes: the timeout fires on one node only, and the batch callback is sent once', async () => {
+test('a batch whose missing job never comes: the timeout fires on one node only, the one driving its printer, and the batch callback is sent once', async () => {
   // Count, on every node, the log line the missing-job timer writes when it fires.
   const fired = [0, 0, 0];
   for (const [i, nd] of c.nodes.entries()) {
@@ -141,6 +141,7 @@ test('a batch whose missing job never comes: the timeout fires on one node only,
   assert.equal(callbacks.get('timeout-once')!.length, 1, 'one batch callback');
   assert.equal(callbacks.get('timeout-once')![0].status, 'fail');
   assert.deepEqual(fired.reduce((a, b) => a + b, 0), 1, `the timeout fired on one node (per node: ${fired.join(', ')})`);
+  assert.equal(fired[await driverOf('front')], 1, `it fired on the node that drives the batch's printer (per node: ${fired.join(', ')})`);
   assert.deepEqual(printed().slice(before), ['timeout-once/0', 'timeout-once/2']);
 });
 
