@@ -122,6 +122,8 @@ export class Batches {
       for (const id of b.jobIDs) if (this.spool.get(id)?.owner === b.owner) early.delete(id);
       if (!early.size) this.early.delete(b.batchID);
     }
+    // Its last member may have printed here before this record (its `released`) arrived: settle it now.
+    if (b.state === 'printing') this.settle(b.batchID).catch((err) => this.log.warn({ batchID: b.batchID, err: (err as Error).message }, 'batch settle after a remote change'));
     this.queue.wakeAll();
   }
 
@@ -477,6 +479,12 @@ export class Batches {
           return missing.length ? { ...cur!, skipped: [...cur!.skipped, ...missing] } : null;
         });
         await this.release(this.get(b.batchID));
+      } else if (b.state === 'printing' && this.peers) {
+        // Cluster: a release or settle that a node did not finish (it died, or its write met an election) is
+        // finished here: the next member that has arrived is released, and a batch whose members all ended is settled.
+        const next = b.jobIDs[b.released];
+        if (next !== undefined && (this.spool.get(next) || b.skipped.includes(next))) await this.release(b);
+        else await this.settle(b.batchID);
       } else if (b.retainUntil && !b.documentsDeleted && Date.parse(b.retainUntil) <= now) {
         for (const j of this.members(b)) await this.spool.dropDocument(j.id);
         await this.write(b.batchID, (cur) => (cur && !cur.documentsDeleted ? { ...cur, documentsDeleted: true } : null));
