@@ -343,6 +343,9 @@ export class Batches {
   private async release(from: BatchRecord): Promise<void> {
     const b = this.batches.get(from.batchID) ?? from;
     let released = b.released;
+    // Each member goes behind the one listed before it, wherever that one was released: in a cluster two nodes
+    // may release parts of one batch, and a node whose view lags hands out lower positions than the other.
+    let floor = this.positionBefore(b, released);
     while (released < b.jobIDs.length) {
       const id = b.jobIDs[released];
       if (b.skipped.includes(id)) {
@@ -351,16 +354,27 @@ export class Batches {
       }
       if (!this.spool.get(id)) break; // a gap: everything behind it waits
       // In a cluster another node may release the same job at the same moment: whichever writes first queues it.
-      const queued = await this.updateMember(id, (j) => j.state === 'waiting-for-batch', () => ({ state: 'queued', reason: undefined, queuePos: this.spool.allocSeq() }));
+      const queued = await this.updateMember(id, (j) => j.state === 'waiting-for-batch', () => ({ state: 'queued', reason: undefined, queuePos: Math.max(this.spool.allocSeq(), floor + 1e-6) }));
       if (queued) {
         this.queue.enqueue(queued);
         this.queue.emit('job', queued);
       }
+      const j = this.spool.get(id);
+      if (j) floor = Math.max(floor, j.queuePos ?? j.seq);
       released++;
     }
     if (released > b.released) await this.write(b.batchID, (cur) => (cur && cur.released < released ? { ...cur, released } : null));
     await this.settle(b.batchID);
     this.queue.wakeAll();
+  }
+
+  /** The queue position of the last member released before index `i` (0 when none). */
+  private positionBefore(b: BatchRecord, i: number): number {
+    for (let k = i - 1; k >= 0; k--) {
+      const j = this.spool.get(b.jobIDs[k]);
+      if (j) return j.queuePos ?? j.seq;
+    }
+    return 0;
   }
 
   /** True while a printer must keep printing this batch only: it has unfinished members there, or a gap may still fill. */
