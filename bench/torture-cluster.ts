@@ -1,11 +1,14 @@
 // Torture scenario "cluster": 3 nats-server + 3 `printbox serve` + HAProxy on loopback, 8 clients posting to 4
 // printers through HAProxy; mid-load a printbox is killed with -9, then a nats-server, then a whole node.
+// Batches run across the kills, spread over the nodes: some members posted before their Batch Open, the open on
+// one node, the members on all three, the close on another (each call moves to the next node when its node is down).
 //
 //   const r = await clusterKill({ jobs: 2000, canary, canaryDirs });   // prints one line starting "cluster:"
 //
 // Held: every acknowledged job prints (0 lost); each client's jobs print in its order on each printer; a job prints
 // twice only when it was in flight at a kill (its two prints follow each other). Takeover time: from a kill to the
-// first job printed afterwards on each printer the dead node drove.
+// first job printed afterwards on each printer the dead node drove. Each batch prints on each of its printers in its
+// listed order and in one run (bench/batch-runs.ts), and ends done.
 import fs from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { startSink, type Sink } from '../test/peers/tcp-sink.js';
@@ -15,12 +18,16 @@ import { Api, type ApiReply } from '../test/helpers/api.js';
 import { filesUnder } from '../test/helpers/appliance.js';
 import { spawnClusterNodes, type ProcessNode } from '../test/helpers/cluster.js';
 import { until } from '../test/peers/ports.js';
+import { checkBatchRun } from './batch-runs.js';
 
 export interface ClusterKillOptions {
   jobs: number;
   canary: string;
   clients?: number;
   printers?: number;
+  /** Batches (their jobs are part of `jobs`): default 4 of max(6, jobs / 50) jobs. */
+  batches?: number;
+  batchSize?: number;
 }
 
 export interface Takeover {
@@ -35,6 +42,9 @@ export interface ClusterKillResult {
   accepted: number;
   duplicates: number;
   takeovers: Takeover[];
+  /** Batches done, and in listed order and contiguous on every printer. */
+  batchesDone: number;
+  batchesInOrder: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -44,6 +54,9 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
   const t0 = Date.now();
   const clients = opts.clients ?? 8;
   const printers = opts.printers ?? 4;
+  const batchCount = opts.batches ?? 4;
+  const batchSize = opts.batchSize ?? Math.max(6, Math.round(opts.jobs / 50));
+  const regular = opts.jobs - batchCount * batchSize;
   const failures: string[] = [];
   const takeovers: Takeover[] = [];
   const logs: string[][] = [[], [], []]; // output of killed printbox processes (PRINTBOX_CLUSTER_LOGS=dir keeps them on failure)
@@ -79,7 +92,20 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
 
     const label = (c: number, i: number) => `c${c}-${String(i).padStart(5, '0')}`;
     const printerOf = (c: number, i: number) => (c + i) % printers;
-    const perClient = Math.ceil(opts.jobs / clients);
+    const perClient = Math.ceil(regular / clients);
+    // Odd batches are split over two printers: each part must be contiguous on its printer.
+    const batchID = (b: number) => `cluster-batch-${b}`;
+    const batchLabel = (b: number, i: number) => `b${b}-${String(i).padStart(5, '0')}`;
+    const batchPrinters = (b: number) => (b % 2 ? [b % printers, (b + 1) % printers] : [b % printers]);
+    const batchPrinterOf = (b: number, i: number) => batchPrinters(b)[i % batchPrinters(b).length];
+    const labelPrinter = (l: string): number => {
+      const m = /^([cb])(\d+)-(\d+)$/.exec(l)!;
+      return m[1] === 'c' ? printerOf(+m[2], +m[3]) : batchPrinterOf(+m[2], +m[3]);
+    };
+    /** Per batch: when it was opened, closed and seen done; the kills, when they happened. */
+    const batchTimes: { opened?: number; closed?: number; done?: number }[] = Array.from({ length: batchCount }, () => ({}));
+    const kills: { name: string; at: number }[] = [];
+    const bs = { opened: 0, reopened: 0, closed: 0, closeAgain: 0, early: 0, printedBeforeClose: 0, done: 0, inOrder: 0, interleaved: 0, nodes: [0, 0, 0] };
     const acked = new Set<string>();
     const ids = new Map<string, string>(); // label → jobID (the logs name jobs by id)
     const accepted = (r: ApiReply) => r.status === 201 || r.status === 200;
@@ -109,11 +135,79 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
     }
     let posted = 0;
     const client = async (c: number) => {
-      for (let i = 0; i < perClient && c * perClient + i < opts.jobs; i++) {
+      for (let i = 0; i < perClient && c * perClient + i < regular; i++) {
         await post(c, i);
         posted++;
       }
     };
+
+    /**
+     * One call to node `start` (then the next, and so on while nodes are down or answer 5xx) until `ok` accepts an
+     * answer; any other 4xx is a finding. Returns the answer and the node that gave it.
+     */
+    async function onNode(what: string, start: number, send: (a: Api) => Promise<ApiReply>, ok: (r: ApiReply) => boolean): Promise<{ r: ApiReply; node: number }> {
+      let last = '';
+      for (let attempt = 0; attempt < 600; attempt++) {
+        const i = (start + attempt) % 3;
+        if (alive.has(i)) {
+          try {
+            const r = await send(nodeApi[i]);
+            if (ok(r)) return { r, node: i };
+            last = `node${i + 1}: ${r.status} ${r.text.slice(0, 160)}`;
+            // job_in_progress: the same upload, cut off by a kill, still being read on that node.
+            if (r.status < 500 && r.json?.error?.code !== 'job_in_progress') throw Object.assign(new Error(`${what}: ${last}`), { fatal: true });
+          } catch (err) {
+            if ((err as { fatal?: boolean }).fatal) throw err;
+            last = `node${i + 1}: ${(err as { code?: string }).code ?? (err as Error).message}`;
+          }
+        }
+        await sleep(50);
+      }
+      throw new Error(`${what} never answered (last: ${last})`);
+    }
+    const batchJobIDs = Array.from({ length: batchCount }, () => Array.from({ length: batchSize }, () => randomUUID()));
+    /** Batch b: a few members posted before its Batch Open, the open on one node, the rest on all three, the close on another. */
+    async function batch(b: number): Promise<void> {
+      while (posted < regular * (0.1 + (0.6 * b) / Math.max(1, batchCount - 1))) await sleep(20);
+      const members = batchJobIDs[b];
+      const member = async (i: number) => {
+        ids.set(batchLabel(b, i), members[i]);
+        const doc = Buffer.from(`${batchLabel(b, i)}|${opts.canary}|`.padEnd(DOC_SIZE, '.'));
+        const { r } = await onNode(`batch ${b} job ${i}`, i % 3, (a) => a.postJob({ printer: `p${batchPrinterOf(b, i)}`, jobID: members[i], title: batchLabel(b, i), batchID: batchID(b) }, doc), accepted);
+        if (r.json?.state !== 'waiting-for-batch') failures.push(`cluster: batch ${b} job ${i} answered state ${r.json?.state} before close`);
+        acked.add(batchLabel(b, i));
+      };
+      const early = [0, 1, 2].filter((i) => i < members.length);
+      for (const i of early) await member(i);
+      bs.early += early.length;
+      const body = { batchID: batchID(b), jobIDs: members, requireAllJobs: true, name: `cluster batch ${b}` };
+      batchTimes[b].opened = Date.now();
+      const opened = await onNode(`batch ${b} open`, b + 1, (a) => a.json('POST', '/v1/batches', body), accepted);
+      bs.opened++;
+      bs.nodes[opened.node]++;
+      if (opened.r.status === 200) bs.reopened++;
+      const order = members.map((_, i) => i).filter((i) => !early.includes(i)).sort(() => Math.random() - 0.5);
+      let next = 0;
+      await Promise.all(Array.from({ length: 3 }, async () => {
+        while (next < order.length) await member(order[next++]);
+      }));
+      const before = sinks.flatMap((s) => s.jobs.filter((j) => j.data!.toString().startsWith(`b${b}-`))).length;
+      bs.printedBeforeClose += before;
+      if (before) failures.push(`cluster: batch ${b}: ${before} jobs printed before Batch Close`);
+      // A close that was committed before its node died answers 409 batch_not_open when sent again.
+      const closed = await onNode(`batch ${b} close`, b + 2, (a) => a.request('POST', `/v1/batches/${batchID(b)}/close`), (r) => r.status === 200 || (r.status === 409 && r.json?.error?.code === 'batch_not_open'));
+      if (closed.r.status === 409) bs.closeAgain++;
+      bs.closed++;
+      batchTimes[b].closed = Date.now();
+      // How long from its close until it is done (a kill during that time: the batch resumed on another node).
+      await until(`batch ${b} done`, async () => {
+        for (const i of alive) {
+          const st = (await nodeApi[i].json('GET', `/v1/batches/${batchID(b)}`).catch(() => null))?.json?.state;
+          if (st) return st === 'done';
+        }
+        return false;
+      }, 180000, 100).then(() => (batchTimes[b].done = Date.now()), () => {});
+    }
 
     /** Kills, waits for every printer the victim drove to print again, and records how long that took. */
     async function event(name: string, kill: (victim: number) => Promise<void>, after: (victim: number) => Promise<void>): Promise<void> {
@@ -123,6 +217,7 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
       const victim = [...counts.entries()].sort((a, b) => b[1] - a[1])[0][0];
       const driven = [...before.entries()].filter(([, d]) => d === victim).map(([p]) => Number(p.slice(1)));
       const killedAt = Date.now();
+      kills.push({ name, at: killedAt });
       await kill(victim);
       // Taken over: a surviving node holds the printer's lease (GET /v1/cluster names it). A print seen at the sink
       // proves nothing: the job the victim was sending can still arrive after the kill.
@@ -144,7 +239,7 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
 
     const killer = async () => {
       const waitFor = async (share: number) => {
-        while (posted < opts.jobs * share) await sleep(20);
+        while (posted < regular * share) await sleep(20);
       };
       await waitFor(0.2);
       await event('printbox kill -9', async (v) => {
@@ -172,7 +267,8 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
       }, async () => {});
     };
 
-    await Promise.all([...Array.from({ length: clients }, (_, c) => client(c)), killer()]);
+    const batches = Array.from({ length: batchCount }, (_, b) => batch(b).catch((err) => void failures.push(`cluster: batch ${b}: ${(err as Error).message}`)));
+    await Promise.all([...Array.from({ length: clients }, (_, c) => client(c)), killer(), ...batches]);
 
     // Every acknowledged job must reach its printer.
     const printed = () => sinks.reduce((n, s) => n + new Set(s.jobs.map((j) => j.data!.toString().split('|')[0])).size, 0);
@@ -194,7 +290,32 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
         const sorted = [...mine].sort();
         if (mine.join() !== sorted.join()) failures.push(`cluster: p${p} printed client ${c}'s jobs out of order`);
       }
-      for (const l of acked) if (printerOf(Number(l.slice(1, l.indexOf('-'))), Number(l.slice(l.indexOf('-') + 1))) === p && !seen.has(l)) lost++;
+      for (const l of acked) if (labelPrinter(l) === p && !seen.has(l)) lost++;
+    }
+    // Every batch ends done, and prints on each of its printers in its listed order and in one run.
+    const printedOn = sinks.map((s) => s.jobs.map((j) => j.data!.toString().split('|')[0]));
+    const around = (p: number, k: number) => printedOn[p].slice(Math.max(0, k - 4), k + 5).map((l, x) => (x === Math.min(k, 4) ? `[${l}]` : l)).join(' ');
+    const states: { batchID: string; state: string }[] = await until<{ batchID: string; state: string }[] | null>('every batch done', async () => {
+      for (const i of alive) {
+        const list = (await nodeApi[i].json('GET', '/v1/batches').catch(() => null))?.json?.batches as { batchID: string; state: string }[] | undefined;
+        if (list) return list.length >= batchCount && list.every((x) => x.state === 'done') ? list : null;
+      }
+      return null;
+    }, 60000, 200).then((x) => x!, async () => {
+      for (const i of alive) {
+        const list = (await nodeApi[i].json('GET', '/v1/batches').catch(() => null))?.json?.batches;
+        if (list) return list as { batchID: string; state: string }[];
+      }
+      return [];
+    });
+    bs.done = states.filter((x) => x.state === 'done').length;
+    for (const x of states) if (x.state !== 'done') failures.push(`cluster: ${x.batchID} is ${x.state} after the drain`);
+    for (let b = 0; b < batchCount; b++) {
+      const parts = batchPrinters(b).map((p) => ({ printer: p, expected: Array.from({ length: batchSize }, (_, i) => i).filter((i) => batchPrinterOf(b, i) === p).map((i) => batchLabel(b, i)) }));
+      const r = checkBatchRun({ name: `cluster: batch ${b}`, mine: (l) => l.startsWith(`b${b}-`), parts }, printedOn, around);
+      failures.push(...r.violations);
+      bs.interleaved += r.interleaved;
+      if (r.inOrder) bs.inOrder++;
     }
     if (lost) failures.push(`cluster: ${lost} acknowledged jobs never printed`);
     const events = 3;
@@ -209,14 +330,20 @@ export async function clusterKill(opts: ClusterKillOptions): Promise<ClusterKill
         if (b.includes(opts.canary)) failures.push(`cluster: canary in plaintext in ${f}`);
       }
     }
+    const batchFmt = batchTimes
+      .map((t, b) => {
+        const across = kills.filter((k) => t.opened && k.at >= t.opened && k.at <= (t.done ?? Infinity)).map((k) => k.name);
+        return `b${b} close→done ${t.done && t.closed ? `${((t.done - t.closed) / 1000).toFixed(1)} s` : 'never'}${across.length ? ` (across ${across.join(', ')})` : ''}`;
+      })
+      .join(', ');
     const fmt = (e: string) => takeovers.filter((t) => t.event === e).map((t) => `${t.printer} ${(t.ms / 1000).toFixed(1)} s`).join(', ') || 'none';
-    const line = `cluster: 3 nats-server + 3 printbox + haproxy, ${clients} clients, ${printers} printers: ${acked.size} acknowledged, ${lost} lost, ${duplicates} printed twice (in flight), order ${failures.some((f) => /order/.test(f)) ? 'BROKEN' : 'kept'}; takeover after printbox kill -9: ${fmt('printbox kill -9')}; after nats-server kill -9: ${fmt('nats-server kill -9')}; after whole node kill -9: ${fmt('whole node kill -9')}; ${files} files searched for the canary; elapsed ${((Date.now() - t0) / 1000).toFixed(1)} s`;
+    const line = `cluster: 3 nats-server + 3 printbox + haproxy, ${clients} clients, ${printers} printers: ${acked.size} acknowledged, ${lost} lost, ${duplicates} printed twice (in flight), order ${failures.some((f) => /order/.test(f)) ? 'BROKEN' : 'kept'}; batches ${batchCount} × ${batchSize} jobs (${bs.early} posted before their open; opened on nodes ${bs.nodes.map((n, i) => `${i + 1}:${n}`).join(' ')}): closed ${bs.closed}, done ${bs.done}, in listed order and contiguous ${bs.inOrder}, interleaved ${bs.interleaved}, printed before close ${bs.printedBeforeClose}, re-opened ${bs.reopened}, re-closed ${bs.closeAgain}; ${batchFmt}; takeover after printbox kill -9: ${fmt('printbox kill -9')}; after nats-server kill -9: ${fmt('nats-server kill -9')}; after whole node kill -9: ${fmt('whole node kill -9')}; ${files} files searched for the canary; elapsed ${((Date.now() - t0) / 1000).toFixed(1)} s`;
     console.log(line);
     if (failures.length && process.env.PRINTBOX_CLUSTER_LOGS) {
       for (const [i, n] of nodes.entries()) await fs.writeFile(`${process.env.PRINTBOX_CLUSTER_LOGS}/node${i + 1}.log`, logs[i].join('\n--- restart ---\n') + (n.child?.output() ?? ''));
       for (const [p, s] of sinks.entries()) await fs.writeFile(`${process.env.PRINTBOX_CLUSTER_LOGS}/p${p}.txt`, s.jobs.map((j) => j.data!.toString().split('|')[0]).map((l) => `${l} ${ids.get(l)}`).join('\n'));
     }
-    return { failures, line, accepted: acked.size, duplicates, takeovers };
+    return { failures, line, accepted: acked.size, duplicates, takeovers, batchesDone: bs.done, batchesInOrder: bs.inOrder };
   } finally {
     for (const a of apis) a.close();
     await proxy?.stop();

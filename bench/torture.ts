@@ -18,6 +18,7 @@ import { Api, multipart, type ApiReply } from '../test/helpers/api.js';
 import { printerFaults } from './torture-faults.js';
 import { diskFull } from './torture-disk.js';
 import { clusterKill } from './torture-cluster.js';
+import { checkBatchRun } from './batch-runs.js';
 import { addRawPrinter, filesUnder, freePort, spawnAppliance, startAppliance, tempDir, until, type ChildAppliance } from '../test/helpers/appliance.js';
 
 const quick = process.argv.includes('--quick');
@@ -307,36 +308,11 @@ async function crash(): Promise<void> {
     // its first and last document nothing else prints, except a repeat of a document already printed (the job in
     // flight at a kill is sent again).
     for (let b = 0; b < P.batches; b++) {
-      let ok = true;
-      for (const p of batchPrinters(b)) {
-        const labels = printedOn[p];
-        const mine = (l: string) => l.startsWith(`b${b}-`);
-        const expected = Array.from({ length: P.batchSize }, (_, i) => i).filter((i) => batchPrinterOf(b, i) === p).map((i) => batchLabel(b, i));
-        const firstPrints = [...new Set(labels.filter(mine))];
-        if (firstPrints.join() !== expected.join()) {
-          ok = false;
-          const diff = firstPrints.findIndex((l, i) => l !== expected[i]);
-          const k = diff < 0 ? firstPrints.length : diff; // a prefix: the rest never printed
-          violations.push(`batch ${b} on p${p}: listed order broken at position ${k} (printed ${firstPrints.slice(Math.max(0, k - 2), k + 3).join(' ')}, listed ${expected.slice(Math.max(0, k - 2), k + 3).join(' ')})`);
-        }
-        const from = labels.findIndex(mine);
-        const to = labels.length - 1 - [...labels].reverse().findIndex(mine);
-        if (from < 0) continue;
-        const before = new Set(labels.slice(0, from));
-        for (let k = from; k <= to; k++) {
-          const l = labels[k];
-          if (mine(l)) {
-            before.add(l);
-            continue;
-          }
-          if (before.has(l)) continue; // a repeat of the job in flight at a kill
-          ok = false;
-          bs.interleaved++;
-          violations.push(`batch ${b} on p${p}: ${l} printed inside the batch's run: ${around(p, k)}`);
-          before.add(l);
-        }
-      }
-      if (ok) bs.inOrder++;
+      const parts = batchPrinters(b).map((p) => ({ printer: p, expected: Array.from({ length: P.batchSize }, (_, i) => i).filter((i) => batchPrinterOf(b, i) === p).map((i) => batchLabel(b, i)) }));
+      const r = checkBatchRun({ name: `batch ${b}`, mine: (l) => l.startsWith(`b${b}-`), parts }, printedOn, around);
+      violations.push(...r.violations);
+      bs.interleaved += r.interleaved;
+      if (r.inOrder) bs.inOrder++;
     }
     if (acked.size !== P.jobs) violations.push(`${P.jobs - acked.size} jobs never acknowledged`);
     if (kills !== P.kills) violations.push(`only ${kills} of ${P.kills} kills happened`);

@@ -120,7 +120,7 @@ export class Appliance {
       batchStartedOn: (p) => this.batches.startedOn(p),
       mayDrive: this.cluster ? (p) => this.cluster!.drives(p) : undefined,
     });
-    this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log, this.cluster?.batchJournal((b) => this.batches.remote(b)));
+    this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log, this.cluster?.batchJournal((b) => this.batches.remote(b)), this.cluster?.batchPeers());
     await this.batches.open();
     this.batchCounts = () => this.batches.counts();
     this.intake = new JobIntake({

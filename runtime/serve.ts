@@ -63,8 +63,10 @@ export async function serve(cfg: Config, hooks: { onReady?: (r: Running) => void
   const app = new Appliance(cfg);
   await app.open({ startQueues: true });
   const tls = await loadOrCreateIdentity(cfg.dataDir);
-  if (app.tokens.count() === 0) {
-    const { token } = await app.tokens.create('first-admin', 'admin');
+  // Undefined when another cluster node starting at the same moment made the first token.
+  const first = app.tokens.count() === 0 ? await app.tokens.createFirst('first-admin', 'admin') : undefined;
+  if (first) {
+    const { token } = first;
     // The bootstrap token is also the one-time setup code of the web page (first-run.ts); `printbox setup-code` shows it again.
     if (!webSettings(app).passwordHash) await keepSetupCode(cfg.dataDir, token);
     (hooks.firstToken ?? ((t) => process.stdout.write(`\nprintbox: first admin API token, also the setup code of the web page (keep it safe):\n${t}\n\n`)))(token);

@@ -323,7 +323,7 @@ test('a restart between Batch Close saving the batch and releasing its jobs resu
   // What Batch Close does first (the batch saved as printing), then the process ends before any job is released.
   const batches = (first.running.app as any).batches;
   const b = batches.get('resume');
-  await batches.save({ ...b, state: 'printing', closedAt: new Date().toISOString(), missingDeadline: new Date(Date.now() + 60000).toISOString() });
+  await batches.write('resume', () => ({ ...b, state: 'printing', closedAt: new Date().toISOString(), missingDeadline: new Date(Date.now() + 60000).toISOString() }));
   const token = first.token;
   await first.stop();
 

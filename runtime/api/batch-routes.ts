@@ -76,7 +76,9 @@ export function registerBatchRoutes(server: FastifyInstance, app: Appliance): vo
 
   server.get('/v1/batches/:batchID', { schema: { tags: ['batches'], params: batchParam } }, async (req) => app.batches.view(own(req, (req.params as { batchID: string }).batchID)));
 
+  // A change to a batch opened on another node a moment ago: this node learns of it first (cluster mode).
   const close = async (req: FastifyRequest) => {
+    await app.batches.caughtUp();
     const b = own(req, closeTarget(req));
     return app.batches.view(await app.batches.closeBatch(b.batchID));
   };
@@ -84,6 +86,7 @@ export function registerBatchRoutes(server: FastifyInstance, app: Appliance): vo
   server.post('/v1/batches/close', { schema: { tags: ['batches'], summary: 'Batch Close with {"batchID": …} in the body' } }, close);
 
   server.delete('/v1/batches/:batchID', { schema: { tags: ['batches'], summary: 'Cancel every job of the batch not yet printed', params: batchParam } }, async (req) => {
+    await app.batches.caughtUp();
     const b = own(req, (req.params as { batchID: string }).batchID);
     return app.batches.view(await app.batches.cancel(b.batchID));
   });
@@ -92,6 +95,7 @@ export function registerBatchRoutes(server: FastifyInstance, app: Appliance): vo
     schema: { tags: ['batches'], summary: 'Print a finished batch again, whole or from one job on', params: batchParam, body: { type: ['object', 'null'], properties: { fromJobID: { type: 'string', pattern: UUID } } } },
   }, async (req) => {
     requireAdmin(req);
+    await app.batches.caughtUp();
     const b = own(req, (req.params as { batchID: string }).batchID);
     return app.batches.view(await app.batches.replay(b.batchID, (req.body as { fromJobID?: string } | null)?.fromJobID));
   });

@@ -15,7 +15,7 @@ import { JetStreamSpool, JOBS_BUCKET } from './jetstream-spool.js';
 import { SharedState } from './shared-state.js';
 import { Leases } from './leases.js';
 import { KvBatchJournal } from './batch-records.js';
-import type { BatchRecord } from '../queue/batches.js';
+import type { BatchPeers, BatchRecord } from '../queue/batches.js';
 
 export interface ClusterHooks {
   /** A job changed on another node. */
@@ -66,6 +66,7 @@ export class Cluster {
   private key!: Buffer;
   /** Printers whose lease this node holds and whose takeover (catch-up, re-queue) is done. */
   private driving = new Set<string>();
+  private batchRecords?: KvBatchJournal;
 
   constructor(private settings: ClusterSettings, private dataDir: string, private log: Logger, private hooks: ClusterHooks) {
     this.node = settings.node ?? os.hostname();
@@ -91,7 +92,28 @@ export class Cluster {
 
   /** Where batch records live in the cluster (shared by every node); `onRemote` hears other nodes' changes. */
   batchJournal(onRemote: (b: BatchRecord) => void): KvBatchJournal {
-    return new KvBatchJournal(this.nc, this.key, this.replicas, onRemote);
+    return (this.batchRecords = new KvBatchJournal(this.nc, this.key, this.replicas, onRemote));
+  }
+
+  /** What the batches need from the other nodes: a catch-up before Batch Open and Close, and one node for timers. */
+  batchPeers(): BatchPeers {
+    return {
+      caughtUp: async () => {
+        await Promise.all([this.spool.caughtUp(), this.batchRecords?.caughtUp()]);
+      },
+      timersHere: (printerId) => this.timersHere(printerId),
+    };
+  }
+
+  /**
+   * Timers of jobs bound for a printer fire on the node that drives it (it prints them, too); timers that name no
+   * printer yet (a batch none of whose jobs has arrived) on the node that drives the first printer by id. With no
+   * printer at all, on every ready node: their writes are compare-and-set, so only one change is made.
+   */
+  timersHere(printerId: string | undefined): boolean {
+    const printers = this.hooks.printers();
+    const p = printerId && printers.includes(printerId) ? printerId : [...printers].sort()[0];
+    return p === undefined ? this.ready() : this.drives(p);
   }
 
   /** Starts competing for printer leases (a serving node only). */

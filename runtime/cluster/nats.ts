@@ -18,7 +18,7 @@ export function isWrongSequence(err: unknown): boolean {
 }
 
 /** Worth another try: no answer (timeout, no responders during an election, a reconnect), not a refusal. */
-function transient(err: unknown): boolean {
+export function transient(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   return ['TIMEOUT', '503', 'CONNECTION_CLOSED', 'DISCONNECT', 'CONNECTION_DRAINING'].includes(String(e?.code)) || /timeout|no responders|not available|leadership/i.test(e?.message ?? '');
 }

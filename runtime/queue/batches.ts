@@ -42,6 +42,19 @@ export interface BatchJournal {
   append(b: BatchRecord): Promise<void>;
   compact(records: Iterable<BatchRecord>): Promise<void>;
   close(): Promise<void>;
+  /**
+   * A compare-and-set store (the cluster's): `fn` gets the latest record and returns the next, or null for no
+   * change; when another node wrote first, `fn` runs again on what it wrote. Resolves to what was written, or null.
+   */
+  change?(batchID: string, fn: (cur: BatchRecord | undefined) => BatchRecord | null): Promise<BatchRecord | null>;
+}
+
+/** Cluster mode: what the batches need from the other nodes. */
+export interface BatchPeers {
+  /** Resolves once every job and batch record written anywhere before the call is known on this node. */
+  caughtUp(): Promise<void>;
+  /** Timers (open timeout, missing-job timeout, retention, jobs waiting for their Batch Open) fire on one node only. */
+  timersHere(printerId: string | undefined): boolean;
 }
 
 export interface BatchOptions {
@@ -69,7 +82,7 @@ export class Batches {
   private journal: BatchJournal;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(dataDir: string, key: Uint8Array, private spool: Spool, private queue: Dispatcher, private callbacks: StatusCallbacks, private opts: BatchOptions, private log: { warn(o: object, m?: string): void; info(o: object, m?: string): void }, journal?: BatchJournal) {
+  constructor(dataDir: string, key: Uint8Array, private spool: Spool, private queue: Dispatcher, private callbacks: StatusCallbacks, private opts: BatchOptions, private log: { warn(o: object, m?: string): void; info(o: object, m?: string): void }, journal?: BatchJournal, private peers?: BatchPeers) {
     this.journal = journal ?? new Journal(path.join(dataDir, 'spool', 'batches.log'), key);
   }
 
@@ -101,10 +114,41 @@ export class Batches {
     await this.journal.close();
   }
 
-  /** Cluster mode: a batch record written by another node. */
+  /** Cluster mode: a batch record written by another node. Jobs it lists stop waiting for its Batch Open here too. */
   remote(b: BatchRecord): void {
     this.index(b);
+    const early = this.early.get(b.batchID);
+    if (early) {
+      for (const id of b.jobIDs) if (this.spool.get(id)?.owner === b.owner) early.delete(id);
+      if (!early.size) this.early.delete(b.batchID);
+    }
+    // Its last member may have printed here before this record (its `released`) arrived: settle it now.
+    if (b.state === 'printing') this.settle(b.batchID).catch((err) => this.log.warn({ batchID: b.batchID, err: (err as Error).message }, 'batch settle after a remote change'));
     this.queue.wakeAll();
+  }
+
+  /** Cluster mode: waits until this node knows every job and batch written before (one box: at once). */
+  async caughtUp(): Promise<void> {
+    if (!this.peers) return;
+    try {
+      await this.peers.caughtUp();
+    } catch (err) {
+      throw new ApiError(503, 'cluster_unavailable', `this node could not catch up with the cluster: ${(err as Error).message}`);
+    }
+  }
+
+  /** Does this node fire the timers of jobs bound for this printer (one box: always)? */
+  private timersHere(printerId: string | undefined): boolean {
+    return this.peers ? this.peers.timersHere(printerId) : true;
+  }
+
+  /** The printer a batch's timers belong to: that of its first listed job that has arrived. */
+  private printerOf(b: BatchRecord): string | undefined {
+    for (const id of b.jobIDs) {
+      const j = this.spool.get(id);
+      if (j) return j.printerId;
+    }
+    return undefined;
   }
 
   private index(b: BatchRecord): void {
@@ -112,9 +156,35 @@ export class Batches {
     for (const id of b.jobIDs) this.byJob.set(id, b.batchID);
   }
 
-  private async save(b: BatchRecord): Promise<void> {
-    this.index(b);
-    await this.journal.append(b);
+  /**
+   * Changes one batch record: `fn` gets the latest record and returns the next one (null: nothing to change).
+   * In a cluster the write is a compare-and-set on the record's revision, and `fn` runs again on whatever
+   * another node wrote in between, so two nodes changing one batch at once never lose either change.
+   */
+  private async write(batchID: string, fn: (cur: BatchRecord | undefined) => BatchRecord | null): Promise<BatchRecord | null> {
+    if (this.journal.change) {
+      const next = await this.journal.change(batchID, fn);
+      if (next) this.index(next);
+      return next;
+    }
+    const next = fn(this.batches.get(batchID));
+    if (!next) return null;
+    this.index(next);
+    await this.journal.append(next);
+    return next;
+  }
+
+  /** A member job's change; in a cluster another node may have written the job first: look again and retry. */
+  private async updateMember(id: string, when: (j: JobRecord) => boolean, patch: () => Partial<JobRecord>): Promise<JobRecord | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const j = this.spool.get(id);
+      if (!j || !when(j)) return undefined;
+      try {
+        return await this.spool.update(id, patch());
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'job_changed' || attempt >= 5) throw err;
+      }
+    }
   }
 
   get(batchID: string): BatchRecord {
@@ -135,13 +205,16 @@ export class Batches {
 
   /** Batch Open. Same batchID with the same body: the same batch; with another body: 409. */
   async create(req: OpenBatch, owner: string): Promise<{ batch: BatchRecord; created: boolean }> {
-    const existing = this.batches.get(req.batchID);
+    // Jobs posted with this batchID on another node before this Batch Open must be known here first.
+    await this.caughtUp();
     const same = (b: BatchRecord) => b.name === (req.name ?? '') && b.requireAllJobs === (req.requireAllJobs ?? false) && (b.statusURL ?? null) === (req.statusURL ?? null) && b.jobIDs.join() === req.jobIDs.map((j) => j.toLowerCase()).join();
-    if (existing) {
+    const answer = (existing: BatchRecord) => {
       if (existing.owner === owner && same(existing)) return { batch: existing, created: false };
       if (existing.owner !== owner) throw conflict('batch_conflict', `batch "${req.batchID}" already exists`);
       throw conflict('batch_conflict', `batch "${req.batchID}" already exists with a different body`);
-    }
+    };
+    const existing = this.batches.get(req.batchID);
+    if (existing) return answer(existing);
     const ids = req.jobIDs.map((j) => j.toLowerCase());
     if (new Set(ids).size !== ids.length) throw new ApiError(400, 'duplicate_job_ids', 'jobIDs lists the same job more than once');
     // Only this owner's early jobs: another owner's job naming the same batchID neither joins it nor blocks it.
@@ -174,13 +247,14 @@ export class Batches {
       replays: [],
       ...(req.warnings?.length ? { warnings: req.warnings } : {}),
     };
-    await this.save(batch);
+    // Two nodes opening the same batch at once: one record is made, the other open is answered as a repeat.
+    if (!(await this.write(req.batchID, (cur) => (cur ? null : batch)))) return answer(this.get(req.batchID));
     const strangers = [...(this.early.get(req.batchID) ?? [])].filter((id) => !early.has(id));
     if (strangers.length) this.early.set(req.batchID, new Set(strangers)); // they wait on, and expire, as for a batch never opened
     else this.early.delete(req.batchID);
     for (const id of early) {
-      const j = this.spool.get(id);
-      if (j?.state === 'waiting-for-batch') this.queue.emit('job', await this.spool.update(id, { reason: undefined }));
+      const j = await this.updateMember(id, (m) => m.state === 'waiting-for-batch', () => ({ reason: undefined }));
+      if (j) this.queue.emit('job', j);
     }
     return { batch, created: true };
   }
@@ -234,6 +308,8 @@ export class Batches {
       for (const id of [...ids]) {
         const j = this.spool.get(id);
         if (j && j.state === 'waiting-for-batch' && Date.parse(j.createdAt) + this.opts.openTimeoutMs > now) continue;
+        // The node that fires the timers of the job's printer cancels it; the others keep it in mind until then.
+        if (j?.state === 'waiting-for-batch' && !this.timersHere(j.printerId)) continue;
         ids.delete(id);
         if (j?.state !== 'waiting-for-batch') continue;
         this.log.warn({ batchID, jobID: id }, 'job waited for a Batch Open that never came');
@@ -250,38 +326,55 @@ export class Batches {
 
   /** Batch Close: with requireAllJobs and jobs missing, 409 and the batch stays open. */
   async closeBatch(batchID: string): Promise<BatchRecord> {
-    const b = this.get(batchID);
-    if (b.state === 'printing' || FINISHED.has(b.state)) throw conflict('batch_not_open', `batch "${batchID}" is already ${b.state}`);
-    const missing = this.missing(b);
-    if (b.requireAllJobs && missing.length) throw conflict('batch_incomplete', `batch "${batchID}" requires all jobs; ${missing.length} missing`, { missing });
+    this.get(batchID); // (the route has waited for caughtUp(): members accepted on another node just before are not missing)
     const now = Date.now();
-    const next: BatchRecord = { ...b, state: 'printing', closedAt: new Date(now).toISOString(), missingDeadline: new Date(now + this.opts.missingTimeoutMs).toISOString() };
-    await this.save(next);
-    await this.release(next);
+    const next = await this.write(batchID, (b) => {
+      if (!b) throw notFound('batch', batchID);
+      if (b.state === 'printing' || FINISHED.has(b.state)) throw conflict('batch_not_open', `batch "${batchID}" is already ${b.state}`);
+      const missing = this.missing(b);
+      if (b.requireAllJobs && missing.length) throw conflict('batch_incomplete', `batch "${batchID}" requires all jobs; ${missing.length} missing`, { missing });
+      return { ...b, state: 'printing', closedAt: new Date(now).toISOString(), missingDeadline: new Date(now + this.opts.missingTimeoutMs).toISOString() };
+    });
+    await this.release(next!);
     return this.get(batchID);
   }
 
   /** Hands jobs to the queue in listed order, stopping at the first one that has not arrived. */
-  private async release(b: BatchRecord): Promise<void> {
+  private async release(from: BatchRecord): Promise<void> {
+    const b = this.batches.get(from.batchID) ?? from;
     let released = b.released;
+    // Each member goes behind the one listed before it, wherever that one was released: in a cluster two nodes
+    // may release parts of one batch, and a node whose view lags hands out lower positions than the other.
+    let floor = this.positionBefore(b, released);
     while (released < b.jobIDs.length) {
       const id = b.jobIDs[released];
       if (b.skipped.includes(id)) {
         released++;
         continue;
       }
-      const job = this.spool.get(id);
-      if (!job) break; // a gap: everything behind it waits
-      if (job.state === 'waiting-for-batch') {
-        const queued = await this.spool.update(id, { state: 'queued', reason: undefined, queuePos: this.spool.allocSeq() });
+      if (!this.spool.get(id)) break; // a gap: everything behind it waits
+      // In a cluster another node may release the same job at the same moment: whichever writes first queues it.
+      const queued = await this.updateMember(id, (j) => j.state === 'waiting-for-batch', () => ({ state: 'queued', reason: undefined, queuePos: Math.max(this.spool.allocSeq(), floor + 1e-6) }));
+      if (queued) {
         this.queue.enqueue(queued);
         this.queue.emit('job', queued);
       }
+      const j = this.spool.get(id);
+      if (j) floor = Math.max(floor, j.queuePos ?? j.seq);
       released++;
     }
-    if (released !== b.released) await this.save({ ...this.get(b.batchID), released });
+    if (released > b.released) await this.write(b.batchID, (cur) => (cur && cur.released < released ? { ...cur, released } : null));
     await this.settle(b.batchID);
     this.queue.wakeAll();
+  }
+
+  /** The queue position of the last member released before index `i` (0 when none). */
+  private positionBefore(b: BatchRecord, i: number): number {
+    for (let k = i - 1; k >= 0; k--) {
+      const j = this.spool.get(b.jobIDs[k]);
+      if (j) return j.queuePos ?? j.seq;
+    }
+    return 0;
   }
 
   /** True while a printer must keep printing this batch only: it has unfinished members there, or a gap may still fill. */
@@ -309,14 +402,16 @@ export class Batches {
 
   /** After a member finishes: is the whole batch done? */
   async settle(batchID: string): Promise<void> {
-    const b = this.batches.get(batchID);
-    if (!b || b.state !== 'printing' || b.released < b.jobIDs.length) return;
-    const members = this.members(b);
-    if (members.some((j) => !isFinal(j.state))) return;
-    const ok = members.every((j) => j.state === 'sent' || j.state === 'confirmed') && b.skipped.length === 0;
+    const settled = (b: BatchRecord | undefined) => !!b && b.state === 'printing' && b.released >= b.jobIDs.length && this.members(b).every((j) => isFinal(j.state));
+    if (!settled(this.batches.get(batchID))) return;
     const now = Date.now();
-    const done: BatchRecord = { ...b, state: ok ? 'done' : 'failed', finishedAt: new Date(now).toISOString(), retainUntil: new Date(now + this.opts.retentionMs).toISOString() };
-    await this.save(done);
+    // Only the node whose write ends the batch calls back: another node settling it at the same moment finds it done.
+    const done = await this.write(batchID, (b) => {
+      if (!settled(b)) return null;
+      const ok = this.members(b!).every((j) => j.state === 'sent' || j.state === 'confirmed') && b!.skipped.length === 0;
+      return { ...b!, state: ok ? 'done' : 'failed', finishedAt: new Date(now).toISOString(), retainUntil: new Date(now + this.opts.retentionMs).toISOString() };
+    });
+    if (!done) return;
     this.notify(done);
     this.queue.wakeAll();
   }
@@ -329,17 +424,19 @@ export class Batches {
     const message = b.state === 'done' ? `batch printed: ${b.jobIDs.length} jobs in order` : `batch ${b.state}: ${[b.skipped.length && `skipped ${b.skipped.join(', ')}`, failed.length && `failed ${failed.join(', ')}`].filter(Boolean).join('; ')}`;
     this.callbacks.send(b.statusURL, { batchID: b.batchID, status: b.state === 'done' ? 'success' : 'fail', message }, b.owner, (callback) => {
       this.notifying.delete(b.batchID);
-      const cur = this.batches.get(b.batchID);
-      if (!cur || cur.state !== b.state || cur.finishedAt !== b.finishedAt) return; // replayed meanwhile: that run calls back itself
-      this.save({ ...cur, notified: true, callback }).catch((err) => this.log.warn({ batchID: b.batchID, err: (err as Error).message }, 'could not record the batch callback outcome'));
+      // Replayed meanwhile: that run calls back itself.
+      this.write(b.batchID, (cur) => (!cur || cur.state !== b.state || cur.finishedAt !== b.finishedAt ? null : { ...cur, notified: true, callback })).catch((err) => this.log.warn({ batchID: b.batchID, err: (err as Error).message }, 'could not record the batch callback outcome'));
     });
   }
 
   /** DELETE: cancels every member not yet printed. */
   async cancel(batchID: string): Promise<BatchRecord> {
-    const b = this.get(batchID);
-    if (FINISHED.has(b.state)) throw conflict('batch_finished', `batch "${batchID}" is already ${b.state}`);
-    await this.save({ ...b, state: 'cancelled', finishedAt: new Date().toISOString(), retainUntil: new Date(Date.now() + this.opts.retentionMs).toISOString() });
+    this.get(batchID);
+    const b = (await this.write(batchID, (cur) => {
+      if (!cur) throw notFound('batch', batchID);
+      if (FINISHED.has(cur.state)) throw conflict('batch_finished', `batch "${batchID}" is already ${cur.state}`);
+      return { ...cur, state: 'cancelled', finishedAt: new Date().toISOString(), retainUntil: new Date(Date.now() + this.opts.retentionMs).toISOString() };
+    }))!;
     for (const j of this.members(b)) if (!isFinal(j.state)) await this.queue.cancel(j.id, `batch "${batchID}" was cancelled`);
     for (const j of this.members(b)) await this.spool.dropDocument(j.id);
     this.notify(this.get(batchID));
@@ -348,14 +445,20 @@ export class Batches {
 
   /** Prints the batch again, whole or from one job on, in the same order, as new jobs sharing the sealed documents. */
   async replay(batchID: string, fromJobID?: string): Promise<BatchRecord> {
-    const b = this.get(batchID);
-    if (b.state !== 'done' && b.state !== 'failed') throw conflict('batch_not_finished', `batch "${batchID}" is ${b.state}; only a finished batch can be replayed`);
-    if (b.documentsDeleted) throw new ApiError(410, 'batch_documents_expired', `the documents of batch "${batchID}" were deleted after the retention time; it cannot be replayed`);
+    this.get(batchID);
+    const check = (b: BatchRecord | undefined): BatchRecord => {
+      if (!b) throw notFound('batch', batchID);
+      if (b.state !== 'done' && b.state !== 'failed') throw conflict('batch_not_finished', `batch "${batchID}" is ${b.state}; only a finished batch can be replayed`);
+      if (b.documentsDeleted) throw new ApiError(410, 'batch_documents_expired', `the documents of batch "${batchID}" were deleted after the retention time; it cannot be replayed`);
+      return b;
+    };
+    const b = check(this.batches.get(batchID));
     const start = fromJobID ? b.jobIDs.indexOf(fromJobID.toLowerCase()) : 0;
     if (start < 0) throw notFound('batch_job', fromJobID!);
     const sources = b.jobIDs.slice(start).filter((id) => !b.skipped.includes(id)).map((id) => this.spool.get(id)).filter((j): j is JobRecord => !!j && j.hasDocument);
     const ids: string[] = [];
-    await this.save({ ...b, state: 'printing' });
+    // Two replays of one batch at once (two nodes): one starts, the other hears batch_not_finished.
+    await this.write(batchID, (cur) => ({ ...check(cur), state: 'printing' }));
     for (const src of sources) {
       const id = randomUUID();
       const now = new Date().toISOString();
@@ -363,8 +466,8 @@ export class Batches {
       this.queue.enqueue(job);
       ids.push(id);
     }
-    const next: BatchRecord = { ...this.get(batchID), state: 'printing', notified: false, callback: undefined, finishedAt: undefined, replays: [...b.replays, { at: new Date().toISOString(), fromJobID: sources[0]?.id ?? '', jobIDs: ids }] };
-    await this.save(next);
+    const replay = { at: new Date().toISOString(), fromJobID: sources[0]?.id ?? '', jobIDs: ids };
+    await this.write(batchID, (cur) => ({ ...cur!, state: 'printing', notified: false, callback: undefined, finishedAt: undefined, replays: [...cur!.replays, replay] }));
     await this.settle(batchID);
     return this.get(batchID);
   }
@@ -373,18 +476,32 @@ export class Batches {
   async tick(now = Date.now()): Promise<void> {
     await this.expireEarly(now);
     for (const b of [...this.batches.values()]) {
+      // In a cluster one node fires a batch's timers: the one that fires those of its first job's printer.
+      if (!this.timersHere(this.printerOf(b))) continue;
       if (b.state === 'open' && Date.parse(b.expiresAt) <= now) {
-        for (const j of this.members(b)) if (j.state === 'waiting-for-batch') this.queue.emit('job', await this.spool.update(j.id, { reason: `batch "${b.batchID}" expired before it was closed; release or cancel it` }));
-        await this.save({ ...this.get(b.batchID), state: 'expired' });
+        const reason = `batch "${b.batchID}" expired before it was closed; release or cancel it`;
+        for (const m of this.members(b)) {
+          const j = await this.updateMember(m.id, (x) => x.state === 'waiting-for-batch', () => ({ reason }));
+          if (j) this.queue.emit('job', j);
+        }
         this.log.warn({ batchID: b.batchID }, 'batch expired before it was closed');
+        await this.write(b.batchID, (cur) => (cur?.state === 'open' ? { ...cur, state: 'expired' } : null));
       } else if (b.state === 'printing' && b.missingDeadline && Date.parse(b.missingDeadline) <= now && this.missing(b).length) {
-        const skipped = [...b.skipped, ...this.missing(b)];
-        this.log.warn({ batchID: b.batchID, skipped }, 'batch stopped waiting for missing jobs');
-        await this.save({ ...b, skipped });
+        this.log.warn({ batchID: b.batchID, skipped: this.missing(b) }, 'batch stopped waiting for missing jobs');
+        await this.write(b.batchID, (cur) => {
+          const missing = cur?.state === 'printing' ? this.missing(cur) : [];
+          return missing.length ? { ...cur!, skipped: [...cur!.skipped, ...missing] } : null;
+        });
         await this.release(this.get(b.batchID));
+      } else if (b.state === 'printing' && this.peers) {
+        // Cluster: a release or settle that a node did not finish (it died, or its write met an election) is
+        // finished here: the next member that has arrived is released, and a batch whose members all ended is settled.
+        const next = b.jobIDs[b.released];
+        if (next !== undefined && (this.spool.get(next) || b.skipped.includes(next))) await this.release(b);
+        else await this.settle(b.batchID);
       } else if (b.retainUntil && !b.documentsDeleted && Date.parse(b.retainUntil) <= now) {
         for (const j of this.members(b)) await this.spool.dropDocument(j.id);
-        await this.save({ ...b, documentsDeleted: true });
+        await this.write(b.batchID, (cur) => (cur && !cur.documentsDeleted ? { ...cur, documentsDeleted: true } : null));
       }
     }
   }

@@ -28,6 +28,23 @@ export class Tokens {
   }
 
   /**
+   * The first admin token, made only while no token exists. The check runs inside the state's change: in a
+   * cluster that is a compare-and-set on the shared configuration, re-run on what another node wrote, so nodes
+   * that start together on an empty cluster make exactly one between them. Undefined when another was first.
+   */
+  async createFirst(name: string, scope: Scope): Promise<{ token: string; record: TokenRecord } | undefined> {
+    const token = `pbx_${randomBytes(32).toString('base64url')}`;
+    const record: TokenRecord = { id: randomUUID(), name, scope, hash: hash(token), createdAt: new Date().toISOString() };
+    let first = false;
+    await this.state.change((d) => {
+      first = d.tokens.length === 0;
+      if (first) d.tokens.push(record);
+    });
+    this.reload();
+    return first ? { token, record } : undefined;
+  }
+
+  /**
    * Keeps a secret a site's clients already hold (moving from Vasion: their API keys keep working). Stored hashed like
    * every token; a secret already in use is refused, so one secret never names two tokens.
    */
