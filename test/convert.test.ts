@@ -346,6 +346,37 @@ describe('raster-only IPP printers (ippeveprinter)', { skip: !haveIppEvePrinter(
       }
     });
   }
+
+  test('a printer that takes only black_1 PWG raster gets 1-bit pages, and prints them', async () => {
+    const eve = await startIppEvePrinter({ attributes: ['ATTR keyword pwg-raster-document-type-supported black_1'] });
+    try {
+      const add = await box.api.json('POST', '/v1/printers', { name: 'eve-black1', uri: eve.uri, retry: { limit: 2, baseMs: 50, maxMs: 200, heldRetryMs: 500 } });
+      assert.equal(add.status, 201, add.text);
+      const p = await until('raster types learned from IPP', async () => {
+        const r = (await box.api.json('GET', `/v1/printers/${add.json.id}`)).json;
+        return r.rasterTypes ? r : undefined;
+      });
+      assert.deepEqual(p.rasterTypes, ['black_1']);
+      const id = await post(box, { printer: p.name }, await pdf(2, 'one bit'));
+      const j = await finished(box, id);
+      assert.ok(['sent', 'confirmed'].includes(j.state), `${j.state}: ${j.reason} ${eve.log().slice(-500)}`);
+      assert.ok(j.warnings.some((w: string) => /to pwg-raster \(black_1\)/.test(w)), j.warnings.join('; '));
+      const files = await until('the document in the printer spool', async () => {
+        const f = (await fs.readdir(eve.spoolDir)).filter((n) => !n.startsWith('.') && !n.endsWith('.prn'));
+        return f.length ? f : undefined;
+      });
+      const data = await fs.readFile(path.join(eve.spoolDir, files![0]));
+      const pages = pwgPages(data);
+      assert.equal(pages.length, 2);
+      for (const pg of pages) assert.equal(pg.bitsPerPixel, 1);
+      const header = data.subarray(4, 4 + 1796);
+      assert.equal(header.readUInt32BE(384), 1, 'cupsBitsPerColor');
+      assert.equal(header.readUInt32BE(400), 3, 'cupsColorSpace: black');
+      assert.equal(header.readUInt32BE(392), Math.ceil(pages[0].width / 8), 'a line is one bit a pixel');
+    } finally {
+      await eve.stop();
+    }
+  });
 });
 
 void gs;
