@@ -7,7 +7,7 @@ import { addRawPrinter, startAppliance, until, type TestAppliance } from './help
 import { pdf, postscript, textOf, gs } from './helpers/documents.js';
 import { pcl5Pages, pwgPages, urfPages } from './helpers/raster.js';
 import { startSink, type Sink } from './peers/tcp-sink.js';
-import { haveIppEvePrinter, startIppEvePrinter } from './peers/ippeveprinter.js';
+import { haveIppEvePrinter, startIppEvePrinter, type IppEvePrinter } from './peers/ippeveprinter.js';
 import { deliverableFormats, targetFor } from '../runtime/convert/formats.js';
 import { pageCounts } from '../runtime/convert/gs.js';
 import { textToPostScript } from '../runtime/convert/postscript.js';
@@ -304,6 +304,16 @@ async function encrypt(doc: Buffer): Promise<Buffer> {
   }
 }
 
+/** The document an ippeveprinter received for a job that went well. */
+async function printed(eve: IppEvePrinter, j: { state: string; reason?: string }): Promise<Buffer> {
+  assert.ok(['sent', 'confirmed'].includes(j.state), `${j.state}: ${j.reason} ${eve.log().slice(-500)}`);
+  const files = await until('the document in the printer spool', async () => {
+    const f = (await fs.readdir(eve.spoolDir)).filter((n) => !n.startsWith('.') && !n.endsWith('.prn'));
+    return f.length ? f : undefined;
+  });
+  return fs.readFile(path.join(eve.spoolDir, files![0]));
+}
+
 describe('raster-only IPP printers (ippeveprinter)', { skip: !haveIppEvePrinter() && 'ippeveprinter or dbus-daemon missing' }, () => {
   let box: TestAppliance;
   before(async () => {
@@ -331,13 +341,7 @@ describe('raster-only IPP printers (ippeveprinter)', { skip: !haveIppEvePrinter(
         assert.equal(p.acceptsFrom, 'ipp');
         const id = await post(box, { printer: p.name }, await pdf(3, 'raster'));
         const j = await finished(box, id);
-        assert.ok(['sent', 'confirmed'].includes(j.state), `${j.state}: ${j.reason} ${eve.log().slice(-500)}`);
-        const files = await until('the document in the printer spool', async () => {
-          const f = (await fs.readdir(eve.spoolDir)).filter((n) => !n.startsWith('.') && !n.endsWith('.prn'));
-          return f.length ? f : undefined;
-        });
-        const data = await fs.readFile(path.join(eve.spoolDir, files![0]));
-        const pages = parse(data);
+        const pages = parse(await printed(eve, j));
         assert.equal(pages.length, 3);
         for (const pg of pages) assert.equal(pg.dpi, p.resolution);
         assert.equal(j.pages, 3);
@@ -359,13 +363,8 @@ describe('raster-only IPP printers (ippeveprinter)', { skip: !haveIppEvePrinter(
       assert.deepEqual(p.rasterTypes, ['black_1']);
       const id = await post(box, { printer: p.name }, await pdf(2, 'one bit'));
       const j = await finished(box, id);
-      assert.ok(['sent', 'confirmed'].includes(j.state), `${j.state}: ${j.reason} ${eve.log().slice(-500)}`);
+      const data = await printed(eve, j);
       assert.ok(j.warnings.some((w: string) => /to pwg-raster \(black_1\)/.test(w)), j.warnings.join('; '));
-      const files = await until('the document in the printer spool', async () => {
-        const f = (await fs.readdir(eve.spoolDir)).filter((n) => !n.startsWith('.') && !n.endsWith('.prn'));
-        return f.length ? f : undefined;
-      });
-      const data = await fs.readFile(path.join(eve.spoolDir, files![0]));
       const pages = pwgPages(data);
       assert.equal(pages.length, 2);
       for (const pg of pages) assert.equal(pg.bitsPerPixel, 1);

@@ -170,31 +170,19 @@ class Render {
     const cfg = this.stage.cfg;
     // The raster goes in from a RAM file too: fed through a pipe, rastertopdf now and then wrote an empty PDF.
     const raster = await RamFile.from(cfg.ramDir, input, cfg.memoryBudgetBytes);
-    try {
-      const run = runTool(RASTERTOPDF, ['1', 'printbox', 'job', '1', ''], { stdin: raster.fd, timeoutMs: cfg.timeoutMs, what: `rastertopdf (${this.job.contentType} → PDF)`, tmpDir: cfg.ramDir });
-      this.run = run;
-      const ram = await RamFile.from(cfg.ramDir, run.stdout, cfg.memoryBudgetBytes).catch(async (err) => {
-        run.kill();
-        throw err;
-      });
-      try {
-        await run.done;
-        if (!ram.size) throw new ConvertError('convert_failed', 'rastertopdf made no PDF from the raster (no page in it?)');
-      } catch (err) {
-        await ram.close();
-        throw err;
-      }
-      return ram;
-    } finally {
-      await raster.close();
+    const pdf = await this.through(raster, RASTERTOPDF, ['1', 'printbox', 'job', '1', ''], `rastertopdf (${this.job.contentType} → PDF)`, 'stdin');
+    if (!pdf.size) {
+      await pdf.close();
+      throw new ConvertError('convert_failed', 'rastertopdf made no PDF from the raster (no page in it?)');
     }
+    return pdf;
   }
 
-  /** Runs one tool over a RAM file (fd 3) into a new RAM file; the input is closed either way. */
-  private async through(input: RamFile, cmd: string, args: string[], what: string): Promise<RamFile> {
+  /** Runs one tool over a RAM file (as /dev/fd/3, or its stdin) into a new RAM file; the input is closed either way. */
+  private async through(input: RamFile, cmd: string, args: string[], what: string, as: 'fd3' | 'stdin' = 'fd3'): Promise<RamFile> {
     const cfg = this.stage.cfg;
     try {
-      const run = runTool(cmd, args, { fd3: input.fd, timeoutMs: cfg.timeoutMs, what, tmpDir: cfg.ramDir });
+      const run = runTool(cmd, args, { ...(as === 'fd3' ? { fd3: input.fd } : { stdin: input.fd }), timeoutMs: cfg.timeoutMs, what, tmpDir: cfg.ramDir });
       this.run = run;
       const out = await RamFile.from(cfg.ramDir, run.stdout, cfg.memoryBudgetBytes).catch((err) => {
         run.kill();
