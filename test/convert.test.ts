@@ -8,6 +8,7 @@ import { pdf, postscript, textOf, gs } from './helpers/documents.js';
 import { pcl5Pages, pwgPages, urfPages } from './helpers/raster.js';
 import { startSink, type Sink } from './peers/tcp-sink.js';
 import { haveIppEvePrinter, startIppEvePrinter, type IppEvePrinter } from './peers/ippeveprinter.js';
+import { startTcpForward } from './peers/tcp-forward.js';
 import { deliverableFormats, targetFor } from '../runtime/convert/formats.js';
 import { pageCounts } from '../runtime/convert/gs.js';
 import { textToPostScript } from '../runtime/convert/postscript.js';
@@ -350,6 +351,23 @@ describe('raster-only IPP printers (ippeveprinter)', { skip: !haveIppEvePrinter(
       }
     });
   }
+
+  test('raster goes gzip-compressed to a printer that lists gzip: a fraction of the bytes on the wire, the same pages', async () => {
+    const eve = await startIppEvePrinter({ formats: ['image/pwg-raster'] });
+    const wire = await startTcpForward(eve.port);
+    try {
+      const add = await box.api.json('POST', '/v1/printers', { name: 'eve-gzip', uri: `ipp://127.0.0.1:${wire.port}/ipp/print`, accepts: ['image/pwg-raster'], retry: { limit: 2, baseMs: 50, maxMs: 200, heldRetryMs: 500 } });
+      assert.equal(add.status, 201, add.text);
+      const id = await post(box, { printer: 'eve-gzip' }, await pdf(3, 'squeezed'));
+      const data = await printed(eve, await finished(box, id));
+      assert.equal(pwgPages(data).length, 3, 'the printer unpacked whole pages');
+      // Everything printbox sent (attribute requests, polls and the job) is still far less than the raster alone.
+      assert.ok(wire.sent() * 4 < data.length, `${wire.sent()} bytes on the wire for ${data.length} bytes of raster`);
+    } finally {
+      await wire.close();
+      await eve.stop();
+    }
+  });
 
   test('a printer that takes only black_1 PWG raster gets 1-bit pages, and prints them', async () => {
     const eve = await startIppEvePrinter({ attributes: ['ATTR keyword pwg-raster-document-type-supported black_1'] });
