@@ -74,8 +74,8 @@ describe('conversion on the way to the printer', () => {
   const sinks: Sink[] = [];
   let three: Buffer;
   before(async () => {
-    // The callback receiver listens on loopback.
-    box = await startAppliance({ convert: { timeoutMs: 3000, concurrency: 2, memoryBudgetBytes: 64 * 1024 * 1024, ramDir: '/dev/shm' }, callbacks: { allow: ['127.0.0.1/32'] } });
+    // The callback receiver listens on loopback. 128 MiB: room for the head's converter and one rendering ahead (40 MiB each).
+    box = await startAppliance({ convert: { timeoutMs: 3000, concurrency: 2, memoryBudgetBytes: 128 * 1024 * 1024, ramDir: '/dev/shm' }, callbacks: { allow: ['127.0.0.1/32'] } });
     three = await pdf(3, 'hello from printbox');
   });
   after(async () => {

@@ -51,6 +51,14 @@ const RASTERTOPDF = '/usr/lib/cups/filter/rastertopdf';
 
 type Source = () => AsyncIterable<Buffer> | readonly Buffer[];
 
+/**
+ * What one running converter costs the box, counted in the render-ahead budget beside documents and output:
+ * Ghostscript's own resident size at 300 dpi, measured here at 25 MiB (pxlmono), 27 MiB (ljet4) and 40 MiB
+ * (pwgraster, 8-bit grey) for a 20-page office PDF. Without it, two printers rendered four gs at once (two heads,
+ * two ahead) while the budget saw only the few MiB of buffers.
+ */
+const CONVERTER_BYTES = 40 * 1024 * 1024;
+
 /** Wires that need a size before the first byte (LPR's data-file header): their output is rendered whole first. */
 const STREAMING = new Set(['raw:', 'ipp:', 'ipps:', 'serial:', 'file:']);
 
@@ -75,6 +83,7 @@ class Render {
 
   constructor(readonly job: JobRecord, readonly spec: RenderSpec, private source: Source, private stage: ConvertStage, readonly ahead: boolean) {
     this.key = renderKey(job, spec);
+    stage.converterStarts();
     this.started = this.start().catch((err) => this.fail(err));
   }
 
@@ -243,6 +252,7 @@ class Render {
   private finish(): void {
     if (this.failure || this.ended) return;
     this.ended = true;
+    this.stage.converterEnds();
     if (this.idle) clearTimeout(this.idle);
     this.closeInput();
     this.notify();
@@ -251,6 +261,7 @@ class Render {
   fail(err: unknown): void {
     if (this.ended || this.failure) return;
     this.failure = err instanceof Error ? err : new Error(String(err));
+    this.stage.converterEnds();
     if (this.idle) clearTimeout(this.idle);
     this.run?.kill();
     this.closeInput();
@@ -371,6 +382,8 @@ function renderKey(job: JobRecord, spec: RenderSpec): string {
 export class ConvertStage {
   private renders = new Map<string, Render>(); // by job id: the head's and those rendered ahead
   private held = 0;
+  /** Renders whose converter (gs, and the qpdf/rastertopdf steps before it) has not ended yet. */
+  private converters = 0;
   readonly aheadBytes: number;
   readonly keepBytes: number;
 
@@ -389,6 +402,19 @@ export class ConvertStage {
   }
 
   /** Bytes of plaintext documents and rendered output held in RAM now (for /metrics and tests). */
+  converterStarts(): void {
+    this.converters++;
+  }
+
+  converterEnds(): void {
+    this.converters--;
+  }
+
+  /** What conversion costs in RAM now: documents and output held, and the converters still running. */
+  get committedBytes(): number {
+    return this.held + this.converters * CONVERTER_BYTES;
+  }
+
   get heldBytes(): number {
     return this.held;
   }
@@ -487,7 +513,8 @@ export class ConvertStage {
     if (this.renders.has(job.id)) return;
     let aheadNow = 0;
     for (const r of this.renders.values()) if (r.ahead && !r.complete && !r.error) aheadNow++;
-    if (aheadNow >= this.cfg.concurrency || this.held + job.size > this.cfg.memoryBudgetBytes) return;
+    // Room for all it will take: its converter, its document, the output it may buffer before it is read.
+    if (aheadNow >= this.cfg.concurrency || this.committedBytes + CONVERTER_BYTES + job.size + this.aheadBytes > this.cfg.memoryBudgetBytes) return;
     const plan = this.plan(job, printer);
     if (!plan || 'fail' in plan) return;
     this.renders.set(job.id, new Render(job, plan.spec, source, this, true));
