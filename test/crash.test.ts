@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { startSink, type Sink } from './peers/tcp-sink.js';
-import { parsePjlJob } from './peers/pjl-printer.js';
+import { isPjlQuestion } from './peers/pjl-printer.js';
 import { Api } from './helpers/api.js';
 import { addRawPrinter, freePort, spawnAppliance, tempDir, until, type ChildAppliance } from './helpers/appliance.js';
 import fs from 'node:fs/promises';
@@ -89,13 +89,9 @@ test('kill -9 during intake and printing loses no acknowledged job and breaks no
   await until('every acknowledged job at a sink', () => new Set(sinks.flatMap((s) => s.jobs.map((j) => label(j.data!)))).size >= JOBS, 60000);
   // A RAW printer added without accepts is asked what it takes (PJL INFO); that connection ends with a reset, but a
   // kill -9 within its 3 s leaves it closed instead, and the sink keeps the question (a PJL printer prints nothing for it).
-  const question = (d: Buffer) => {
-    const { commands, document } = parsePjlJob(d);
-    return !document && commands.length > 0 && commands.every((c) => /^@PJL (INFO|INQUIRE|ECHO)\b/.test(c));
-  };
   let duplicates = 0;
   for (const [p, s] of sinks.entries()) {
-    const jobs = s.jobs.filter((j) => !question(j.data!));
+    const jobs = s.jobs.filter((j) => !isPjlQuestion(j.data!));
     const odd = jobs.filter((j) => !/^c\d+-\d+$/.test(label(j.data!)));
     assert.ok(odd.every((j) => j.size === 0), `only empty connections (killed before the first byte) may be unlabelled: ${odd.map((j) => j.size)}`);
     const labels = jobs.filter((j) => j.size > 0).map((j) => label(j.data!));
@@ -113,7 +109,7 @@ test('kill -9 during intake and printing loses no acknowledged job and breaks no
       lastIndex.set(c, i);
     }
   }
-  const complete = sinks.flatMap((s) => s.jobs.filter((j) => !question(j.data!))).every((j) => j.size === 600 || j.size === 0);
+  const complete = sinks.flatMap((s) => s.jobs.filter((j) => !isPjlQuestion(j.data!))).every((j) => j.size === 600 || j.size === 0);
   assert.ok(complete, 'every printed document is whole');
   console.log(`# crash: ${JOBS} acknowledged, ${kills} kills, ${duplicates} duplicates at the sinks, 0 lost, 0 out of order`);
   api.close();

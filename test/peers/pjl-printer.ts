@@ -64,6 +64,15 @@ export function pjlAnswer(command: string, info: PjlPrinterInfo): string | undef
 
 const QUESTION = /^@PJL\s+(INFO|INQUIRE|DINQUIRE|ECHO)\b/i;
 
+/**
+ * A connection that only asked status readback questions (printbox's PJL probe of a RAW printer): a PJL printer
+ * prints nothing for it. Crash tests meet it at their sinks when a kill -9 closes a probe instead of resetting it.
+ */
+export function isPjlQuestion(data: Buffer): boolean {
+  const { commands, document } = parsePjlJob(data);
+  return !document && commands.length > 0 && commands.every((c) => QUESTION.test(c));
+}
+
 export interface PjlPrinter {
   port: number;
   jobs: PjlPrinterJob[];
@@ -158,10 +167,9 @@ export async function startPjlPrinter(opts: { mode?: PjlPrinterMode; endDelayMs?
     });
     sock.on('end', () => {
       const data = Buffer.concat(chunks);
-      const parsed = parsePjlJob(data);
       // Questions and nothing else: no job, nothing printed.
-      if (asked && !parsed.document && parsed.commands.every((c) => QUESTION.test(c) || /^@PJL$/i.test(c))) return void sock.end();
-      jobs.push({ data, ...parsed, replies });
+      if (isPjlQuestion(data)) return void sock.end();
+      jobs.push({ data, ...parsePjlJob(data), replies });
       for (const w of waiters) w();
       // Stay half-open like a JetDirect port until our END reply is out, then close.
       const closeLater = setTimeout(() => sock.end(), mode === 'answer' || mode === 'canceled' ? (opts.endDelayMs ?? 50) + 50 : 0);
