@@ -249,9 +249,9 @@ async function crash(): Promise<void> {
 
     /** Where each kill fell on printer p, as an index into printedOn[p] (the first document printed after it). */
     const killMarks = (p: number) => {
-      // printedOn skips empty documents: count only the non-empty ones before each kill.
+      // printedOn skips empty documents and PJL questions: count only the documents before each kill.
       const nonEmptyBefore: number[] = [0];
-      for (const j of sinks[p].jobs) nonEmptyBefore.push(nonEmptyBefore[nonEmptyBefore.length - 1] + (j.size > 0 ? 1 : 0));
+      for (const j of sinks[p].jobs) nonEmptyBefore.push(nonEmptyBefore[nonEmptyBefore.length - 1] + (j.size > 0 && !isPjlQuestion(j.data!) ? 1 : 0));
       return killedAt.map((ka) => nonEmptyBefore[ka[p]]);
     };
     /** The documents printed around position k of printer p, with the kills marked (`‖`) where they fell. */
