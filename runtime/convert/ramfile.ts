@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, pipeline, Readable } from 'node:stream';
 
 const TMPFS_MAGIC = 0x01021994;
 
@@ -21,6 +21,9 @@ export class RamFile {
   }
 
   static async from(dir: string, source: AsyncIterable<Buffer> | readonly Buffer[], maxBytes: number): Promise<RamFile> {
+    // A stream is taken over before the first await: Node drains and drops the stdout of a child process that
+    // exits while nothing reads it (child_process flushStdio), and a quick tool (qpdf) exits before the file is open.
+    if (source instanceof Readable) source = pipeline(source, new PassThrough(), () => {});
     const st = await fs.statfs(dir);
     if (st.type !== TMPFS_MAGIC) throw Object.assign(new Error(`${dir} is not a RAM-backed file system (tmpfs); documents are converted only in RAM`), { code: 'convert_no_ram' });
     const file = path.join(dir, `printbox-${process.pid}-${randomBytes(12).toString('hex')}`);

@@ -1,11 +1,12 @@
-// The render-ahead memory budget counts the converters themselves (each gs holds ~40 MiB), not only the documents
-// and buffers: with real Ghostscript processes, a budget with room for two converters starts no third one ahead.
+// The conversion stage with real tools (gs, qpdf): the render-ahead memory budget counts the converters themselves
+// (each gs holds ~40 MiB), and conversions that pass through a quick tool keep every byte when several run at once.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { ConvertStage } from '../runtime/convert/stage.js';
 import type { JobRecord } from '../runtime/spool/jobs.js';
 import type { PrinterRecord } from '../runtime/system/state.js';
-import { pdf } from './helpers/documents.js';
+import { gs, pdf } from './helpers/documents.js';
+import { pwgPages } from './helpers/raster.js';
 
 const MiB = 1024 * 1024;
 const printer = { id: 'p', name: 'pcl', uri: 'raw://127.0.0.1:9', enabled: true, defaults: {}, accepts: ['application/vnd.hp-pcl'] } as unknown as PrinterRecord;
@@ -29,4 +30,25 @@ test('a budget with room for two converters renders one job ahead of the one pri
   stage.forget('a');
   stage.forget('b');
   assert.equal(stage.committedBytes, 0, 'nothing counted once the renders are gone');
+});
+
+test('six conversions turned by qpdf at once all keep their pages (a quick tool\'s output is read from its first byte)', async () => {
+  const doc = await gs(['-sDEVICE=pdfwrite', '-sOutputFile=-', '-'], '%!PS\n0 0 100 100 rectfill showpage\n');
+  const raster = { ...printer, accepts: ['image/pwg-raster'], resolution: 72 } as PrinterRecord;
+  const s = new ConvertStage({ timeoutMs: 30000, concurrency: 8, memoryBudgetBytes: 512 * MiB, ramDir: '/dev/shm' });
+  try {
+    const outs = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const j = { ...job(`turn-${i}`, doc.length), options: { copies: 1, orientation: 'landscape' } } as unknown as JobRecord;
+        const r = await s.prepare(j, raster, () => [doc], new AbortController().signal);
+        assert.ok(r && !('fail' in r), JSON.stringify(r));
+        const parts: Buffer[] = [];
+        for await (const c of r.open()) parts.push(c as Buffer);
+        return Buffer.concat(parts);
+      }),
+    );
+    for (const out of outs) assert.equal(pwgPages(out).length, 1);
+  } finally {
+    s.close();
+  }
 });
