@@ -123,7 +123,9 @@ interface Side {
 }
 
 async function startPrintboxSide(tmp: string, pclPort: number, pwgPort: number): Promise<Side> {
-  const pb = await startPrintbox(path.join(tmp, 'pb-data'));
+  // BENCH_CONVERT_BUDGET_MIB: printbox's convert.memoryBudgetBytes for this run (default: the appliance's own).
+  const budget = Number(process.env.BENCH_CONVERT_BUDGET_MIB);
+  const pb = await startPrintbox(path.join(tmp, 'pb-data'), budget > 0 ? { convert: { memoryBudgetBytes: budget * 1048576 } } : {});
   const api = printboxClient(pb.base, pb.ca, pb.token);
   const add = async (body: object) => {
     const r = await api.json('POST', '/v1/printers', body);

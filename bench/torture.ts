@@ -14,6 +14,7 @@ import fs from 'node:fs/promises';
 import https from 'node:https';
 import { createHash, randomBytes } from 'node:crypto';
 import { startSink, type Sink } from '../test/peers/tcp-sink.js';
+import { isPjlQuestion } from '../test/peers/pjl-printer.js';
 import { Api, multipart, type ApiReply } from '../test/helpers/api.js';
 import { printerFaults } from './torture-faults.js';
 import { diskFull } from './torture-disk.js';
@@ -204,7 +205,7 @@ async function crash(): Promise<void> {
       for (const [p, s] of sinks.entries()) {
         for (; scanned[p] < s.jobs.length; scanned[p]++) {
           const j = s.jobs[scanned[p]];
-          if (j.size === 0) continue;
+          if (j.size === 0 || isPjlQuestion(j.data!)) continue; // a PJL probe a kill closed instead of resetting
           const l = labelOf(j.data!);
           printedOn[p].push(l);
           seen.add(l);
@@ -249,9 +250,9 @@ async function crash(): Promise<void> {
 
     /** Where each kill fell on printer p, as an index into printedOn[p] (the first document printed after it). */
     const killMarks = (p: number) => {
-      // printedOn skips empty documents: count only the non-empty ones before each kill.
+      // printedOn skips empty documents and PJL questions: count only the documents before each kill.
       const nonEmptyBefore: number[] = [0];
-      for (const j of sinks[p].jobs) nonEmptyBefore.push(nonEmptyBefore[nonEmptyBefore.length - 1] + (j.size > 0 ? 1 : 0));
+      for (const j of sinks[p].jobs) nonEmptyBefore.push(nonEmptyBefore[nonEmptyBefore.length - 1] + (j.size > 0 && !isPjlQuestion(j.data!) ? 1 : 0));
       return killedAt.map((ka) => nonEmptyBefore[ka[p]]);
     };
     /** The documents printed around position k of printer p, with the kills marked (`‖`) where they fell. */
@@ -274,9 +275,10 @@ async function crash(): Promise<void> {
       const odd = printedOn[p].length - labels.length;
       if (odd) violations.push(`p${p}: ${odd} unlabelled non-empty documents`);
       // The positive control for the secrets scenario: the canary really travelled inside every document.
-      const noCanary = s.jobs.filter((j) => j.size > 0 && !j.data!.includes(CANARY));
+      const docs = s.jobs.filter((j) => j.size > 0 && !isPjlQuestion(j.data!));
+      const noCanary = docs.filter((j) => !j.data!.includes(CANARY));
       if (noCanary.length) violations.push(`p${p}: ${noCanary.length} printed documents without the canary`);
-      const torn = s.jobs.filter((j) => j.size > 0 && j.size !== DOC_SIZE);
+      const torn = docs.filter((j) => j.size !== DOC_SIZE);
       if (torn.length) violations.push(`p${p}: ${torn.length} documents not whole (sizes ${torn.slice(0, 5).map((j) => j.size)})`);
       const dups = labels.length - new Set(labels).size;
       duplicated += dups;

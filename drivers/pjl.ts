@@ -164,3 +164,111 @@ export class PjlReader {
     if (this.pending.length > 65536) this.pending = this.pending.slice(-4096);
   }
 }
+
+/**
+ * What a printer says about itself through PJL status readback (HP PJL reference, ch. 7): `INFO ID` (model),
+ * `INFO CONFIG` (installed languages, duplex unit), `INQUIRE RESOLUTION`, `INQUIRE RENDERMODE` (colour printers
+ * only) and `INFO STATUS`.
+ */
+export interface PjlInfo {
+  model?: string;
+  /** Printer languages as the printer names them (LANGUAGES in INFO CONFIG), e.g. PCL, PCLXL, POSTSCRIPT. */
+  languages: string[];
+  duplex?: boolean;
+  resolution?: number;
+  color?: boolean;
+  online?: boolean;
+  display?: string;
+}
+
+/** MIME type of each PJL language name (INFO CONFIG LANGUAGES); names not listed here are not documents printbox makes. */
+const PJL_LANGUAGE_MIME: [RegExp, string][] = [
+  [/^PCL\s*(XL|6)$/, 'application/vnd.hp-pclxl'],
+  [/^PCL(\s*5[EC]?)?$/, 'application/vnd.hp-pcl'],
+  [/^(POSTSCRIPT\d?|PS\d?|BR-SCRIPT\d?|KPDL\d?)$/, 'application/postscript'],
+  [/^PDF$/, 'application/pdf'],
+  [/^ZPL(\s*II|2)?$/, 'application/vnd.zebra-zpl'],
+];
+
+export function pjlLanguageMime(language: string): string | undefined {
+  const l = language.trim().toUpperCase();
+  return PJL_LANGUAGE_MIME.find(([re]) => re.test(l))?.[1];
+}
+
+/**
+ * The probe's request: one PJL-only job (no ENTER LANGUAGE, so nothing prints) whose last command, ECHO with a
+ * fresh tag, tells us when every answer is in without waiting for a timeout.
+ */
+export function pjlInfoRequest(tag: string): Buffer {
+  const lines = ['@PJL INFO ID', '@PJL INFO CONFIG', '@PJL INFO STATUS', '@PJL INQUIRE RESOLUTION', '@PJL INQUIRE RENDERMODE', `@PJL ECHO ${tag}`];
+  return Buffer.from(`${UEL}@PJL\r\n${lines.join('\r\n')}\r\n${UEL}`, 'latin1');
+}
+
+/** Lines of one INFO CONFIG answer grouped by feature ("LANGUAGES [3 ENUMERATED]" followed by its options). */
+function configFeatures(lines: string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^\s*([A-Z][A-Z0-9 ]*?)\s*(?:=\s*([^[]*?))?\s*(?:\[\s*(\d+)\s+ENUMERATED\s*\])?\s*$/i.exec(lines[i]);
+    if (!m || /^\s/.test(lines[i])) continue; // an option line not claimed by a count
+    const options: string[] = [];
+    const count = m[3] ? Math.min(Number(m[3]), 256) : 0;
+    for (let k = 0; k < count && i + 1 < lines.length; k++) options.push(lines[++i].trim());
+    // Options without a count, by indentation (some printers leave the count out).
+    while (!count && i + 1 < lines.length && /^\s/.test(lines[i + 1])) options.push(lines[++i].trim());
+    out.set(m[1].toUpperCase(), options);
+  }
+  return out;
+}
+
+/** Reads the answers to pjlInfoRequest; `done` once the ECHO with our tag came back. */
+export class PjlInfoReader {
+  private pending = '';
+  private answered = false;
+  readonly info: PjlInfo = { languages: [] };
+  done = false;
+
+  constructor(private tag: string) {}
+
+  /** Whether the printer answered any of our questions (an ECHO alone proves it speaks PJL too). */
+  get spoke(): boolean {
+    return this.answered;
+  }
+
+  push(chunk: Buffer): void {
+    this.pending += chunk.toString('latin1');
+    let ff: number;
+    while ((ff = this.pending.indexOf('\f')) >= 0) {
+      this.take(this.pending.slice(0, ff));
+      this.pending = this.pending.slice(ff + 1);
+    }
+    if (this.pending.length > 65536) this.pending = this.pending.slice(-4096);
+  }
+
+  private take(msg: string): void {
+    const at = msg.search(/@PJL\s+(INFO|INQUIRE|ECHO)\b/i);
+    if (at < 0) return;
+    const lines = msg.slice(at).split(/\r?\n/).filter((l) => l.trim());
+    const head = lines[0].trim().toUpperCase().replace(/\s+/g, ' ');
+    const body = lines.slice(1);
+    const value = (body[0] ?? '').trim().replace(/^"(.*)"$/, '$1');
+    this.answered = true;
+    if (head === `@PJL ECHO ${this.tag.toUpperCase()}`) this.done = true;
+    else if (head === '@PJL INFO ID') this.info.model = value || undefined;
+    else if (head === '@PJL INFO CONFIG') {
+      const f = configFeatures(body);
+      this.info.languages = (f.get('LANGUAGES') ?? []).map((l) => l.split(/\s+/)[0].toUpperCase()).filter(Boolean);
+      this.info.duplex = [...f.keys()].some((k) => /^DUPLEX\b/.test(k));
+    } else if (head === '@PJL INQUIRE RESOLUTION') {
+      const n = Number.parseInt(value, 10);
+      if (n >= 72 && n <= 2400) this.info.resolution = n;
+    } else if (head === '@PJL INQUIRE RENDERMODE') {
+      // Only colour printers have RENDERMODE; the others answer "?" (HP PJL reference, INQUIRE/DINQUIRE).
+      if (value === '?') this.info.color = false;
+      else if (/^(COLOR|GRAYSCALE)$/i.test(value)) this.info.color = true;
+    } else if (head === '@PJL INFO STATUS') {
+      const kv = Object.fromEntries(body.map((l) => /^\s*(\w+)\s*=\s*(.*?)\s*$/.exec(l)).filter((m): m is RegExpExecArray => !!m).map((m) => [m[1].toUpperCase(), m[2].replace(/^"(.*)"$/, '$1')]));
+      if (kv.ONLINE) this.info.online = kv.ONLINE.toUpperCase() === 'TRUE';
+      if (kv.DISPLAY) this.info.display = kv.DISPLAY;
+    }
+  }
+}

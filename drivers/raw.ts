@@ -1,14 +1,15 @@
 // RAW / AppSocket / JetDirect driver (raw://host:9100): streams the document over one TCP connection, in a PJL ticket where the type allows.
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import type { Driver, DriverFactory, OutboundJob, Outcome, PrinterStatus } from './contract.js';
-import { buildJobTicket, canCarryPjl, isRepeatable, PjlReader, unticketedWarnings, type JobTicket, type UStatus } from './pjl.js';
+import { buildJobTicket, canCarryPjl, isRepeatable, PjlInfoReader, pjlInfoRequest, pjlLanguageMime, PjlReader, unticketedWarnings, type JobTicket, type PjlInfo, type UStatus } from './pjl.js';
 import { hostPort, readParams } from './uri.js';
 
 const PARAMS = [
   { name: 'connectTimeout', type: 'integer', default: 10000, description: 'Milliseconds to wait for the printer to accept the connection' },
   { name: 'closeTimeout', type: 'integer', default: 30000, description: 'Milliseconds to wait, after the last byte, for the printer to close the connection' },
-  { name: 'pjl', type: 'boolean', default: true, description: 'Wrap PDF, PostScript and PCL jobs in a PJL job ticket (name, copies, duplex, colour, tray, paper, orientation); turn off for printers that print PJL as text' },
+  { name: 'pjl', type: 'boolean', default: true, description: 'Wrap PDF, PostScript and PCL jobs in a PJL job ticket (name, copies, duplex, colour, tray, paper, orientation); turn off for printers that print PJL as text (printbox then does not ask the printer about itself with PJL INFO either)' },
   { name: 'stallNotice', type: 'integer', default: 15000, description: 'Milliseconds without the printer taking data (paper out, jam, offline) before the job shows it; the job keeps waiting' },
   { name: 'stallTimeout', type: 'integer', default: 0, description: 'Milliseconds without the printer taking data before the connection is reset and the job retried (0: wait as long as it takes, like CUPS; a retry after a reset may print part of the job twice)' },
   { name: 'confirm', type: 'enum', values: ['none', 'pjl'], default: 'none', description: 'pjl: ask the printer for PJL job status and report the job as confirmed when the printer says it finished printing it' },
@@ -231,6 +232,53 @@ function watchJobEnd(sock: net.Socket, name: string) {
   };
 }
 
+/** How long a probe waits for a printer's PJL answers: a printer without PJL never answers, and must not hold us up. */
+const PJL_ANSWER_MS = 3000;
+
+/**
+ * Asks the printer about itself (PJL INFO, INQUIRE) on an open connection; undefined when it does not answer in
+ * time. The request is a PJL-only job: a PJL printer prints nothing for it.
+ */
+function askPjl(sock: net.Socket, ms: number, signal: AbortSignal): Promise<PjlInfo | undefined> {
+  const tag = `printbox-${randomBytes(6).toString('hex')}`;
+  const reader = new PjlInfoReader(tag);
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      sock.removeListener('data', onData);
+      sock.removeListener('end', done);
+      sock.removeListener('close', done);
+      sock.removeListener('error', done);
+      resolve(reader.spoke ? reader.info : undefined);
+    };
+    const onData = (c: Buffer) => {
+      reader.push(c);
+      if (reader.done) done();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    sock.on('data', onData);
+    sock.once('end', done);
+    sock.once('close', done);
+    sock.once('error', done);
+    sock.write(pjlInfoRequest(tag));
+  });
+}
+
+/** The probe's answer from what the printer said through PJL. */
+function pjlStatus(info: PjlInfo): PrinterStatus {
+  const formats = [...new Set(info.languages.map(pjlLanguageMime).filter((m): m is string => !!m))];
+  return {
+    reachable: true,
+    state: info.online === false ? 'stopped' : 'idle',
+    ...(info.online === false && info.display && { reasons: [info.display] }),
+    ...(formats.length && { formats }),
+    supported: { pjl: true, model: info.model, languages: info.languages, duplex: info.duplex, resolution: info.resolution, color: info.color },
+    detail: info.model ? `PJL: ${info.model}` : 'PJL',
+  };
+}
+
 export const createRawDriver: DriverFactory = () => {
   const driver: Driver = {
     scheme: 'raw',
@@ -281,14 +329,30 @@ export const createRawDriver: DriverFactory = () => {
       }
     },
 
-    async probe(uri: URL, signal = AbortSignal.timeout(5000)): Promise<PrinterStatus> {
-      const { host, port } = hostPort(uri, 9100);
+    async probe(uri: URL, signal = AbortSignal.timeout(10000)): Promise<PrinterStatus> {
+      let p: Record<string, string | number | boolean>, host: string, port: number;
       try {
-        const sock = await connect(host, port, 5000, signal);
-        sock.destroy();
-        return { reachable: true, state: 'idle' };
+        p = readParams(uri, [...PARAMS]);
+        ({ host, port } = hostPort(uri, 9100));
       } catch (err) {
         return { reachable: false, detail: (err as Error).message };
+      }
+      let sock: net.Socket;
+      try {
+        sock = await connect(host, port, Math.min(p.connectTimeout as number, 5000), signal);
+      } catch (err) {
+        return { reachable: false, detail: (err as Error).message };
+      }
+      try {
+        if (!p.pjl) return { reachable: true, state: 'idle', detail: 'connected (pjl=false: the printer was not asked anything)' };
+        const info = await askPjl(sock, PJL_ANSWER_MS, signal);
+        if (!info) return { reachable: true, detail: `connected; no PJL answer within ${PJL_ANSWER_MS} ms (a printer without PJL, or busy printing)` };
+        return pjlStatus(info);
+      } finally {
+        // A reset, not a close: a printer that takes every closed connection as a job throws a reset one away,
+        // so a probe never makes an empty job (nor, on a printer without PJL, prints our question).
+        if (sock.readableEnded) sock.destroy();
+        else if (!sock.destroyed) sock.resetAndDestroy();
       }
     },
   };

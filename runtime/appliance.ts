@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { DriverRegistry, BUILTIN_DRIVERS } from '../drivers/registry.js';
-import type { DriverContext } from '../drivers/contract.js';
+import type { DriverContext, PrinterStatus } from '../drivers/contract.js';
 import type { Config } from './system/config.js';
 import { CALLBACK_REDO_MS, StatusCallbacks } from './queue/callbacks.js';
 import { CallbackTargets } from './queue/callback-target.js';
@@ -30,7 +30,7 @@ import type { PrinterDiscovery } from './discovery/browser.js';
 import type { SystemHealth } from './system/health.js';
 import type { Cluster } from './cluster/cluster.js';
 import type { PrinterRecord } from './system/state.js';
-import { fromProbe } from './convert/capabilities.js';
+import { capabilitySource, fromProbe, probeUri } from './convert/capabilities.js';
 import { ConvertStage } from './convert/stage.js';
 
 export const VERSION = '0.1.0';
@@ -250,24 +250,32 @@ export class Appliance {
   }
 
   /**
-   * Asks a printer what it takes (IPP Get-Printer-Attributes through the driver's probe) and records it unless the
-   * admin set it. Never throws: a printer that does not answer keeps what was known.
+   * Asks a printer about itself through its driver's probe (IPP Get-Printer-Attributes; PJL INFO on a RAW printer,
+   * where PJL is expected: see probeUri) and records what it takes unless the admin set that.
+   */
+  async probePrinter(p: PrinterRecord, signal = AbortSignal.timeout(10000)): Promise<PrinterStatus | undefined> {
+    const uri = probeUri(p);
+    const driver = this.drivers.forUri(uri);
+    if (!driver?.probe) return undefined;
+    const st = await driver.probe(uri, signal);
+    const from = capabilitySource(p.uri);
+    if (st.reachable && from) await this.printers.learn(p.id, fromProbe(st), from);
+    return st;
+  }
+
+  /**
+   * Fills a printer's formats from what it reports (on add, adopt, or when the admin hands the list back).
+   * Never throws: a printer that does not answer keeps what was known.
    */
   async learnCapabilities(printerId: string, signal = AbortSignal.timeout(10000)): Promise<PrinterRecord | undefined> {
     const p = this.printers.find(printerId);
-    if (!p || p.acceptsFrom === 'admin') return p;
-    // Only IPP says what it takes; a RAW or LPR probe is a bare connection that some printers log as an empty job.
-    if (!/^ipps?:$/.test(new URL(p.uri).protocol)) return p;
-    const driver = this.drivers.forUri(new URL(p.uri));
-    if (!driver?.probe) return p;
+    if (!p || p.acceptsFrom === 'admin' || !capabilitySource(p.uri)) return p;
     try {
-      const st = await driver.probe(new URL(p.uri), signal);
-      if (!st.reachable) return p;
-      return await this.printers.learn(p.id, fromProbe(st), 'ipp');
+      await this.probePrinter(p, signal);
     } catch (err) {
       this.log.debug({ printer: p.name, err: (err as Error).message }, 'could not learn the printer\'s formats');
-      return p;
     }
+    return this.printers.find(printerId);
   }
 
   job(id: string, owner?: string): JobRecord {

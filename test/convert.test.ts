@@ -7,7 +7,8 @@ import { addRawPrinter, startAppliance, until, type TestAppliance } from './help
 import { pdf, postscript, textOf, gs } from './helpers/documents.js';
 import { pcl5Pages, pwgPages, urfPages } from './helpers/raster.js';
 import { startSink, type Sink } from './peers/tcp-sink.js';
-import { haveIppEvePrinter, startIppEvePrinter } from './peers/ippeveprinter.js';
+import { haveIppEvePrinter, startIppEvePrinter, type IppEvePrinter } from './peers/ippeveprinter.js';
+import { startTcpForward } from './peers/tcp-forward.js';
 import { deliverableFormats, targetFor } from '../runtime/convert/formats.js';
 import { pageCounts } from '../runtime/convert/gs.js';
 import { textToPostScript } from '../runtime/convert/postscript.js';
@@ -73,8 +74,8 @@ describe('conversion on the way to the printer', () => {
   const sinks: Sink[] = [];
   let three: Buffer;
   before(async () => {
-    // The callback receiver listens on loopback.
-    box = await startAppliance({ convert: { timeoutMs: 3000, concurrency: 2, memoryBudgetBytes: 64 * 1024 * 1024, ramDir: '/dev/shm' }, callbacks: { allow: ['127.0.0.1/32'] } });
+    // The callback receiver listens on loopback. 128 MiB: room for the head's converter and one rendering ahead (40 MiB each).
+    box = await startAppliance({ convert: { timeoutMs: 3000, concurrency: 2, memoryBudgetBytes: 128 * 1024 * 1024, ramDir: '/dev/shm' }, callbacks: { allow: ['127.0.0.1/32'] } });
     three = await pdf(3, 'hello from printbox');
   });
   after(async () => {
@@ -304,6 +305,16 @@ async function encrypt(doc: Buffer): Promise<Buffer> {
   }
 }
 
+/** The document an ippeveprinter received for a job that went well. */
+async function printed(eve: IppEvePrinter, j: { state: string; reason?: string }): Promise<Buffer> {
+  assert.ok(['sent', 'confirmed'].includes(j.state), `${j.state}: ${j.reason} ${eve.log().slice(-500)}`);
+  const files = await until('the document in the printer spool', async () => {
+    const f = (await fs.readdir(eve.spoolDir)).filter((n) => !n.startsWith('.') && !n.endsWith('.prn'));
+    return f.length ? f : undefined;
+  });
+  return fs.readFile(path.join(eve.spoolDir, files![0]));
+}
+
 describe('raster-only IPP printers (ippeveprinter)', { skip: !haveIppEvePrinter() && 'ippeveprinter or dbus-daemon missing' }, () => {
   let box: TestAppliance;
   before(async () => {
@@ -331,13 +342,7 @@ describe('raster-only IPP printers (ippeveprinter)', { skip: !haveIppEvePrinter(
         assert.equal(p.acceptsFrom, 'ipp');
         const id = await post(box, { printer: p.name }, await pdf(3, 'raster'));
         const j = await finished(box, id);
-        assert.ok(['sent', 'confirmed'].includes(j.state), `${j.state}: ${j.reason} ${eve.log().slice(-500)}`);
-        const files = await until('the document in the printer spool', async () => {
-          const f = (await fs.readdir(eve.spoolDir)).filter((n) => !n.startsWith('.') && !n.endsWith('.prn'));
-          return f.length ? f : undefined;
-        });
-        const data = await fs.readFile(path.join(eve.spoolDir, files![0]));
-        const pages = parse(data);
+        const pages = parse(await printed(eve, j));
         assert.equal(pages.length, 3);
         for (const pg of pages) assert.equal(pg.dpi, p.resolution);
         assert.equal(j.pages, 3);
@@ -346,6 +351,49 @@ describe('raster-only IPP printers (ippeveprinter)', { skip: !haveIppEvePrinter(
       }
     });
   }
+
+  test('raster goes gzip-compressed to a printer that lists gzip: a fraction of the bytes on the wire, the same pages', async () => {
+    const eve = await startIppEvePrinter({ formats: ['image/pwg-raster'] });
+    const wire = await startTcpForward(eve.port);
+    try {
+      const add = await box.api.json('POST', '/v1/printers', { name: 'eve-gzip', uri: `ipp://127.0.0.1:${wire.port}/ipp/print`, accepts: ['image/pwg-raster'], retry: { limit: 2, baseMs: 50, maxMs: 200, heldRetryMs: 500 } });
+      assert.equal(add.status, 201, add.text);
+      const id = await post(box, { printer: 'eve-gzip' }, await pdf(3, 'squeezed'));
+      const data = await printed(eve, await finished(box, id));
+      assert.equal(pwgPages(data).length, 3, 'the printer unpacked whole pages');
+      // Everything printbox sent (attribute requests, polls and the job) is still far less than the raster alone.
+      assert.ok(wire.sent() * 4 < data.length, `${wire.sent()} bytes on the wire for ${data.length} bytes of raster`);
+    } finally {
+      await wire.close();
+      await eve.stop();
+    }
+  });
+
+  test('a printer that takes only black_1 PWG raster gets 1-bit pages, and prints them', async () => {
+    const eve = await startIppEvePrinter({ attributes: ['ATTR keyword pwg-raster-document-type-supported black_1'] });
+    try {
+      const add = await box.api.json('POST', '/v1/printers', { name: 'eve-black1', uri: eve.uri, retry: { limit: 2, baseMs: 50, maxMs: 200, heldRetryMs: 500 } });
+      assert.equal(add.status, 201, add.text);
+      const p = await until('raster types learned from IPP', async () => {
+        const r = (await box.api.json('GET', `/v1/printers/${add.json.id}`)).json;
+        return r.rasterTypes ? r : undefined;
+      });
+      assert.deepEqual(p.rasterTypes, ['black_1']);
+      const id = await post(box, { printer: p.name }, await pdf(2, 'one bit'));
+      const j = await finished(box, id);
+      const data = await printed(eve, j);
+      assert.ok(j.warnings.some((w: string) => /to pwg-raster \(black_1\)/.test(w)), j.warnings.join('; '));
+      const pages = pwgPages(data);
+      assert.equal(pages.length, 2);
+      for (const pg of pages) assert.equal(pg.bitsPerPixel, 1);
+      const header = data.subarray(4, 4 + 1796);
+      assert.equal(header.readUInt32BE(384), 1, 'cupsBitsPerColor');
+      assert.equal(header.readUInt32BE(400), 3, 'cupsColorSpace: black');
+      assert.equal(header.readUInt32BE(392), Math.ceil(pages[0].width / 8), 'a line is one bit a pixel');
+    } finally {
+      await eve.stop();
+    }
+  });
 });
 
 void gs;

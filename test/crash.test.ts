@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import { startSink, type Sink } from './peers/tcp-sink.js';
+import { isPjlQuestion } from './peers/pjl-printer.js';
 import { Api } from './helpers/api.js';
 import { addRawPrinter, freePort, spawnAppliance, tempDir, until, type ChildAppliance } from './helpers/appliance.js';
 import fs from 'node:fs/promises';
@@ -86,11 +87,14 @@ test('kill -9 during intake and printing loses no acknowledged job and breaks no
 
   const label = (d: Buffer) => d.toString('latin1').split('|')[0];
   await until('every acknowledged job at a sink', () => new Set(sinks.flatMap((s) => s.jobs.map((j) => label(j.data!)))).size >= JOBS, 60000);
+  // A RAW printer added without accepts is asked what it takes (PJL INFO); that connection ends with a reset, but a
+  // kill -9 within its 3 s leaves it closed instead, and the sink keeps the question (a PJL printer prints nothing for it).
   let duplicates = 0;
   for (const [p, s] of sinks.entries()) {
-    const odd = s.jobs.filter((j) => !/^c\d+-\d+$/.test(label(j.data!)));
+    const jobs = s.jobs.filter((j) => !isPjlQuestion(j.data!));
+    const odd = jobs.filter((j) => !/^c\d+-\d+$/.test(label(j.data!)));
     assert.ok(odd.every((j) => j.size === 0), `only empty connections (killed before the first byte) may be unlabelled: ${odd.map((j) => j.size)}`);
-    const labels = s.jobs.filter((j) => j.size > 0).map((j) => label(j.data!));
+    const labels = jobs.filter((j) => j.size > 0).map((j) => label(j.data!));
     duplicates += labels.length - new Set(labels).size;
     assert.ok(labels.length - new Set(labels).size <= KILLS, `printer p${p}: at most the job in flight at each kill repeats (${labels.length - new Set(labels).size})`);
     // Within a printer, each client's jobs come out in the order the client posted them.
@@ -105,7 +109,7 @@ test('kill -9 during intake and printing loses no acknowledged job and breaks no
       lastIndex.set(c, i);
     }
   }
-  const complete = sinks.flatMap((s) => s.jobs).every((j) => j.size === 600 || j.size === 0);
+  const complete = sinks.flatMap((s) => s.jobs.filter((j) => !isPjlQuestion(j.data!))).every((j) => j.size === 600 || j.size === 0);
   assert.ok(complete, 'every printed document is whole');
   console.log(`# crash: ${JOBS} acknowledged, ${kills} kills, ${duplicates} duplicates at the sinks, 0 lost, 0 out of order`);
   api.close();

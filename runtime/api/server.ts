@@ -9,7 +9,6 @@ import { ERROR_POLICIES } from '../system/state.js';
 import { VERSION, type Appliance } from '../appliance.js';
 import { TLS_POLICY, type TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
-import { fromProbe } from '../convert/capabilities.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerPrinterTrustRoutes } from './printer-trust-routes.js';
 import { registerClusterRoutes } from './cluster-routes.js';
@@ -228,7 +227,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   server.post('/v1/printers', { schema: { tags: ['printers'], body: { ...printerBody, required: ['name', 'uri'] } } }, async (req, reply) => {
     requireAdmin(req);
     const added = await app.printers.add(req.body as never);
-    if (!added.accepts) void app.learnCapabilities(added.id); // fills accepts from the printer (IPP) when the admin gave none
+    if (!added.accepts) void app.learnCapabilities(added.id); // fills accepts from the printer (IPP, PJL INFO) when the admin gave none
     return reply.status(201).send(printerView(added));
   });
   server.patch('/v1/printers/:id', { schema: { tags: ['printers'], params: idParam, body: printerBody } }, async (req) => {
@@ -254,10 +253,8 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
   server.get('/v1/printers/:id/status', { schema: { tags: ['printers'], summary: 'Ask the printer itself (driver probe)', params: idParam } }, async (req) => {
     requireAdmin(req); // a probe reaches out to the printer's address: not for submit tokens
     const p = app.printers.get((req.params as { id: string }).id);
-    const driver = app.drivers.forUri(new URL(p.uri));
-    if (!driver?.probe) throw new ApiError(501, 'probe_unsupported', `the ${new URL(p.uri).protocol.slice(0, -1)} driver cannot ask the printer for its state`);
-    const st = await driver.probe(new URL(p.uri), AbortSignal.timeout(10000));
-    if (st.reachable) await app.printers.learn(p.id, fromProbe(st), 'ipp');
+    const st = await app.probePrinter(p);
+    if (!st) throw new ApiError(501, 'probe_unsupported', `the ${new URL(p.uri).protocol.slice(0, -1)} driver cannot ask the printer for its state`);
     return { printer: p.id, ...st };
   });
   server.get('/v1/drivers', { schema: { tags: ['printers'], summary: 'Drivers and the URI parameters each accepts' } }, async () => ({

@@ -13,6 +13,13 @@ export interface RenderSpec {
   duplex?: 'long-edge' | 'short-edge';
   /** Times the whole document is rendered (copies the printer language cannot carry). */
   times: number;
+  /**
+   * Clockwise turn of every page (PDF /Rotate) for the job's orientation, applied before the page is fitted to the
+   * paper (stage.ts turns the PDF with qpdf; the result is what gs renders).
+   */
+  rotate?: 90 | 180 | 270;
+  /** PWG raster as 1-bit black (PWG 5102.4 black_1) for printers that take only that, instead of sgray_8/srgb_8. */
+  bilevel?: boolean;
 }
 
 function device(s: RenderSpec): string[] {
@@ -25,7 +32,9 @@ function device(s: RenderSpec): string[] {
     case 'pdf':
       return ['-sDEVICE=pdfwrite', ...(s.color ? [] : ['-sColorConversionStrategy=Gray', '-sProcessColorModel=DeviceGray'])];
     case 'pwg-raster':
-      // cupsColorSpace 18 = sGray, 19 = sRGB (PWG 5102.4 sgray_8 / srgb_8, what IPP Everywhere printers take).
+      // cupsColorSpace 18 = sGray, 19 = sRGB (PWG 5102.4 sgray_8 / srgb_8, what IPP Everywhere printers take);
+      // 3 = Black at 1 bit is black_1 (1 = ink), an eighth of the bytes, for printers that list only that.
+      if (s.bilevel) return ['-sDEVICE=pwgraster', `-r${s.dpi}`, '-dcupsColorSpace=3', '-dcupsBitsPerColor=1'];
       return ['-sDEVICE=pwgraster', `-r${s.dpi}`, `-dcupsColorSpace=${s.color ? 19 : 18}`, '-dcupsBitsPerColor=8'];
     case 'urf':
       return ['-sDEVICE=urf', `-r${s.dpi}`, `-dcupsColorSpace=${s.color ? 19 : 18}`, '-dcupsBitsPerColor=8'];
@@ -44,6 +53,14 @@ export function gsArgs(s: RenderSpec): string[] {
   if (s.duplex && s.to !== 'zpl' && s.to !== 'pdf') args.push('-dDuplex=true', `-dTumble=${s.duplex === 'short-edge'}`);
   for (let i = 0; i < s.times; i++) args.push('/dev/fd/3');
   return args;
+}
+
+/**
+ * IPP orientation-requested (PWG 5100.x): landscape turns the page image 90° anticlockwise on the medium,
+ * reverse-landscape 90° clockwise, reverse-portrait upside down; portrait leaves it as it is.
+ */
+export function orientationTurn(o: JobOptions['orientation']): RenderSpec['rotate'] {
+  return o === 'landscape' ? 270 : o === 'reverse-landscape' ? 90 : o === 'reverse-portrait' ? 180 : undefined;
 }
 
 /** Points for a media name: PWG self-describing (iso_a4_210x297mm, oe_4x6-label_4x6in) or a common paper name. */

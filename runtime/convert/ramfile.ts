@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, pipeline, Readable } from 'node:stream';
 
 const TMPFS_MAGIC = 0x01021994;
 
@@ -21,15 +21,14 @@ export class RamFile {
   }
 
   static async from(dir: string, source: AsyncIterable<Buffer> | readonly Buffer[], maxBytes: number): Promise<RamFile> {
-    const st = await fs.statfs(dir);
-    if (st.type !== TMPFS_MAGIC) throw Object.assign(new Error(`${dir} is not a RAM-backed file system (tmpfs); documents are converted only in RAM`), { code: 'convert_no_ram' });
-    const file = path.join(dir, `printbox-${process.pid}-${randomBytes(12).toString('hex')}`);
-    const handle = await fs.open(file, 'wx+', 0o600);
-    await fs.unlink(file).catch(async (err) => {
-      await handle.close();
+    // A stream is taken over before the first await: Node drains and drops the stdout of a child process that
+    // exits while nothing reads it (child_process flushStdio), and a quick tool (qpdf) exits before the file is open.
+    if (source instanceof Readable) source = pipeline(source, new PassThrough(), () => {});
+    const ram = await RamFile.open(dir).catch((err) => {
+      if (source instanceof Readable) source.destroy(); // and so the source, not left paused forever
       throw err;
     });
-    const ram = new RamFile(handle, 0);
+    const handle = ram.handle;
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         if (ram.size + chunk.length > maxBytes) throw Object.assign(new Error(`the document is larger than the conversion memory budget (${Math.round(maxBytes / 1048576)} MiB)`), { code: 'convert_too_large' });
@@ -42,6 +41,19 @@ export class RamFile {
       throw err;
     }
     return ram;
+  }
+
+  /** An empty RAM file: created 0600 and exclusive on tmpfs, unlinked at once. */
+  private static async open(dir: string): Promise<RamFile> {
+    const st = await fs.statfs(dir);
+    if (st.type !== TMPFS_MAGIC) throw Object.assign(new Error(`${dir} is not a RAM-backed file system (tmpfs); documents are converted only in RAM`), { code: 'convert_no_ram' });
+    const file = path.join(dir, `printbox-${process.pid}-${randomBytes(12).toString('hex')}`);
+    const handle = await fs.open(file, 'wx+', 0o600);
+    await fs.unlink(file).catch(async (err) => {
+      await handle.close();
+      throw err;
+    });
+    return new RamFile(handle, 0);
   }
 
   /** The first bytes, to check what the document really is. */

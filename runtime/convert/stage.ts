@@ -16,7 +16,7 @@ import type { ContentType, JobOptions } from '../../drivers/contract-types.js';
 import type { JobRecord } from '../spool/jobs.js';
 import type { PrinterRecord } from '../system/state.js';
 import { MIME, targetFor } from './formats.js';
-import { gsArgs, pageCounts, paperPoints, type RenderSpec } from './gs.js';
+import { gsArgs, orientationTurn, pageCounts, paperPoints, type RenderSpec } from './gs.js';
 import { dscPages, pdfPages } from './pages.js';
 import { jpegToPostScript, pngToPostScript, textToPostScript } from './postscript.js';
 import { RamFile } from './ramfile.js';
@@ -51,6 +51,14 @@ const RASTERTOPDF = '/usr/lib/cups/filter/rastertopdf';
 
 type Source = () => AsyncIterable<Buffer> | readonly Buffer[];
 
+/**
+ * What one running converter costs the box, counted in the render-ahead budget beside documents and output:
+ * Ghostscript's own resident size at 300 dpi, measured here at 25 MiB (pxlmono), 27 MiB (ljet4) and 40 MiB
+ * (pwgraster, 8-bit grey) for a 20-page office PDF. Without it, two printers rendered four gs at once (two heads,
+ * two ahead) while the budget saw only the few MiB of buffers.
+ */
+const CONVERTER_BYTES = 40 * 1024 * 1024;
+
 /** Wires that need a size before the first byte (LPR's data-file header): their output is rendered whole first. */
 const STREAMING = new Set(['raw:', 'ipp:', 'ipps:', 'serial:', 'file:']);
 
@@ -75,6 +83,7 @@ class Render {
 
   constructor(readonly job: JobRecord, readonly spec: RenderSpec, private source: Source, private stage: ConvertStage, readonly ahead: boolean) {
     this.key = renderKey(job, spec);
+    stage.converterStarts();
     this.started = this.start().catch((err) => this.fail(err));
   }
 
@@ -97,7 +106,7 @@ class Render {
         throw new ConvertError('convert_failed', `the ${from} document cannot be read: ${(err as Error).message}`);
       }
     }
-    if (this.spec.to === 'postscript' && from === 'text' && !this.spec.pageList && this.spec.times === 1 && !this.spec.paper && this.spec.duplex === undefined) {
+    if (this.spec.to === 'postscript' && from === 'text' && !this.spec.pageList && this.spec.times === 1 && !this.spec.paper && this.spec.duplex === undefined && !this.spec.rotate) {
       // printbox wrote this PostScript itself: nothing left for gs to do.
       for (const b of input as Buffer[]) this.push(b);
       this.finish();
@@ -110,6 +119,18 @@ class Render {
       pdfIn = true;
     } else {
       this.ram = await RamFile.from(cfg.ramDir, input, cfg.memoryBudgetBytes);
+    }
+    if (this.spec.rotate) {
+      // Turned as a PDF (/Rotate, set by qpdf), so gs fits the turned page to the paper as it does any page.
+      // Not held by the render while it goes through the tools (they close it): nothing to release if they fail.
+      let ram = this.ram;
+      this.ram = null;
+      if (!pdfIn) ram = await this.through(ram, 'gs', ['-q', '-dSAFER', '-dBATCH', '-dNOPAUSE', '-sDEVICE=pdfwrite', '-sOutputFile=-', '/dev/fd/3'], `Ghostscript (${from} → PDF, to turn its pages)`);
+      pdfIn = true;
+      // Flattened into the page (content and box turned, no /Rotate left): gs's page fitting ignores /Rotate.
+      this.ram = await this.through(ram, 'qpdf', [`--rotate=+${this.spec.rotate}`, '--flatten-rotation', '/dev/fd/3', '-'], 'qpdf (turning the pages)').catch((err) => {
+        throw new ConvertError('convert_failed', `the PDF cannot be read: ${(err as Error).message.replace(/\/dev\/fd\/3: ?/g, '')}`);
+      });
     }
     this.stage.hold(this.ram.size);
     // qpdf reads the PDF while gs starts on it: it tells a damaged or locked PDF (gs prints those as blank pages and
@@ -158,23 +179,33 @@ class Render {
     const cfg = this.stage.cfg;
     // The raster goes in from a RAM file too: fed through a pipe, rastertopdf now and then wrote an empty PDF.
     const raster = await RamFile.from(cfg.ramDir, input, cfg.memoryBudgetBytes);
+    const pdf = await this.through(raster, RASTERTOPDF, ['1', 'printbox', 'job', '1', ''], `rastertopdf (${this.job.contentType} → PDF)`, 'stdin');
+    if (!pdf.size) {
+      await pdf.close();
+      throw new ConvertError('convert_failed', 'rastertopdf made no PDF from the raster (no page in it?)');
+    }
+    return pdf;
+  }
+
+  /** Runs one tool over a RAM file (as /dev/fd/3, or its stdin) into a new RAM file; the input is closed either way. */
+  private async through(input: RamFile, cmd: string, args: string[], what: string, as: 'fd3' | 'stdin' = 'fd3'): Promise<RamFile> {
+    const cfg = this.stage.cfg;
     try {
-      const run = runTool(RASTERTOPDF, ['1', 'printbox', 'job', '1', ''], { stdin: raster.fd, timeoutMs: cfg.timeoutMs, what: `rastertopdf (${this.job.contentType} → PDF)`, tmpDir: cfg.ramDir });
+      const run = runTool(cmd, args, { ...(as === 'fd3' ? { fd3: input.fd } : { stdin: input.fd }), timeoutMs: cfg.timeoutMs, what, tmpDir: cfg.ramDir });
       this.run = run;
-      const ram = await RamFile.from(cfg.ramDir, run.stdout, cfg.memoryBudgetBytes).catch(async (err) => {
+      const out = await RamFile.from(cfg.ramDir, run.stdout, cfg.memoryBudgetBytes).catch((err) => {
         run.kill();
         throw err;
       });
       try {
         await run.done;
-        if (!ram.size) throw new ConvertError('convert_failed', 'rastertopdf made no PDF from the raster (no page in it?)');
       } catch (err) {
-        await ram.close();
+        await out.close();
         throw err;
       }
-      return ram;
+      return out;
     } finally {
-      await raster.close();
+      await input.close();
     }
   }
 
@@ -221,6 +252,7 @@ class Render {
   private finish(): void {
     if (this.failure || this.ended) return;
     this.ended = true;
+    this.stage.converterEnds();
     if (this.idle) clearTimeout(this.idle);
     this.closeInput();
     this.notify();
@@ -229,6 +261,7 @@ class Render {
   fail(err: unknown): void {
     if (this.ended || this.failure) return;
     this.failure = err instanceof Error ? err : new Error(String(err));
+    this.stage.converterEnds();
     if (this.idle) clearTimeout(this.idle);
     this.run?.kill();
     this.closeInput();
@@ -349,6 +382,8 @@ function renderKey(job: JobRecord, spec: RenderSpec): string {
 export class ConvertStage {
   private renders = new Map<string, Render>(); // by job id: the head's and those rendered ahead
   private held = 0;
+  /** Renders whose converter (gs, and the qpdf/rastertopdf steps before it) has not ended yet. */
+  private converters = 0;
   readonly aheadBytes: number;
   readonly keepBytes: number;
 
@@ -367,6 +402,19 @@ export class ConvertStage {
   }
 
   /** Bytes of plaintext documents and rendered output held in RAM now (for /metrics and tests). */
+  converterStarts(): void {
+    this.converters++;
+  }
+
+  converterEnds(): void {
+    this.converters--;
+  }
+
+  /** What conversion costs in RAM now: documents and output held, and the converters still running. */
+  get committedBytes(): number {
+    return this.held + this.converters * CONVERTER_BYTES;
+  }
+
   get heldBytes(): number {
     return this.held;
   }
@@ -383,14 +431,19 @@ export class ConvertStage {
     const o = job.options;
     const carries = carriesTicket(printer, t.to);
     const label = t.to === 'zpl';
+    const paper = paperPoints(o.media ?? printer.defaults.media);
+    const color = o.color === true || (o.color === undefined && !label && t.to !== 'pcl' && colorCapable(printer));
+    const bilevel = t.to === 'pwg-raster' && onlyBlack1(printer.rasterTypes, color);
     const spec: RenderSpec = {
       to: t.to,
       pclxl: (printer.accepts ?? []).includes('application/vnd.hp-pclxl'),
       dpi: printer.resolution ?? (label ? 203 : 300),
-      color: o.color === true || (o.color === undefined && !label && t.to !== 'pcl' && colorCapable(printer)),
-      paper: paperPoints(o.media ?? printer.defaults.media),
+      color: color && !bilevel,
+      ...(bilevel && { bilevel }),
+      paper,
       pageList: o.pageRanges,
       duplex: o.duplex === 'long-edge' || o.duplex === 'short-edge' ? o.duplex : undefined,
+      ...(pageTurn(o.orientation, paper) && { rotate: pageTurn(o.orientation, paper) }),
       // ZPL carries copies itself (^PQ); elsewhere the document is rendered again for each copy the wire cannot ask for.
       times: carries || label ? 1 : Math.max(1, Math.min(o.copies, 999)),
     };
@@ -440,7 +493,7 @@ export class ConvertStage {
       bytes: render.kept,
       pages: counts?.pages,
       sheets: counts?.sheets,
-      note: `converted from ${job.contentType} to ${spec.to}${spec.to === 'pcl' ? (spec.pclxl ? ' (PCL XL)' : ' (PCL 5)') : ''} at ${spec.dpi} dpi`,
+      note: `converted from ${job.contentType} to ${spec.to}${spec.to === 'pcl' ? (spec.pclxl ? ' (PCL XL)' : ' (PCL 5)') : ''}${spec.bilevel ? ' (black_1)' : ''} at ${spec.dpi} dpi`,
       error: () => current.error,
       open: () => {
         // A second read (retry, copies repeated by the driver) replays kept output or renders again.
@@ -460,7 +513,8 @@ export class ConvertStage {
     if (this.renders.has(job.id)) return;
     let aheadNow = 0;
     for (const r of this.renders.values()) if (r.ahead && !r.complete && !r.error) aheadNow++;
-    if (aheadNow >= this.cfg.concurrency || this.held + job.size > this.cfg.memoryBudgetBytes) return;
+    // Room for all it will take: its converter, its document, the output it may buffer before it is read.
+    if (aheadNow >= this.cfg.concurrency || this.committedBytes + CONVERTER_BYTES + job.size + this.aheadBytes > this.cfg.memoryBudgetBytes) return;
     const plan = this.plan(job, printer);
     if (!plan || 'fail' in plan) return;
     this.renders.set(job.id, new Render(job, plan.spec, source, this, true));
@@ -486,6 +540,26 @@ function carriesTicket(printer: PrinterRecord, to: ContentType): boolean {
   return u.protocol === 'raw:' && ['pcl', 'postscript', 'pdf'].includes(to) && u.searchParams.get('pjl') !== 'false';
 }
 
+/**
+ * The turn a job's orientation gives its pages. On the page's own size, the whole turn (gs renders the turned page
+ * at its turned size). On a fixed paper size, gs fits each page and turns a page whose shape differs from the
+ * paper's a quarter anticlockwise to fill it (that is landscape already); there only the upside-down part of a
+ * reverse-* orientation is added, as a quarter turn more would shrink the page to 71 %.
+ */
+function pageTurn(o: JobOptions['orientation'], paper: RenderSpec['paper']): RenderSpec['rotate'] {
+  if (!paper) return orientationTurn(o);
+  return o === 'reverse-portrait' || o === 'reverse-landscape' ? 180 : undefined;
+}
+
+/**
+ * PWG raster in 1-bit black when that is what the printer lists and the 8-bit type we would send is not there
+ * (a black_1-only printer refuses sgray_8). An unknown list keeps sgray_8/srgb_8, which IPP Everywhere requires.
+ */
+function onlyBlack1(types: readonly string[] | undefined, color: boolean): boolean {
+  if (!types?.includes('black_1')) return false;
+  return !types.includes('sgray_8') && !(color && types.includes('srgb_8'));
+}
+
 /** Colour output only where the printer says it can: a raster or PCL job in colour for a mono printer only wastes bytes. */
 function colorCapable(printer: PrinterRecord): boolean {
   return printer.color ?? printer.defaults.color !== false;
@@ -494,6 +568,8 @@ function colorCapable(printer: PrinterRecord): boolean {
 function strippedOptions(o: JobOptions, spec: RenderSpec, carries: boolean): JobOptions {
   const out: JobOptions = { ...o };
   delete out.pageRanges; // always applied in the document
+  // Rendered here, so turned here (pageTurn): a ticket's orientation would not reach pages already imaged.
+  delete out.orientation;
   if (!carries || spec.to === 'zpl') {
     out.copies = 1;
     if (spec.duplex || spec.to === 'zpl') delete out.duplex;

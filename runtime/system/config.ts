@@ -31,7 +31,8 @@ export interface Config {
   bodyTimeoutMs: number; // a JSON request body must arrive whole within this time (uploads are exempt)
   /**
    * Conversion (runtime/convert/): a converter past timeoutMs is killed and its job fails; at most `concurrency`
-   * jobs render ahead of their turn, holding at most memoryBudgetBytes of documents and output in RAM (ramDir, a tmpfs).
+   * jobs render ahead of their turn, and only while documents, output (in RAM: ramDir, a tmpfs) and the running
+   * converters (40 MiB each) stay within memoryBudgetBytes.
    */
   convert: { timeoutMs: number; concurrency: number; memoryBudgetBytes: number; ramDir: string };
   lpdPort: number; // the LPD server's port, listening as soon as one printer has intake.lpd on

@@ -50,7 +50,7 @@ export function capabilitiesOf(p: PrinterRecord, delivered: readonly string[]): 
     name: p.name,
     formats: senderFormats(delivered),
     color: p.color !== false && d.color !== false,
-    duplex: true,
+    duplex: p.duplex !== false,
     media: MEDIA_NAMES,
     mediaDefault,
     resolutions: [300, 600],

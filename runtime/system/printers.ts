@@ -30,6 +30,8 @@ export interface LearnedCapabilities {
   accepts?: string[];
   resolution?: number;
   color?: boolean;
+  duplex?: boolean;
+  rasterTypes?: string[];
 }
 
 /** `intake`: lpd on/off, a RAW port, and the required allow list (those protocols carry no credentials). */
@@ -219,8 +221,11 @@ export class Printers {
     if (acceptsProblem(accepts ?? []) !== null) return p;
     const resolution = caps.resolution ?? p.resolution;
     const color = caps.color ?? p.color;
-    if (p.acceptsFrom === from && String(p.accepts) === String(accepts) && p.resolution === resolution && p.color === color) return p;
-    const next = { ...p, accepts, resolution, color, acceptsFrom: from };
+    const duplex = caps.duplex ?? p.duplex;
+    const rasterTypes = caps.rasterTypes?.slice(0, 16) ?? p.rasterTypes;
+    const same = String(p.accepts) === String(accepts) && p.resolution === resolution && p.color === color && p.duplex === duplex && String(p.rasterTypes) === String(rasterTypes);
+    if (p.acceptsFrom === from && same) return p;
+    const next = { ...p, accepts, resolution, color, duplex, rasterTypes, acceptsFrom: from };
     await this.state.change((d) => {
       d.printers = d.printers.map((x) => (x.id === id ? next : x));
     });

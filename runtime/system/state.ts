@@ -25,6 +25,10 @@ export interface PrinterRecord {
   resolution?: number;
   /** The printer prints in colour (IPP print-color-mode-supported); false: conversions render grey, a third of the bytes. */
   color?: boolean;
+  /** The printer has a duplex unit (PJL INFO CONFIG lists DUPLEX); false: printbox offers senders one-sided only. */
+  duplex?: boolean;
+  /** PWG raster types it takes (IPP pwg-raster-document-type-supported, e.g. ["black_1", "sgray_8"]). */
+  rasterTypes?: string[];
   /** Legacy intake (no authentication, so `allow` is required): the LPD queue of this name, a RAW listener port. */
   intake?: LegacyIntake;
   /** Advertise this printer on mDNS as an IPP Everywhere printer (default true). */

@@ -46,7 +46,8 @@ export function pwgPages(b: Buffer): RasterPage[] {
     if (h.length < 1796 || h.toString('latin1', 0, 9) !== 'PwgRaster') throw new Error(`page ${pages.length + 1}: no PWG page header`);
     const p = { dpi: h.readUInt32BE(276), width: h.readUInt32BE(372), height: h.readUInt32BE(376), bitsPerPixel: h.readUInt32BE(388) };
     const bytesPerLine = h.readUInt32BE(392);
-    i = skipLines(b, i + 1796, p.height, bytesPerLine, p.bitsPerPixel / 8, false);
+    // Below 8 bits a pixel, runs count whole bytes (PWG 5102.4 section 4.3).
+    i = skipLines(b, i + 1796, p.height, bytesPerLine, Math.max(1, p.bitsPerPixel / 8), false);
     pages.push(p);
   }
   return pages;
@@ -93,4 +94,49 @@ export function pcl5Pages(b: Buffer): number {
     } else i++;
   }
   return pages;
+}
+
+/** Where the ink is on each page of PWG raster in sgray_8 or srgb_8 (255 is white): the bounding box of dark pixels. */
+export function pwgInk(b: Buffer): { width: number; height: number; ink?: { x0: number; y0: number; x1: number; y1: number } }[] {
+  const out: ReturnType<typeof pwgInk> = [];
+  let i = 4;
+  while (i < b.length) {
+    const h = b.subarray(i, i + 1796);
+    const width = h.readUInt32BE(372);
+    const height = h.readUInt32BE(376);
+    const px = h.readUInt32BE(388) / 8;
+    if (px !== 1 && px !== 3) throw new Error('pwgInk reads 8-bit grey or 24-bit colour');
+    i += 1796;
+    let ink: { x0: number; y0: number; x1: number; y1: number } | undefined;
+    const line = Buffer.alloc(width * px);
+    for (let y = 0; y < height; ) {
+      const repeat = b[i++] + 1;
+      for (let x = 0; x < width; ) {
+        const n = b[i++];
+        if (n < 128) {
+          for (let k = 0; k <= n; k++) b.copy(line, (x + k) * px, i, i + px);
+          i += px;
+          x += n + 1;
+        } else {
+          const count = 257 - n;
+          b.copy(line, x * px, i, i + count * px);
+          i += count * px;
+          x += count;
+        }
+      }
+      for (let x = 0; x < width; x++) {
+        let sum = 0;
+        for (let k = 0; k < px; k++) sum += line[x * px + k];
+        if (sum / px >= 128) continue;
+        ink ??= { x0: x, y0: y, x1: x, y1: y };
+        ink.x0 = Math.min(ink.x0, x);
+        ink.x1 = Math.max(ink.x1, x);
+        ink.y0 = Math.min(ink.y0, y);
+        ink.y1 = Math.max(ink.y1, y + repeat - 1);
+      }
+      y += repeat;
+    }
+    out.push({ width, height, ink });
+  }
+  return out;
 }

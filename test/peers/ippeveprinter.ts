@@ -1,7 +1,7 @@
 // Starts a real IPP Everywhere printer (CUPS' ippeveprinter) on a fresh loopback port, keeping every document it receives.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,12 @@ export interface IppEveOptions {
   /** document-format-supported, default PDF and PWG raster. */
   formats?: string[];
   name?: string;
+  /**
+   * Printer attributes that replace ippeveprinter's own (its `-a` attributes file, ipptool syntax), e.g.
+   * ['ATTR keyword pwg-raster-document-type-supported black_1']; `formats` is then ippeveprinter's own list
+   * (it refuses -f beside -a): application/octet-stream, image/pwg-raster, image/urf.
+   */
+  attributes?: string[];
 }
 
 export function haveIppEvePrinter(): boolean {
@@ -75,7 +81,14 @@ export async function startIppEvePrinter(opts: IppEveOptions = {}): Promise<IppE
 
     const port = await freePort();
     const formats = opts.formats ?? ['application/pdf', 'image/pwg-raster'];
-    const args = ['-p', String(port), '-n', 'localhost', '-d', spoolDir, '-k', '-f', formats.join(','), '-r', 'off', '-c', '/bin/true', opts.name ?? 'printbox-test'];
+    const args = ['-p', String(port), '-n', 'localhost', '-d', spoolDir, '-k', '-r', 'off', '-c', '/bin/true'];
+    if (opts.attributes?.length) {
+      // ippeveprinter refuses -f beside -a, and adds its own document-format-supported (octet-stream, PWG raster, URF).
+      const conf = path.join(dir, 'attributes.conf');
+      await writeFile(conf, opts.attributes.join('\n') + '\n');
+      args.push('-a', conf);
+    } else args.push('-f', formats.join(','));
+    args.push(opts.name ?? 'printbox-test');
     const eve = spawn('ippeveprinter', args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       // HOME: ippeveprinter keeps its self-signed TLS certificate (for ipps) under ~/.cups.

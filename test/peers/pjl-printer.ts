@@ -1,10 +1,14 @@
-// A small PJL-speaking printer on loopback: records each job and answers USTATUS JOB START/END like an HP LaserJet.
+// A small PJL-speaking printer on loopback: records each job and answers USTATUS JOB START/END and the status
+// readback questions (INFO ID, INFO CONFIG, INFO STATUS, INQUIRE, ECHO) like an HP LaserJet.
 //
 // Modes: 'answer' sends START when it reads JOB NAME and END (after `endDelayMs`) when it reads EOJ NAME,
 // each only if the job turned on `@PJL USTATUS JOB=ON`; 'silent' never answers; 'wrong-name' answers END
 // for another job's name; 'canceled' answers CANCELED instead of END. Replies follow the HP PJL reference:
 // `@PJL USTATUS JOB\r\nEND\r\nNAME="…"\r\nPAGES=1\r\n\f`. After the client half-closes, it closes its side
 // once its END reply is out ('answer', 'canceled') or never ('silent', 'wrong-name': the client must time out).
+// Status readback is answered in every mode but 'silent', in the layout of the HP PJL reference (ch. 7), from
+// `info` (default: a mono HP LaserJet 4 with PCL, a duplex unit, 600 dpi). A connection that only asks questions
+// is not a job (a LaserJet prints nothing for it); its questions are kept in `inquiries`.
 import net from 'node:net';
 
 export type PjlPrinterMode = 'answer' | 'silent' | 'wrong-name' | 'canceled';
@@ -18,9 +22,62 @@ export interface PjlPrinterJob {
   replies: string[];
 }
 
+/** What the printer says about itself. */
+export interface PjlPrinterInfo {
+  model: string;
+  /** INFO CONFIG LANGUAGES, e.g. ['PCL', 'PCLXL', 'POSTSCRIPT']. */
+  languages: string[];
+  duplex: boolean;
+  resolution: number;
+  /** A colour printer has RENDERMODE; a mono one answers "?" to INQUIRE RENDERMODE. */
+  color: boolean;
+}
+
+export const LASERJET_4: PjlPrinterInfo = { model: 'HP LaserJet 4', languages: ['PCL'], duplex: true, resolution: 600, color: false };
+
+/** The printer's answer to one status readback command, or undefined for commands it does not answer. */
+export function pjlAnswer(command: string, info: PjlPrinterInfo): string | undefined {
+  const c = command.replace(/\s+/g, ' ').trim();
+  const upper = c.toUpperCase();
+  const list = (name: string, items: string[]) => [`${name} [${items.length} ENUMERATED]`, ...items.map((i) => `\t${i}`)];
+  let body: string[];
+  if (upper === '@PJL INFO ID') body = [`"${info.model}"`];
+  else if (upper === '@PJL INFO CONFIG')
+    body = [
+      ...list('IN TRAYS', ['INTRAY1 MP', 'INTRAY2 PC']),
+      ...(info.duplex ? ['DUPLEX'] : []),
+      ...list('OUTPUT TRAYS', ['NORMAL FACEDOWN']),
+      ...list('PAPERS', ['LETTER', 'LEGAL', 'A4']),
+      ...list('LANGUAGES', info.languages),
+      ...list('USTATUS', ['DEVICE', 'JOB', 'PAGE', 'TIMED']),
+      'MEMORY=8388608',
+      'DISPLAY LINES=1',
+      'DISPLAY CHARACTER SIZE=16',
+    ];
+  else if (upper === '@PJL INFO STATUS') body = ['CODE=10001', 'DISPLAY="00 READY"', 'ONLINE=TRUE'];
+  else if (upper === '@PJL INQUIRE RESOLUTION') body = [String(info.resolution)];
+  else if (upper === '@PJL INQUIRE RENDERMODE') body = [info.color ? 'COLOR' : '"?"'];
+  else if (upper.startsWith('@PJL ECHO')) body = [];
+  else return undefined;
+  return [c, ...body].join('\r\n') + '\r\n\f';
+}
+
+const QUESTION = /^@PJL\s+(INFO|INQUIRE|DINQUIRE|ECHO)\b/i;
+
+/**
+ * A connection that only asked status readback questions (printbox's PJL probe of a RAW printer): a PJL printer
+ * prints nothing for it. Crash tests meet it at their sinks when a kill -9 closes a probe instead of resetting it.
+ */
+export function isPjlQuestion(data: Buffer): boolean {
+  const { commands, document } = parsePjlJob(data);
+  return !document && commands.length > 0 && commands.every((c) => QUESTION.test(c));
+}
+
 export interface PjlPrinter {
   port: number;
   jobs: PjlPrinterJob[];
+  /** The status readback questions of each connection that asked some, in order. */
+  inquiries: string[][];
   waitForJobs(n: number, timeoutMs: number): Promise<PjlPrinterJob[]>;
   close(): Promise<void>;
 }
@@ -53,9 +110,11 @@ export function parsePjlJob(data: Buffer): { commands: string[]; document?: Buff
   return { commands, document };
 }
 
-export async function startPjlPrinter(opts: { mode?: PjlPrinterMode; endDelayMs?: number } = {}): Promise<PjlPrinter> {
+export async function startPjlPrinter(opts: { mode?: PjlPrinterMode; endDelayMs?: number; info?: Partial<PjlPrinterInfo> } = {}): Promise<PjlPrinter> {
   const mode = opts.mode ?? 'answer';
+  const info: PjlPrinterInfo = { ...LASERJET_4, ...opts.info };
   const jobs: PjlPrinterJob[] = [];
+  const inquiries: string[][] = [];
   const waiters = new Set<() => void>();
   const open = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -68,6 +127,7 @@ export async function startPjlPrinter(opts: { mode?: PjlPrinterMode; endDelayMs?
     const replies: string[] = [];
     let started = false;
     let ended = false;
+    let asked: string[] | undefined;
     const reply = (event: string, name: string) => {
       const msg = `@PJL USTATUS JOB\r\n${event}\r\nNAME="${name}"\r\n${event === 'START' ? '' : 'PAGES=1\r\n'}\f`;
       replies.push(msg);
@@ -78,6 +138,15 @@ export async function startPjlPrinter(opts: { mode?: PjlPrinterMode; endDelayMs?
       if (mode === 'silent') return;
       // A real printer parses as bytes arrive; re-reading the whole job is fine at test sizes.
       const { commands } = parsePjlJob(Buffer.concat(chunks));
+      const questions = commands.filter((c) => QUESTION.test(c));
+      if (questions.length > (asked?.length ?? 0)) {
+        if (!asked) inquiries.push((asked = []));
+        for (const q of questions.slice(asked.length)) {
+          asked.push(q);
+          const a = pjlAnswer(q, info);
+          if (a && !sock.destroyed && sock.writable) sock.write(a);
+        }
+      }
       const ustatus = commands.some((c) => /^@PJL USTATUS JOB=ON$/i.test(c));
       const job = commands.find((c) => /^@PJL JOB\b/i.test(c));
       const eoj = commands.find((c) => /^@PJL EOJ\b/i.test(c));
@@ -98,6 +167,8 @@ export async function startPjlPrinter(opts: { mode?: PjlPrinterMode; endDelayMs?
     });
     sock.on('end', () => {
       const data = Buffer.concat(chunks);
+      // Questions and nothing else: no job, nothing printed.
+      if (isPjlQuestion(data)) return void sock.end();
       jobs.push({ data, ...parsePjlJob(data), replies });
       for (const w of waiters) w();
       // Stay half-open like a JetDirect port until our END reply is out, then close.
@@ -111,6 +182,7 @@ export async function startPjlPrinter(opts: { mode?: PjlPrinterMode; endDelayMs?
   return {
     port: (server.address() as net.AddressInfo).port,
     jobs,
+    inquiries,
     waitForJobs(n, timeoutMs) {
       return new Promise((resolve, reject) => {
         const check = () => {
