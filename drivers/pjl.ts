@@ -58,8 +58,8 @@ export function pjlPaper(media: string): string | undefined {
   return undefined;
 }
 
-/** PJL lines for the job's options; what PJL cannot carry is returned as warnings. */
-export function pjlSettings(o: JobOptions): { lines: string[]; warnings: string[] } {
+/** PJL lines for the job's options in a document of `language`; what PJL cannot carry is returned as warnings. */
+export function pjlSettings(o: JobOptions, language = 'PCL'): { lines: string[]; warnings: string[] } {
   const lines: string[] = [];
   const warnings: string[] = [];
   // QTY = collated copies (whole document n times), what an application means by "copies"; COPIES would repeat each page.
@@ -79,7 +79,12 @@ export function pjlSettings(o: JobOptions): { lines: string[]; warnings: string[
     if (paper) lines.push(`@PJL SET PAPER=${paper}`);
     else warnings.push(`media "${o.media}" has no PJL paper name; the printer's default paper is used`);
   }
-  if (o.orientation) {
+  if (o.orientation && language !== 'PCL') {
+    // ORIENTATION is a default for PCL pages (Brother's PJL reference lists it among the PCL-specific variables);
+    // PDF and PostScript pages carry their own geometry, so sending it there would drop the option silently.
+    // (printbox turns the pages itself whenever it converts a job.)
+    if (o.orientation !== 'portrait') warnings.push(`orientation ${o.orientation} not carried: PJL sets it for PCL only, and a ${language} document sent as it is keeps the orientation of its pages`);
+  } else if (o.orientation) {
     const landscape = o.orientation.endsWith('landscape');
     lines.push(`@PJL SET ORIENTATION=${landscape ? 'LANDSCAPE' : 'PORTRAIT'}`);
     if (o.orientation.startsWith('reverse-')) warnings.push(`orientation ${o.orientation} sent as ${landscape ? 'landscape' : 'portrait'}: PJL has no reverse orientations`);
@@ -97,7 +102,7 @@ export function buildJobTicket(job: Pick<OutboundJob, 'id' | 'title' | 'contentT
   const language = PJL_LANGUAGE[job.contentType];
   if (!language) throw Object.assign(new Error(`${job.contentType} documents cannot be wrapped in PJL`), { code: 'pjl_unsupported' });
   const name = pjlJobName(job.title, job.id);
-  const { lines, warnings } = pjlSettings(job.options);
+  const { lines, warnings } = pjlSettings(job.options, language);
   const head = [`${UEL}@PJL`, ...(confirm ? ['@PJL USTATUS JOB=ON'] : []), `@PJL JOB NAME="${name}"`, ...lines, `@PJL ENTER LANGUAGE=${language}`];
   const header = Buffer.from(head.join('\r\n') + '\r\n', 'latin1');
   const trailer = Buffer.from(`${UEL}@PJL\r\n@PJL EOJ NAME="${name}"\r\n${UEL}`, 'latin1');

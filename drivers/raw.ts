@@ -9,7 +9,7 @@ import { hostPort, readParams } from './uri.js';
 const PARAMS = [
   { name: 'connectTimeout', type: 'integer', default: 10000, description: 'Milliseconds to wait for the printer to accept the connection' },
   { name: 'closeTimeout', type: 'integer', default: 30000, description: 'Milliseconds to wait, after the last byte, for the printer to close the connection' },
-  { name: 'pjl', type: 'boolean', default: true, description: 'Wrap PDF, PostScript and PCL jobs in a PJL job ticket (name, copies, duplex, colour, tray, paper, orientation); turn off for printers that print PJL as text (printbox then does not ask the printer about itself with PJL INFO either)' },
+  { name: 'pjl', type: 'boolean', default: true, description: 'Wrap PDF, PostScript and PCL jobs in a PJL job ticket (name, copies, duplex, colour, tray, paper, and orientation for PCL); turn off for printers that print PJL as text (printbox then does not ask the printer about itself with PJL INFO either)' },
   { name: 'stallNotice', type: 'integer', default: 15000, description: 'Milliseconds without the printer taking data (paper out, jam, offline) before the job shows it; the job keeps waiting' },
   { name: 'stallTimeout', type: 'integer', default: 0, description: 'Milliseconds without the printer taking data before the connection is reset and the job retried (0: wait as long as it takes, like CUPS; a retry after a reset may print part of the job twice)' },
   { name: 'confirm', type: 'enum', values: ['none', 'pjl'], default: 'none', description: 'pjl: ask the printer for PJL job status and report the job as confirmed when the printer says it finished printing it' },

@@ -51,6 +51,20 @@ describe('PJL job ticket', () => {
     assert.deepEqual(pjlSettings({ copies: 1 }), { lines: [], warnings: [] });
   });
 
+  test('orientation goes as PJL only into a PCL document: a PDF or PostScript one sent as it is gets a warning instead', () => {
+    for (const language of ['PDF', 'POSTSCRIPT']) {
+      const { lines, warnings } = pjlSettings({ copies: 1, orientation: 'landscape' }, language);
+      assert.ok(!lines.some((l) => l.includes('ORIENTATION')), `no ORIENTATION line for ${language}`);
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0], new RegExp(`orientation landscape not carried: PJL sets it for PCL only, and a ${language} document`));
+      assert.deepEqual(pjlSettings({ copies: 1, orientation: 'portrait' }, language), { lines: [], warnings: [] });
+    }
+    const ticket = buildJobTicket({ id: 'j', title: 't', contentType: 'pdf', options: { copies: 1, orientation: 'landscape' } }, false);
+    assert.ok(!ticket.header.toString('latin1').includes('ORIENTATION'));
+    assert.match(ticket.warnings.join(' '), /orientation landscape not carried/);
+    assert.deepEqual(pjlSettings({ copies: 1, orientation: 'landscape' }, 'PCL').lines, ['@PJL SET ORIENTATION=LANDSCAPE']);
+  });
+
   test('a confirmed ticket turns on USTATUS JOB before naming the job, and the EOJ carries the same name', () => {
     const t = buildJobTicket({ id: 'j9', title: 'T', contentType: 'postscript', options: { copies: 1 } }, true);
     assert.equal(t.header.toString('latin1'), `${UEL}@PJL\r\n@PJL USTATUS JOB=ON\r\n@PJL JOB NAME="T [j9]"\r\n@PJL ENTER LANGUAGE=POSTSCRIPT\r\n`);

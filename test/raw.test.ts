@@ -26,7 +26,7 @@ describe('raw driver', () => {
     for (const s of sinks) await s.close();
   });
 
-  test('a PDF arrives inside a PJL job ticket, ticket and document byte-exact', async () => {
+  test('a PDF arrives inside a PJL job ticket, ticket and document byte-exact; orientation, which PJL sets for PCL only, is a warning', async () => {
     const doc = Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(1024 * 1024 + 17)]);
     const job = testJob(`raw://127.0.0.1:${sink.port}`, doc, {
       id: 'j-42',
@@ -41,12 +41,13 @@ describe('raw driver', () => {
     const name = 'Quarterly report 2024 [j-42]';
     const header =
       `${UEL}@PJL\r\n@PJL JOB NAME="${name}"\r\n@PJL SET QTY=2\r\n@PJL SET DUPLEX=ON\r\n@PJL SET BINDING=LONGEDGE\r\n` +
-      `@PJL SET RENDERMODE=GRAYSCALE\r\n@PJL SET MEDIASOURCE=TRAY2\r\n@PJL SET PAPER=A4\r\n@PJL SET ORIENTATION=LANDSCAPE\r\n@PJL ENTER LANGUAGE=PDF\r\n`;
+      `@PJL SET RENDERMODE=GRAYSCALE\r\n@PJL SET MEDIASOURCE=TRAY2\r\n@PJL SET PAPER=A4\r\n@PJL ENTER LANGUAGE=PDF\r\n`;
     const trailer = `${UEL}@PJL\r\n@PJL EOJ NAME="${name}"\r\n${UEL}`;
     const expected = Buffer.concat([Buffer.from(header, 'latin1'), doc, Buffer.from(trailer, 'latin1')]);
     assert.equal(got.size, expected.length);
     assert.equal(got.sha256, sha(expected));
-    assert.deepEqual(job.warnings, []);
+    assert.equal(job.warnings.length, 1);
+    assert.match(job.warnings[0], /orientation landscape not carried: PJL sets it for PCL only/);
   });
 
   test('PostScript and PCL enter their own PJL language', async () => {
