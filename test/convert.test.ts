@@ -363,6 +363,17 @@ describe('raster-only IPP printers (ippeveprinter)', { skip: !haveIppEvePrinter(
       assert.equal(pwgPages(data).length, 3, 'the printer unpacked whole pages');
       // Everything printbox sent (attribute requests, polls and the job) is still far less than the raster alone.
       assert.ok(wire.sent() * 4 < data.length, `${wire.sent()} bytes on the wire for ${data.length} bytes of raster`);
+      // gzip=false in the URI: the same raster goes as it is.
+      const plainWire = await startTcpForward(eve.port);
+      try {
+        const plain = await box.api.json('POST', '/v1/printers', { name: 'eve-plain', uri: `ipp://127.0.0.1:${plainWire.port}/ipp/print?gzip=false`, accepts: ['image/pwg-raster'], retry: { limit: 2, baseMs: 50, maxMs: 200, heldRetryMs: 500 } });
+        assert.equal(plain.status, 201, plain.text);
+        const data2 = await printed(eve, await finished(box, await post(box, { printer: 'eve-plain' }, await pdf(3, 'squeezed'))));
+        assert.equal(pwgPages(data2).length, 3);
+        assert.ok(plainWire.sent() >= data2.length, `${plainWire.sent()} bytes on the wire for ${data2.length} bytes of raster, sent as it is`);
+      } finally {
+        await plainWire.close();
+      }
     } finally {
       await wire.close();
       await eve.stop();
