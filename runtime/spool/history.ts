@@ -274,22 +274,27 @@ export class HistoryStore {
 
   // ---------------------------------------------------------------- arrays
 
-  private grow(cap: number): void {
-    const copy = <T extends Float64Array | Uint32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
-      b.set(a.subarray(0, Math.min(a.length, cap)) as never);
+  /** New per-slot columns of `cap` slots, each filled from its old one by `fill` (growth copies, compaction gathers). */
+  private remake(cap: number, fill: (from: Float64Array | Uint32Array | Uint8Array, to: Float64Array | Uint32Array | Uint8Array) => void): void {
+    const make = <T extends Float64Array | Uint32Array | Uint8Array>(a: T, ctor: new (n: number) => T): T => {
+      const b = new ctor(cap);
+      fill(a, b);
       return b;
     };
-    this.seq = copy(this.seq, (c) => new Float64Array(c));
-    this.seg = copy(this.seg, (c) => new Uint32Array(c));
-    this.off = copy(this.off, (c) => new Uint32Array(c));
-    this.len = copy(this.len, (c) => new Uint32Array(c));
-    this.printer = copy(this.printer, (c) => new Uint32Array(c));
-    this.owner = copy(this.owner, (c) => new Uint32Array(c));
-    this.state = copy(this.state, (c) => new Uint8Array(c));
-    this.flags = copy(this.flags, (c) => new Uint8Array(c));
-    this.fin = copy(this.fin, (c) => new Uint32Array(c));
-    this.hash = copy(this.hash, (c) => new Uint32Array(c));
+    this.seq = make(this.seq, Float64Array);
+    this.seg = make(this.seg, Uint32Array);
+    this.off = make(this.off, Uint32Array);
+    this.len = make(this.len, Uint32Array);
+    this.printer = make(this.printer, Uint32Array);
+    this.owner = make(this.owner, Uint32Array);
+    this.state = make(this.state, Uint8Array);
+    this.flags = make(this.flags, Uint8Array);
+    this.fin = make(this.fin, Uint32Array);
+    this.hash = make(this.hash, Uint32Array);
+  }
+
+  private grow(cap: number): void {
+    this.remake(cap, (a, b) => b.set(a.subarray(0, Math.min(a.length, cap)) as never));
     const order = new Uint32Array(cap);
     order.set(this.order.subarray(this.head, this.tail));
     this.order = order;
@@ -514,21 +519,9 @@ export class HistoryStore {
   private rebuild(): void {
     const live = this.tail - this.head;
     const cap = Math.ceil(live * 1.25) + 1024;
-    const take = <T extends Float64Array | Uint32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
+    this.remake(cap, (a, b) => {
       for (let k = 0; k < live; k++) b[k] = a[this.order[this.head + k]];
-      return b;
-    };
-    this.seq = take(this.seq, (c) => new Float64Array(c));
-    this.seg = take(this.seg, (c) => new Uint32Array(c));
-    this.off = take(this.off, (c) => new Uint32Array(c));
-    this.len = take(this.len, (c) => new Uint32Array(c));
-    this.printer = take(this.printer, (c) => new Uint32Array(c));
-    this.owner = take(this.owner, (c) => new Uint32Array(c));
-    this.state = take(this.state, (c) => new Uint8Array(c));
-    this.flags = take(this.flags, (c) => new Uint8Array(c));
-    this.fin = take(this.fin, (c) => new Uint32Array(c));
-    this.hash = take(this.hash, (c) => new Uint32Array(c));
+    });
     this.order = new Uint32Array(cap);
     for (let k = 0; k < live; k++) this.order[k] = k;
     this.head = 0;
