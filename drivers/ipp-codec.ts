@@ -1,4 +1,5 @@
 // IPP message encoding and decoding (application/ipp, RFC 8010 §3): header, attribute groups, values, collections.
+import { withHead } from './streams.js';
 
 /** Delimiter tags that open an attribute group (RFC 8010 §3.5.1). */
 export const GROUP = {
@@ -270,16 +271,7 @@ export async function readRequest(source: AsyncIterable<Buffer>, maxHeadBytes = 
   for (;;) {
     const head = buf.length ? decodeHead(buf) : undefined;
     if (head) {
-      const first = buf.subarray(head.end);
-      async function* document(): AsyncGenerator<Buffer> {
-        if (first.length) yield first;
-        for (;;) {
-          const next = await it.next();
-          if (next.done) return;
-          yield next.value;
-        }
-      }
-      return { message: head.message, document: document() };
+      return { message: head.message, document: withHead(buf.subarray(head.end), it) };
     }
     if (buf.length > maxHeadBytes) throw new IppDecodeError(`the request's attributes are longer than ${maxHeadBytes} octets`);
     const next = await it.next();

@@ -1,6 +1,7 @@
 // Compressed uploads (IPP `compression`, HTTP Content-Encoding): gzip and deflate decoded as the bytes stream in.
 import zlib from 'node:zlib';
 import { Readable } from 'node:stream';
+import { withHead } from '../../drivers/streams.js';
 
 export const COMPRESSIONS = ['none', 'gzip', 'deflate'] as const;
 
@@ -18,15 +19,7 @@ export function decoded(source: AsyncIterable<Buffer>, coding: string | undefine
     const first = await it.next();
     const head = first.done ? Buffer.alloc(0) : first.value;
     const inflater = coding === 'gzip' ? zlib.createGunzip() : isZlib(head) ? zlib.createInflate() : zlib.createInflateRaw();
-    async function* compressed(): AsyncGenerator<Buffer> {
-      if (head.length) yield head;
-      for (;;) {
-        const n = await it.next();
-        if (n.done) return;
-        yield n.value;
-      }
-    }
-    const src = Readable.from(compressed(), { objectMode: false });
+    const src = Readable.from(withHead(head, it), { objectMode: false });
     src.on('error', (err) => inflater.destroy(err));
     src.pipe(inflater);
     yield* inflater;
