@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { writeCupsFiles } from '../test/peers/cupsd.js';
+import { openToBackends, writeCupsFiles } from '../test/peers/cupsd.js';
 import { startIppEvePrinter } from '../test/peers/ippeveprinter.js';
 import { waitForPort, stopProcess } from '../test/peers/ports.js';
 import { gs } from '../test/helpers/documents.js';
@@ -157,7 +157,7 @@ async function startPrintboxSide(tmp: string, pclPort: number, pwgPort: number):
 async function startCupsSide(tmp: string, pclPort: number, pwgPort: number): Promise<Side> {
   const dir = path.join(tmp, 'cups');
   const filesConf = await writeCupsFiles(dir);
-  for (let d = dir; d !== path.dirname(d) && d.startsWith(path.dirname(dir)); d = path.dirname(d)) await fs.chmod(d, 0o755);
+  await openToBackends(dir);
   const port = await freePort();
   const conf = ['Listen 127.0.0.1:' + port, 'LogLevel warn', 'Browsing No', 'WebInterface No', 'MaxJobs 0', '<Location />', '  Order allow,deny', '  Allow all', '</Location>', '<Location /admin>', '  Order allow,deny', '  Allow all', '</Location>', '<Policy default>', '  <Limit All>', '    Order deny,allow', '  </Limit>', '</Policy>', ''];
   await fs.writeFile(path.join(dir, 'cupsd.conf'), conf.join('\n'));

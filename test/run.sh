@@ -25,4 +25,10 @@ node --import tsx --test --test-concurrency="${PRINTBOX_TEST_CONCURRENCY:-2}" --
 # one at a time after the rest, so that another heavy test does not starve their lease renewals and quorum
 # checks (they failed that way beside the other tests under load, and pass alone).
 node --import tsx --test --test-concurrency=1 --test-timeout=600000 "${cluster[@]}" || status=$?
+# The suite must leave the machine as it found it: a test peer once set /tmp to 0755 (apt-key then failed).
+tmp="${TMPDIR:-/tmp}"
+if [ "$(stat -c %a "$tmp")" != 1777 ]; then
+  echo "the tests changed $tmp's mode to $(stat -c %a "$tmp") (expected 1777)" >&2
+  status=1
+fi
 exit $status

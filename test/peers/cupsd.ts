@@ -1,6 +1,7 @@
 // A private cupsd: its file layout (own spool, cache, state and logs under one dir) and the daemon on a free port,
 // shared by the LPD peer, the driverless-queue test and bench/.
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { freePort, stopProcess, waitForPort } from './ports.js';
@@ -39,14 +40,26 @@ export interface Cupsd {
 }
 
 /**
+ * Backends run as user lp and open the spooled file themselves: `dir` and every directory between it and the system's
+ * temp directory must be searchable by others. The temp directory itself is never touched (an earlier loop here set
+ * a direct child's parent — /tmp — to 0755, dropping its sticky, world-writable bits: apt-key could no longer work).
+ */
+export async function openToBackends(dir: string): Promise<void> {
+  const top = path.resolve(os.tmpdir());
+  for (let d = path.resolve(dir); d.startsWith(top + path.sep); d = path.dirname(d)) {
+    const { mode } = await fs.stat(d);
+    await fs.chmod(d, (mode & 0o7777) | 0o055);
+  }
+}
+
+/**
  * A private cupsd on a free loopback port (own config, spool, state and logs under `dir`; everything allowed from
  * loopback). `conf` adds lines to cupsd.conf (e.g. LogLevel debug); `opts.socket` adds a domain socket listener in
  * `dir` (for cups-lpd, which finds cupsd through CUPS_SERVER); `opts.policy` adds lines to the default policy.
  */
 export async function startCupsd(dir: string, conf: string[] = [], opts: { socket?: boolean; policy?: string[] } = {}): Promise<Cupsd> {
   const filesConf = await writeCupsFiles(dir);
-  // Backends run as user lp and open the spooled file themselves: every directory above the spool must be searchable.
-  for (let d = dir; d !== path.dirname(d) && d.startsWith(path.dirname(dir)); d = path.dirname(d)) await fs.chmod(d, 0o755);
+  await openToBackends(dir);
   const port = await freePort();
   const socket = opts.socket ? path.join(dir, 'cups.sock') : undefined;
   const lines = [
