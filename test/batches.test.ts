@@ -313,6 +313,39 @@ test('kill -9 in the middle of a batch: after restart it resumes at the first jo
   api.close();
 });
 
+test('a batch record saved by the previous version (no base position) mid-release: after an upgrade the rest is released behind the part already queued, in order', async () => {
+  const dataDir = await tempDir('pbx-batch-legacy-');
+  const s = await sink();
+  const opts = { dataDir, batches: { openTimeoutMs: 3600000, missingTimeoutMs: 60000, retentionMs: 3600000 } };
+  const first = await startAppliance(opts);
+  cleanups.push(() => fs.rm(dataDir, { recursive: true, force: true }));
+  await addRawPrinter(first.api, 'legacy', s.port, { enabled: false });
+  const jobIDs = ids(4);
+  await first.api.json('POST', '/v1/batches', { batchID: 'legacy', jobIDs });
+  for (const [i, id] of jobIDs.entries()) await first.api.postJob({ printer: 'legacy', jobID: id, batchID: 'legacy' }, doc(`l${i}`));
+  // What the previous version's Batch Close left when it stopped after releasing two members: each at its own
+  // allocSeq() position, `released: 2`, and no `base` in the record.
+  const { batches, spool } = first.running.app as any;
+  for (const id of jobIDs.slice(0, 2)) await spool.update(id, { state: 'queued', reason: undefined, queuePos: spool.allocSeq() });
+  const b = batches.get('legacy');
+  await batches.write('legacy', () => ({ ...b, state: 'printing', released: 2, closedAt: new Date().toISOString(), missingDeadline: new Date(Date.now() + 60000).toISOString() }));
+  assert.equal(batches.get('legacy').base, undefined);
+  const token = first.token;
+  await first.stop();
+
+  const second = await startAppliance(opts);
+  const api = new Api(`https://127.0.0.1:${second.running.port}`, second.running.tls.cert, token);
+  cleanups.push(() => second.stop());
+  await api.json('PATCH', '/v1/printers/legacy', { enabled: true });
+  await until('the batch', () => s.jobs.length >= 4, 20000);
+  assert.deepEqual(labels(s), jobIDs.map((_, i) => `l${i}`));
+  const done = await until('the batch done', async () => ((await api.json('GET', '/v1/batches/legacy')).json?.state === 'done' ? true : null), 20000);
+  assert.ok(done);
+  const positions = jobIDs.map((id) => (second.running.app as any).spool.get(id).queuePos as number);
+  assert.deepEqual([...positions].sort((x, y) => x - y), positions, 'queue positions in listed order');
+  api.close();
+});
+
 test('a restart between Batch Close saving the batch and releasing its jobs resumes the release: the batch prints in order and the printer is not left locked', async () => {
   const dataDir = await tempDir('pbx-batch-close-crash-');
   const s = await sink();

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Journal } from '../spool/journal.js';
 import { ApiError, conflict, jobIdTaken, notFound } from '../system/errors.js';
 import { isFinal, type CallbackOutcome, type JobRecord } from '../spool/jobs.js';
-import type { Spool } from '../spool/contract.js';
+import { ALLOC_GAP, type Spool } from '../spool/contract.js';
 import type { Dispatcher } from './dispatcher.js';
 import { CALLBACK_REDO_MS, type StatusCallbacks } from './callbacks.js';
 
@@ -20,6 +20,7 @@ export interface BatchRecord {
   owner: string;
   state: BatchState;
   released: number; // how many of jobIDs (in order) have been handed to the queue
+  base?: number; // queue position the members are placed after, set once at the first release (see release)
   skipped: string[]; // missing at close and not there when the timeout passed
   createdAt: string;
   expiresAt: string; // an open batch not closed by then expires (its jobs are held)
@@ -339,13 +340,14 @@ export class Batches {
     return this.get(batchID);
   }
 
-  /** Hands jobs to the queue in listed order, stopping at the first one that has not arrived. */
+  /**
+   * Hands jobs to the queue in listed order, stopping at the first one that has not arrived. Member i goes to
+   * base + ALLOC_GAP·(i+1)/(n+1): a function of the batch record alone, so two nodes releasing parts of one batch at
+   * once (one learning from `released` that a member went before it sees where) can never place them crosswise.
+   */
   private async release(from: BatchRecord): Promise<void> {
-    const b = this.batches.get(from.batchID) ?? from;
+    let b = this.batches.get(from.batchID) ?? from;
     let released = b.released;
-    // Each member goes behind the one listed before it, wherever that one was released: in a cluster two nodes
-    // may release parts of one batch, and a node whose view lags hands out lower positions than the other.
-    let floor = this.positionBefore(b, released);
     while (released < b.jobIDs.length) {
       const id = b.jobIDs[released];
       if (b.skipped.includes(id)) {
@@ -353,19 +355,34 @@ export class Batches {
         continue;
       }
       if (!this.spool.get(id)) break; // a gap: everything behind it waits
+      if (b.base === undefined) b = await this.placeBatch(b);
+      const queuePos = b.base! + (ALLOC_GAP * (released + 1)) / (b.jobIDs.length + 1);
       // In a cluster another node may release the same job at the same moment: whichever writes first queues it.
-      const queued = await this.updateMember(id, (j) => j.state === 'waiting-for-batch', () => ({ state: 'queued', reason: undefined, queuePos: Math.max(this.spool.allocSeq(), floor + 1e-6) }));
+      const queued = await this.updateMember(id, (j) => j.state === 'waiting-for-batch', () => ({ state: 'queued', reason: undefined, queuePos }));
       if (queued) {
         this.queue.enqueue(queued);
         this.queue.emit('job', queued);
       }
-      const j = this.spool.get(id);
-      if (j) floor = Math.max(floor, j.queuePos ?? j.seq);
       released++;
     }
     if (released > b.released) await this.write(b.batchID, (cur) => (cur && cur.released < released ? { ...cur, released } : null));
     await this.settle(b.batchID);
     this.queue.wakeAll();
+  }
+
+  /**
+   * The batch's base position, chosen by the first node to release one of its members and written by
+   * compare-and-set: a node that loses the race takes the winner's. Records from before `base` existed may have
+   * members released already: the base goes behind them.
+   */
+  private async placeBatch(b: BatchRecord): Promise<BatchRecord> {
+    const mine = Math.max(this.spool.allocSeq(), this.positionBefore(b, b.released));
+    let seen: BatchRecord | undefined;
+    const next = await this.write(b.batchID, (cur) => {
+      seen = cur;
+      return cur && cur.base === undefined ? { ...cur, base: mine } : null;
+    });
+    return { ...b, base: (next ?? seen)?.base ?? mine };
   }
 
   /** The queue position of the last member released before index `i` (0 when none). */
@@ -511,7 +528,7 @@ export class Batches {
       const j = this.spool.get(id);
       return { jobID: id, state: j?.state ?? (b.skipped.includes(id) ? 'skipped' : 'missing'), printer: j?.printerId, reason: j?.reason };
     });
-    const { notified: _n, owner: _o, ...rest } = b;
+    const { notified: _n, owner: _o, base: _p, ...rest } = b;
     return { ...rest, jobs, missing: this.missing(b), replays: b.replays.map((r) => ({ ...r, jobs: r.jobIDs.map((id) => ({ jobID: id, state: this.spool.get(id)?.state ?? 'unknown' })) })) };
   }
 }
