@@ -118,6 +118,7 @@ export class Appliance {
       holdsPrinter: (b, p) => this.batches.holdsPrinter(b, p),
       batchJobDone: (b) => this.batches.settle(b),
       batchStartedOn: (p) => this.batches.startedOn(p),
+      batchTurn: (j) => this.batches.turnOf(j),
       mayDrive: this.cluster ? (p) => this.cluster!.drives(p) : undefined,
     });
     this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log, this.cluster?.batchJournal((b) => this.batches.remote(b)), this.cluster?.batchPeers());

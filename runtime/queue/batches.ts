@@ -402,6 +402,22 @@ export class Batches {
     return this.members(b).some((j) => j.printerId === printerId && !isFinal(j.state));
   }
 
+  /**
+   * May this member be sent now: has every member listed before it on the same printer ended? Releases go in
+   * listed order, but in a cluster the queue of the node driving the printer can see a later member queued before
+   * an earlier one (its own release of that one still awaits its write, or another node's write came first).
+   */
+  turnOf(job: JobRecord): boolean {
+    const b = job.batchID ? this.batches.get(job.batchID) : undefined;
+    if (b?.state !== 'printing' || this.byJob.get(job.id) !== b.batchID) return true; // (replays are made in order by one node)
+    for (const id of b.jobIDs) {
+      if (id === job.id) return true;
+      const j = this.spool.get(id);
+      if (j && j.printerId === job.printerId && !isFinal(j.state) && !b.skipped.includes(id)) return false;
+    }
+    return true;
+  }
+
   private members(b: BatchRecord): JobRecord[] {
     const ids = [...b.jobIDs, ...b.replays.flatMap((r) => r.jobIDs)];
     return ids.map((id) => this.spool.get(id)).filter((j): j is JobRecord => !!j);
