@@ -103,11 +103,22 @@ export class Batches {
    */
   async resume(): Promise<void> {
     for (const b of [...this.batches.values()]) if (b.state === 'printing') await this.release(b);
-    // A batch callback still due when the appliance stopped (finished in the last 24 hours) is sent now.
+  }
+
+  /**
+   * Batch callbacks still due (finished in the last 24 hours, the callback never ended: the appliance stopped) are
+   * sent now, for the batches whose printer `mine` accepts (one box: all; a cluster: the printer whose lease this
+   * node just took). Returns how many.
+   */
+  resendDue(mine: (printerId: string | undefined) => boolean): number {
     const since = Date.now() - CALLBACK_REDO_MS;
+    let n = 0;
     for (const b of this.batches.values()) {
-      if (FINISHED.has(b.state) && b.statusURL && !b.notified && b.finishedAt && Date.parse(b.finishedAt) >= since) this.notify(b);
+      if (!FINISHED.has(b.state) || !b.statusURL || b.notified || !b.finishedAt || Date.parse(b.finishedAt) < since || !mine(this.printerOf(b))) continue;
+      this.notify(b);
+      n++;
     }
+    return n;
   }
 
   async close(): Promise<void> {
