@@ -287,7 +287,13 @@ export class JetStreamSpool implements Spool {
     if (doc) this.docs.set(job.id, doc);
     else if (obj) this.objs.set(job.id, await this.upload({ sealed: await this.sealedObject(obj), size: 0, digest: '', head: Buffer.alloc(0) }));
     else throw new SpoolError('job_not_found', `job ${documentOf} has no document`);
-    await this.firstWrite(job);
+    try {
+      await this.firstWrite(job);
+    } catch (err) {
+      if (!isWrongSequence(err)) throw err;
+      await this.refresh(job.id); // (a batch replay's copy another node made first: this node takes it in)
+      throw new SpoolError('job_exists', `job ${job.id} was made by another node at the same time`);
+    }
     this.jobs.set(job.id, job);
     return job;
   }

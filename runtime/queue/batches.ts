@@ -29,10 +29,19 @@ export interface BatchRecord {
   finishedAt?: string;
   retainUntil?: string; // sealed documents kept for replay until then
   documentsDeleted?: boolean;
-  replays: { at: string; fromJobID: string; jobIDs: string[] }[];
+  replays: Replay[];
   notified?: boolean; // the batch callback has ended (delivered, refused or given up)
   callback?: CallbackOutcome;
   warnings?: string[]; // Batch Open properties printbox does not know (kept, not refused)
+}
+
+/** One replay: its copies' ids are written before the copies are made, each the copy of the source at its index. */
+export interface Replay {
+  at: string;
+  fromJobID: string;
+  jobIDs: string[];
+  sources?: string[]; // the members copied, by index of jobIDs (absent in records from before)
+  making?: boolean; // copies still being made: the batch holds its printers and cannot end
 }
 
 /** Where batch records are kept: the local journal (spool/batches.log), or a replicated store in a cluster. */
@@ -73,6 +82,9 @@ export interface OpenBatch {
   warnings?: string[];
 }
 
+/** A replay still being made after this long is finished by the node that fires the batch's timers (cluster). */
+const REPLAY_STALLED_MS = 30_000;
+
 const FINISHED: ReadonlySet<BatchState> = new Set(['done', 'failed', 'cancelled']);
 
 export class Batches {
@@ -80,6 +92,7 @@ export class Batches {
   private byJob = new Map<string, string>(); // jobID → batchID (original members only)
   private early = new Map<string, Set<string>>(); // batchID not opened yet → jobs that named it and wait for its Batch Open
   private notifying = new Set<string>(); // batches whose callback is being sent
+  private replaying = new Set<string>(); // batches whose replay copies this node is making
   private journal: BatchJournal;
   private timer: NodeJS.Timeout | null = null;
 
@@ -102,7 +115,11 @@ export class Batches {
    * Nothing else would ever release or settle them, and the printers stay locked to the batch.
    */
   async resume(): Promise<void> {
-    for (const b of [...this.batches.values()]) if (b.state === 'printing') await this.release(b);
+    for (const b of [...this.batches.values()]) {
+      if (b.state !== 'printing') continue;
+      await this.finishReplays(b);
+      await this.release(this.get(b.batchID));
+    }
   }
 
   /**
@@ -410,6 +427,8 @@ export class Batches {
     const b = this.batches.get(batchID);
     if (!b || FINISHED.has(b.state)) return false;
     if (b.state === 'printing' && b.released < b.jobIDs.length) return true;
+    // Between two copies of a replay being made, the line holds for the next one.
+    if (b.replays.some((r) => r.making && r.sources?.some((id) => this.spool.get(id)?.printerId === printerId))) return true;
     return this.members(b).some((j) => j.printerId === printerId && !isFinal(j.state));
   }
 
@@ -446,7 +465,7 @@ export class Batches {
 
   /** After a member finishes: is the whole batch done? */
   async settle(batchID: string): Promise<void> {
-    const settled = (b: BatchRecord | undefined) => !!b && b.state === 'printing' && b.released >= b.jobIDs.length && this.members(b).every((j) => isFinal(j.state));
+    const settled = (b: BatchRecord | undefined) => !!b && b.state === 'printing' && b.released >= b.jobIDs.length && !b.replays.some((r) => r.making) && this.members(b).every((j) => isFinal(j.state));
     if (!settled(this.batches.get(batchID))) return;
     const now = Date.now();
     // Only the node whose write ends the batch calls back: another node settling it at the same moment finds it done.
@@ -487,7 +506,12 @@ export class Batches {
     return this.get(batchID);
   }
 
-  /** Prints the batch again, whole or from one job on, in the same order, as new jobs sharing the sealed documents. */
+  /**
+   * Prints the batch again, whole or from one job on, in the same order, as new jobs sharing the sealed documents.
+   * The replay (its copies' ids) is written before the copies are made: a copy that printed before the list was
+   * written once ended the batch early (done, and its printers free between two copies). Copies take new places
+   * in their printers' lines, behind the jobs already waiting.
+   */
   async replay(batchID: string, fromJobID?: string): Promise<BatchRecord> {
     this.get(batchID);
     const check = (b: BatchRecord | undefined): BatchRecord => {
@@ -499,21 +523,44 @@ export class Batches {
     const b = check(this.batches.get(batchID));
     const start = fromJobID ? b.jobIDs.indexOf(fromJobID.toLowerCase()) : 0;
     if (start < 0) throw notFound('batch_job', fromJobID!);
-    const sources = b.jobIDs.slice(start).filter((id) => !b.skipped.includes(id)).map((id) => this.spool.get(id)).filter((j): j is JobRecord => !!j && j.hasDocument);
-    const ids: string[] = [];
+    const sources = b.jobIDs.slice(start).filter((id) => !b.skipped.includes(id) && this.spool.get(id)?.hasDocument);
+    const replay: Replay = { at: new Date().toISOString(), fromJobID: sources[0] ?? '', jobIDs: sources.map(() => randomUUID()), sources, making: true };
     // Two replays of one batch at once (two nodes): one starts, the other hears batch_not_finished.
-    await this.write(batchID, (cur) => ({ ...check(cur), state: 'printing' }));
-    for (const src of sources) {
-      const id = randomUUID();
-      const now = new Date().toISOString();
-      const job = await this.spool.copy({ ...src, id, seq: 0, state: 'queued', reason: undefined, warnings: [], attempts: 0, nextAttemptAt: undefined, createdAt: now, updatedAt: now, finishedAt: undefined, replayOf: src.id, statusURL: undefined }, src.id);
-      this.queue.enqueue(job);
-      ids.push(id);
-    }
-    const replay = { at: new Date().toISOString(), fromJobID: sources[0]?.id ?? '', jobIDs: ids };
-    await this.write(batchID, (cur) => ({ ...cur!, state: 'printing', notified: false, callback: undefined, finishedAt: undefined, replays: [...cur!.replays, replay] }));
-    await this.settle(batchID);
+    const started = await this.write(batchID, (cur) => ({ ...check(cur), state: 'printing', notified: false, callback: undefined, finishedAt: undefined, replays: [...cur!.replays, replay] }));
+    await this.finishReplays(started!);
     return this.get(batchID);
+  }
+
+  /**
+   * Makes the copies of the batch's replays still being made that do not exist yet, in order, then marks them made
+   * and settles the batch (a replay cut by a stop or a failed node is finished this way; in a cluster another node
+   * may be making the same copies: each is made once, whoever writes it first).
+   */
+  private async finishReplays(b: BatchRecord): Promise<void> {
+    if (!b.replays.some((r) => r.making) || this.replaying.has(b.batchID)) return;
+    this.replaying.add(b.batchID);
+    try {
+      for (const r of b.replays) {
+        if (!r.making) continue;
+        for (const [i, id] of r.jobIDs.entries()) await this.copyOnce(id, r.sources?.[i]);
+      }
+    } finally {
+      this.replaying.delete(b.batchID);
+      await this.write(b.batchID, (cur) => (cur?.replays.some((r) => r.making) ? { ...cur, replays: cur.replays.map(({ making: _m, ...r }) => r) } : null));
+    }
+    await this.settle(b.batchID);
+  }
+
+  private async copyOnce(id: string, sourceId: string | undefined): Promise<void> {
+    const src = sourceId ? this.spool.get(sourceId) : undefined;
+    if (this.spool.get(id) || !src?.hasDocument) return;
+    const now = new Date().toISOString();
+    try {
+      const job = await this.spool.copy({ ...src, id, seq: 0, queuePos: undefined, state: 'queued', reason: undefined, warnings: [], attempts: 0, nextAttemptAt: undefined, createdAt: now, updatedAt: now, finishedAt: undefined, replayOf: src.id, statusURL: undefined }, src.id);
+      this.queue.enqueue(job);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'job_exists') throw err; // (another node made it first)
+    }
   }
 
   /** Expiry of open batches, skipping of missing jobs, deletion of documents past retention. */
@@ -541,9 +588,11 @@ export class Batches {
         // Cluster: a release or settle that a node did not finish (it died, or its write met an election) is
         // finished here: the next member that has arrived is released, and a batch whose members all ended is settled.
         const next = b.jobIDs[b.released];
-        if (next !== undefined && (this.spool.get(next) || b.skipped.includes(next))) await this.release(b);
+        // (a replay whose node stopped making it; a node still making one is left to it for a while)
+        if (b.replays.some((r) => r.making && Date.parse(r.at) + REPLAY_STALLED_MS <= now)) await this.finishReplays(b);
+        else if (next !== undefined && (this.spool.get(next) || b.skipped.includes(next))) await this.release(b);
         else await this.settle(b.batchID);
-      } else if (b.retainUntil && !b.documentsDeleted && Date.parse(b.retainUntil) <= now) {
+      } else if (FINISHED.has(b.state) && b.retainUntil && !b.documentsDeleted && Date.parse(b.retainUntil) <= now) { // (not while a replay prints)
         for (const j of this.members(b)) await this.spool.dropDocument(j.id);
         await this.write(b.batchID, (cur) => (cur && !cur.documentsDeleted ? { ...cur, documentsDeleted: true } : null));
       }
@@ -556,6 +605,6 @@ export class Batches {
       return { jobID: id, state: j?.state ?? (b.skipped.includes(id) ? 'skipped' : 'missing'), printer: j?.printerId, reason: j?.reason };
     });
     const { notified: _n, owner: _o, base: _p, ...rest } = b;
-    return { ...rest, jobs, missing: this.missing(b), replays: b.replays.map((r) => ({ ...r, jobs: r.jobIDs.map((id) => ({ jobID: id, state: this.spool.get(id)?.state ?? 'unknown' })) })) };
+    return { ...rest, jobs, missing: this.missing(b), replays: b.replays.map(({ sources: _s, making: _m, ...r }) => ({ ...r, jobs: r.jobIDs.map((id) => ({ jobID: id, state: this.spool.get(id)?.state ?? 'unknown' })) })) };
   }
 }
