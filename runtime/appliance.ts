@@ -118,6 +118,7 @@ export class Appliance {
       holdsPrinter: (b, p) => this.batches.holdsPrinter(b, p),
       batchJobDone: (b) => this.batches.settle(b),
       batchStartedOn: (p) => this.batches.startedOn(p),
+      batchTurn: (j) => this.batches.turnOf(j),
       mayDrive: this.cluster ? (p) => this.cluster!.drives(p) : undefined,
     });
     this.batches = new Batches(this.cfg.dataDir, key, this.spool, this.queue, this.callbacks, this.cfg.batches, this.log, this.cluster?.batchJournal((b) => this.batches.remote(b)), this.cluster?.batchPeers());
@@ -145,7 +146,8 @@ export class Appliance {
     if (opts.startQueues) {
       await this.queue.restore({ keepSending: !!this.cluster });
       await this.batches.resume();
-      await this.resendDueCallbacks();
+      // A cluster node sends them when it takes a printer's lease (openCluster's takeOver), for that printer only.
+      if (!this.cluster) await this.resendDueCallbacks();
       await this.cluster?.start();
     }
   }
@@ -172,7 +174,10 @@ export class Appliance {
         }
       },
       printers: () => this.printers.list().map((p) => p.id),
-      takeOver: (printerId, from) => this.queue.takeOver(printerId, from),
+      takeOver: async (printerId, from) => {
+        await this.queue.takeOver(printerId, from);
+        this.resendDueCallbacks(printerId).catch((err) => this.log.warn({ printerId, err: (err as Error).message }, 'could not look for status callbacks still due'));
+      },
       wake: (printerId) => this.queue.wakePrinter(printerId),
       idle: (printerId) => !this.queue.busy(printerId),
       standDown: (printerId) => this.queue.standDown(printerId),
@@ -183,17 +188,22 @@ export class Appliance {
   }
 
   /**
-   * Callbacks are at least once: a job that finished but whose callback never ended (the appliance stopped or
-   * crashed while it was being sent or retried) gets it again after a start. Only jobs finished in the last
-   * CALLBACK_REDO_MS: a receiver that was told about a job long ago is not told again.
+   * Callbacks are at least once: a job or batch that finished but whose callback never ended (the appliance stopped
+   * or crashed while it was being sent or retried) gets it again after a start. Only those finished in the last
+   * CALLBACK_REDO_MS: a receiver that was told about a job long ago is not told again. In a cluster every node
+   * holds every record: the callbacks of a printer's jobs are sent again by the node that takes its lease
+   * (`printerId`), the one that sends them and fires their timers, not by every node that starts.
    */
-  private async resendDueCallbacks(): Promise<void> {
+  private async resendDueCallbacks(printerId?: string): Promise<void> {
+    const mine = (p: string | undefined) => printerId === undefined || this.cluster?.timersOf(p) === printerId;
     let n = 0;
     for (const job of await this.spool.callbacksDue(Date.now() - CALLBACK_REDO_MS)) {
+      if (!mine(job.printerId)) continue;
       this.onJobChange(job);
       n++;
     }
-    if (n) this.log.info({ callbacks: n }, 'sending status callbacks that were due when the appliance stopped');
+    n += this.batches.resendDue(mine);
+    if (n) this.log.info({ callbacks: n, printerId }, 'sending status callbacks that were due when the appliance stopped');
   }
 
   /** Plug-in drivers named in the config; a broken one is reported on GET /v1/drivers, never a crash. */

@@ -225,6 +225,72 @@ test('replay prints a finished batch again in the same order, whole or from one 
   assert.equal(part.json.replays.length, 2);
 });
 
+test('a replay ends when its last copy has printed, not when its first copies have: the batch is never seen done without it', async () => {
+  const s = await sink();
+  await addRawPrinter(box.api, 'replay-end', s.port);
+  const n = 200;
+  const jobIDs = ids(n);
+  await box.api.json('POST', '/v1/batches', { batchID: 'replay-end', jobIDs });
+  for (const [i, id] of jobIDs.entries()) await box.api.postJob({ printer: 'replay-end', jobID: id }, doc(`e${i}`));
+  await box.api.request('POST', '/v1/batches/replay-end/close');
+  const first = await until('done', async () => {
+    const v = (await box.api.json('GET', '/v1/batches/replay-end')).json;
+    return v.state === 'done' ? v : null;
+  });
+  // While the replay is made (its first copies print meanwhile), the batch is looked at again and again.
+  let replaying = true;
+  const seen: { state: string; finishedAt?: string; replays: number }[] = [];
+  const watch = (async () => {
+    for (let i = 0; replaying && i < 10000; i++) {
+      const v = (await box.api.json('GET', '/v1/batches/replay-end')).json;
+      seen.push({ state: v.state, finishedAt: v.finishedAt, replays: v.replays.length });
+    }
+  })();
+  const replayed = await box.api.json('POST', '/v1/batches/replay-end/replay', {});
+  replaying = false;
+  await watch;
+  assert.equal(replayed.status, 200, replayed.text);
+  await s.waitForJobs(2 * n, 30000);
+  assert.deepEqual(labels(s), [...jobIDs, ...jobIDs].map((_, i) => `e${i % n}`));
+  const ended = seen.filter((v) => v.state === 'done' && v.finishedAt !== first.finishedAt);
+  assert.deepEqual(ended.filter((v) => v.replays !== 1), [], 'done again only with the replay in it');
+  assert.ok(seen.some((v) => v.state === 'printing'), 'the replay was seen being made');
+  await until('done again', async () => (await box.api.json('GET', '/v1/batches/replay-end')).json.state === 'done');
+});
+
+test('a restart while a replay was being made finishes it: each copy prints once, in order, and the batch ends done', async () => {
+  const dataDir = await tempDir('pbx-batch-replay-crash-');
+  const s = await sink();
+  const opts = { dataDir, batches: { openTimeoutMs: 3600000, missingTimeoutMs: 60000, retentionMs: 3600000 } };
+  const first = await startAppliance(opts);
+  cleanups.push(() => fs.rm(dataDir, { recursive: true, force: true }));
+  await addRawPrinter(first.api, 'remade', s.port);
+  const jobIDs = ids(3);
+  await first.api.json('POST', '/v1/batches', { batchID: 'remade', jobIDs });
+  for (const [i, id] of jobIDs.entries()) await first.api.postJob({ printer: 'remade', jobID: id }, doc(`m${i}`));
+  await first.api.request('POST', '/v1/batches/remade/close');
+  await until('done', async () => (await first.api.json('GET', '/v1/batches/remade')).json.state === 'done');
+  // What a replay had done when the process stopped: its record written, one of its three copies made.
+  assert.equal((await first.api.json('PATCH', '/v1/printers/remade', { enabled: false })).status, 200);
+  const batches = (first.running.app as any).batches;
+  const copies = ids(3);
+  await batches.write('remade', (cur: any) => ({ ...cur, state: 'printing', finishedAt: undefined, replays: [{ at: new Date().toISOString(), fromJobID: jobIDs[0], jobIDs: copies, sources: jobIDs, making: true }] }));
+  await batches.copyOnce(copies[0], jobIDs[0]);
+  const token = first.token;
+  await first.stop();
+
+  const second = await startAppliance(opts);
+  const api = new Api(`https://127.0.0.1:${second.running.port}`, second.running.tls.cert, token);
+  cleanups.push(() => second.stop());
+  await api.json('PATCH', '/v1/printers/remade', { enabled: true });
+  await until('the batch done again', async () => (await api.json('GET', '/v1/batches/remade')).json.state === 'done', 20000);
+  await s.waitForJobs(6, 10000);
+  assert.deepEqual(labels(s), ['m0', 'm1', 'm2', 'm0', 'm1', 'm2']);
+  const v = (await api.json('GET', '/v1/batches/remade')).json;
+  assert.deepEqual(v.replays.map((r: any) => r.jobs.map((j: any) => [j.jobID, j.state])), [copies.map((id) => [id, 'sent'])]);
+  api.close();
+});
+
 test('re-posting a member of a finished batch is idempotent: the same job for the same content, 409 for other content, nothing printed again', async () => {
   const s = await sink();
   await addRawPrinter(box.api, 'repost', s.port);
@@ -310,6 +376,39 @@ test('kill -9 in the middle of a batch: after restart it resumes at the first jo
   const dedup = got.filter((l, i) => l !== got[i - 1]); // the job in flight at the kill may repeat, right after itself
   assert.deepEqual(dedup, jobIDs.map((_, i) => `c${i}`));
   assert.ok(got.length - dedup.length <= 1);
+  api.close();
+});
+
+test('a batch record saved by the previous version (no base position) mid-release: after an upgrade the rest is released behind the part already queued, in order', async () => {
+  const dataDir = await tempDir('pbx-batch-legacy-');
+  const s = await sink();
+  const opts = { dataDir, batches: { openTimeoutMs: 3600000, missingTimeoutMs: 60000, retentionMs: 3600000 } };
+  const first = await startAppliance(opts);
+  cleanups.push(() => fs.rm(dataDir, { recursive: true, force: true }));
+  await addRawPrinter(first.api, 'legacy', s.port, { enabled: false });
+  const jobIDs = ids(4);
+  await first.api.json('POST', '/v1/batches', { batchID: 'legacy', jobIDs });
+  for (const [i, id] of jobIDs.entries()) await first.api.postJob({ printer: 'legacy', jobID: id, batchID: 'legacy' }, doc(`l${i}`));
+  // What the previous version's Batch Close left when it stopped after releasing two members: each at its own
+  // allocSeq() position, `released: 2`, and no `base` in the record.
+  const { batches, spool } = first.running.app as any;
+  for (const id of jobIDs.slice(0, 2)) await spool.update(id, { state: 'queued', reason: undefined, queuePos: spool.allocSeq() });
+  const b = batches.get('legacy');
+  await batches.write('legacy', () => ({ ...b, state: 'printing', released: 2, closedAt: new Date().toISOString(), missingDeadline: new Date(Date.now() + 60000).toISOString() }));
+  assert.equal(batches.get('legacy').base, undefined);
+  const token = first.token;
+  await first.stop();
+
+  const second = await startAppliance(opts);
+  const api = new Api(`https://127.0.0.1:${second.running.port}`, second.running.tls.cert, token);
+  cleanups.push(() => second.stop());
+  await api.json('PATCH', '/v1/printers/legacy', { enabled: true });
+  await until('the batch', () => s.jobs.length >= 4, 20000);
+  assert.deepEqual(labels(s), jobIDs.map((_, i) => `l${i}`));
+  const done = await until('the batch done', async () => ((await api.json('GET', '/v1/batches/legacy')).json?.state === 'done' ? true : null), 20000);
+  assert.ok(done);
+  const positions = jobIDs.map((id) => (second.running.app as any).spool.get(id).queuePos as number);
+  assert.deepEqual([...positions].sort((x, y) => x - y), positions, 'queue positions in listed order');
   api.close();
 });
 

@@ -81,12 +81,11 @@ test('two Batch Opens of one batchID with different jobs on two nodes at once: o
   }
 });
 
-// KNOWN BUG, issue 19 open: when two nodes release parts of one batch at the same moment, the node whose view of the
-// member before lags can hand out a lower queue position (CI on the merged tree printed race-close-2 as 0, 2, then
-// the next batch, with 1 later). The test stays, skipped with its reason, until release positions come from the
-// batch record itself (one base position written by compare-and-set, members at base + index) or only the node
-// driving the printer releases.
-test('the last job of a batch posted on one node while Batch Close arrives on another: the batch prints whole, in order, ends done, and frees its printer', { skip: 'known race, issue 19: crossing queue positions when two nodes release parts of one batch at once' }, async () => {
+// Two nodes release parts of one batch at the same moment (the Close on one, the last job's arrival on another).
+// A node may learn from the batch record that a member was released before it sees where that member was placed:
+// positions taken from a node's own view once crossed (CI printed race-close-2 as 0, 2, then the next batch, then
+// 1). Members are now placed at the batch record's one base position plus their index.
+test('the last job of a batch posted on one node while Batch Close arrives on another: the batch prints whole, in order, ends done, and frees its printer', async () => {
   const rounds = 4;
   const before = printed().length;
   const batches = Array.from({ length: rounds }, (_, k) => ({ batchID: `race-close-${k}`, jobIDs: [randomUUID(), randomUUID(), randomUUID()] }));

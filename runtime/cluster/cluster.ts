@@ -111,9 +111,14 @@ export class Cluster {
    * printer at all, on every ready node: their writes are compare-and-set, so only one change is made.
    */
   timersHere(printerId: string | undefined): boolean {
-    const printers = this.hooks.printers();
-    const p = printerId && printers.includes(printerId) ? printerId : [...printers].sort()[0];
+    const p = this.timersOf(printerId);
     return p === undefined ? this.ready() : this.drives(p);
+  }
+
+  /** The printer whose driving node fires the timers (and sends the callbacks) of jobs bound for `printerId`. */
+  timersOf(printerId: string | undefined): string | undefined {
+    const printers = this.hooks.printers();
+    return printerId && printers.includes(printerId) ? printerId : [...printers].sort()[0];
   }
 
   /** Starts competing for printer leases (a serving node only). */

@@ -9,7 +9,7 @@ import type { JetStreamClient, KV, KvEntry, NatsConnection, ObjectStore, PubAck,
 import { LocalSpool, SpoolError } from '../spool/local-spool.js';
 import { Opener, openRecord, openSealed, sealRecord } from '../spool/seal.js';
 import { isFinal, settleChange, type JobRecord } from '../spool/jobs.js';
-import type { JobPage, JobQuery, NewJob, Received, Spool, UpdateOptions } from '../spool/contract.js';
+import { ALLOC_GAP, type JobPage, type JobQuery, type NewJob, type Received, type Spool, type UpdateOptions } from '../spool/contract.js';
 import { callbackDue, countByState, pageInMemory } from '../spool/query.js';
 import { isWrongSequence, publishAcked, retried } from './nats.js';
 
@@ -17,8 +17,6 @@ export const JOBS_BUCKET = 'printbox-jobs';
 export const DOCS_BUCKET = 'printbox-docs';
 /** A sealed document up to this size rides inside its job's record (one replicated write per accept). */
 const INLINE_MAX = 64 * 1024;
-/** Positions handed out by allocSeq between two revisions (see allocSeq). */
-const ALLOC_STEP = 1 / 1024;
 
 /** What one key of the jobs bucket holds (sealed with the cluster key): the record and where its document is. */
 interface Stored {
@@ -278,7 +276,7 @@ export class JetStreamSpool implements Spool {
   allocSeq(): number {
     // Positions between the last revision seen and the next: every job accepted later (a higher revision) goes
     // behind them. Each placed job is then written (one revision each), so the steps never reach the next integer.
-    this.allocated = Math.max(this.allocated, this.lastRev) + ALLOC_STEP;
+    this.allocated = Math.max(this.allocated, this.lastRev) + ALLOC_GAP;
     return this.allocated;
   }
 
@@ -289,7 +287,13 @@ export class JetStreamSpool implements Spool {
     if (doc) this.docs.set(job.id, doc);
     else if (obj) this.objs.set(job.id, await this.upload({ sealed: await this.sealedObject(obj), size: 0, digest: '', head: Buffer.alloc(0) }));
     else throw new SpoolError('job_not_found', `job ${documentOf} has no document`);
-    await this.firstWrite(job);
+    try {
+      await this.firstWrite(job);
+    } catch (err) {
+      if (!isWrongSequence(err)) throw err;
+      await this.refresh(job.id); // (a batch replay's copy another node made first: this node takes it in)
+      throw new SpoolError('job_exists', `job ${job.id} was made by another node at the same time`);
+    }
     this.jobs.set(job.id, job);
     return job;
   }

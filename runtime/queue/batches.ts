@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { Journal } from '../spool/journal.js';
 import { ApiError, conflict, jobIdTaken, notFound } from '../system/errors.js';
 import { isFinal, type CallbackOutcome, type JobRecord } from '../spool/jobs.js';
-import type { Spool } from '../spool/contract.js';
+import { ALLOC_GAP, type Spool } from '../spool/contract.js';
 import type { Dispatcher } from './dispatcher.js';
 import { CALLBACK_REDO_MS, type StatusCallbacks } from './callbacks.js';
 
@@ -20,6 +20,7 @@ export interface BatchRecord {
   owner: string;
   state: BatchState;
   released: number; // how many of jobIDs (in order) have been handed to the queue
+  base?: number; // queue position the members are placed after, set once at the first release (see release)
   skipped: string[]; // missing at close and not there when the timeout passed
   createdAt: string;
   expiresAt: string; // an open batch not closed by then expires (its jobs are held)
@@ -28,10 +29,19 @@ export interface BatchRecord {
   finishedAt?: string;
   retainUntil?: string; // sealed documents kept for replay until then
   documentsDeleted?: boolean;
-  replays: { at: string; fromJobID: string; jobIDs: string[] }[];
+  replays: Replay[];
   notified?: boolean; // the batch callback has ended (delivered, refused or given up)
   callback?: CallbackOutcome;
   warnings?: string[]; // Batch Open properties printbox does not know (kept, not refused)
+}
+
+/** One replay: its copies' ids are written before the copies are made, each the copy of the source at its index. */
+export interface Replay {
+  at: string;
+  fromJobID: string;
+  jobIDs: string[];
+  sources?: string[]; // the members copied, by index of jobIDs (absent in records from before)
+  making?: boolean; // copies still being made: the batch holds its printers and cannot end
 }
 
 /** Where batch records are kept: the local journal (spool/batches.log), or a replicated store in a cluster. */
@@ -72,6 +82,9 @@ export interface OpenBatch {
   warnings?: string[];
 }
 
+/** A replay still being made after this long is finished by the node that fires the batch's timers (cluster). */
+const REPLAY_STALLED_MS = 30_000;
+
 const FINISHED: ReadonlySet<BatchState> = new Set(['done', 'failed', 'cancelled']);
 
 export class Batches {
@@ -79,6 +92,7 @@ export class Batches {
   private byJob = new Map<string, string>(); // jobID → batchID (original members only)
   private early = new Map<string, Set<string>>(); // batchID not opened yet → jobs that named it and wait for its Batch Open
   private notifying = new Set<string>(); // batches whose callback is being sent
+  private replaying = new Set<string>(); // batches whose replay copies this node is making
   private journal: BatchJournal;
   private timer: NodeJS.Timeout | null = null;
 
@@ -101,12 +115,27 @@ export class Batches {
    * Nothing else would ever release or settle them, and the printers stay locked to the batch.
    */
   async resume(): Promise<void> {
-    for (const b of [...this.batches.values()]) if (b.state === 'printing') await this.release(b);
-    // A batch callback still due when the appliance stopped (finished in the last 24 hours) is sent now.
-    const since = Date.now() - CALLBACK_REDO_MS;
-    for (const b of this.batches.values()) {
-      if (FINISHED.has(b.state) && b.statusURL && !b.notified && b.finishedAt && Date.parse(b.finishedAt) >= since) this.notify(b);
+    for (const b of [...this.batches.values()]) {
+      if (b.state !== 'printing') continue;
+      await this.finishReplays(b);
+      await this.release(this.get(b.batchID));
     }
+  }
+
+  /**
+   * Batch callbacks still due (finished in the last 24 hours, the callback never ended: the appliance stopped) are
+   * sent now, for the batches whose printer `mine` accepts (one box: all; a cluster: the printer whose lease this
+   * node just took). Returns how many.
+   */
+  resendDue(mine: (printerId: string | undefined) => boolean): number {
+    const since = Date.now() - CALLBACK_REDO_MS;
+    let n = 0;
+    for (const b of this.batches.values()) {
+      if (!FINISHED.has(b.state) || !b.statusURL || b.notified || !b.finishedAt || Date.parse(b.finishedAt) < since || !mine(this.printerOf(b))) continue;
+      this.notify(b);
+      n++;
+    }
+    return n;
   }
 
   async close(): Promise<void> {
@@ -339,13 +368,14 @@ export class Batches {
     return this.get(batchID);
   }
 
-  /** Hands jobs to the queue in listed order, stopping at the first one that has not arrived. */
+  /**
+   * Hands jobs to the queue in listed order, stopping at the first one that has not arrived. Member i goes to
+   * base + ALLOC_GAP·(i+1)/(n+1): a function of the batch record alone, so two nodes releasing parts of one batch at
+   * once (one learning from `released` that a member went before it sees where) can never place them crosswise.
+   */
   private async release(from: BatchRecord): Promise<void> {
-    const b = this.batches.get(from.batchID) ?? from;
+    let b = this.batches.get(from.batchID) ?? from;
     let released = b.released;
-    // Each member goes behind the one listed before it, wherever that one was released: in a cluster two nodes
-    // may release parts of one batch, and a node whose view lags hands out lower positions than the other.
-    let floor = this.positionBefore(b, released);
     while (released < b.jobIDs.length) {
       const id = b.jobIDs[released];
       if (b.skipped.includes(id)) {
@@ -353,19 +383,34 @@ export class Batches {
         continue;
       }
       if (!this.spool.get(id)) break; // a gap: everything behind it waits
+      if (b.base === undefined) b = await this.placeBatch(b);
+      const queuePos = b.base! + (ALLOC_GAP * (released + 1)) / (b.jobIDs.length + 1);
       // In a cluster another node may release the same job at the same moment: whichever writes first queues it.
-      const queued = await this.updateMember(id, (j) => j.state === 'waiting-for-batch', () => ({ state: 'queued', reason: undefined, queuePos: Math.max(this.spool.allocSeq(), floor + 1e-6) }));
+      const queued = await this.updateMember(id, (j) => j.state === 'waiting-for-batch', () => ({ state: 'queued', reason: undefined, queuePos }));
       if (queued) {
         this.queue.enqueue(queued);
         this.queue.emit('job', queued);
       }
-      const j = this.spool.get(id);
-      if (j) floor = Math.max(floor, j.queuePos ?? j.seq);
       released++;
     }
     if (released > b.released) await this.write(b.batchID, (cur) => (cur && cur.released < released ? { ...cur, released } : null));
     await this.settle(b.batchID);
     this.queue.wakeAll();
+  }
+
+  /**
+   * The batch's base position, chosen by the first node to release one of its members and written by
+   * compare-and-set: a node that loses the race takes the winner's. Records from before `base` existed may have
+   * members released already: the base goes behind them.
+   */
+  private async placeBatch(b: BatchRecord): Promise<BatchRecord> {
+    const mine = Math.max(this.spool.allocSeq(), this.positionBefore(b, b.released));
+    let seen: BatchRecord | undefined;
+    const next = await this.write(b.batchID, (cur) => {
+      seen = cur;
+      return cur && cur.base === undefined ? { ...cur, base: mine } : null;
+    });
+    return { ...b, base: (next ?? seen)?.base ?? mine };
   }
 
   /** The queue position of the last member released before index `i` (0 when none). */
@@ -382,7 +427,25 @@ export class Batches {
     const b = this.batches.get(batchID);
     if (!b || FINISHED.has(b.state)) return false;
     if (b.state === 'printing' && b.released < b.jobIDs.length) return true;
+    // Between two copies of a replay being made, the line holds for the next one.
+    if (b.replays.some((r) => r.making && r.sources?.some((id) => this.spool.get(id)?.printerId === printerId))) return true;
     return this.members(b).some((j) => j.printerId === printerId && !isFinal(j.state));
+  }
+
+  /**
+   * May this member be sent now: has every member listed before it on the same printer ended? Releases go in
+   * listed order, but in a cluster the queue of the node driving the printer can see a later member queued before
+   * an earlier one (its own release of that one still awaits its write, or another node's write came first).
+   */
+  turnOf(job: JobRecord): boolean {
+    const b = job.batchID ? this.batches.get(job.batchID) : undefined;
+    if (b?.state !== 'printing' || this.byJob.get(job.id) !== b.batchID) return true; // (replays are made in order by one node)
+    for (const id of b.jobIDs) {
+      if (id === job.id) return true;
+      const j = this.spool.get(id);
+      if (j && j.printerId === job.printerId && !isFinal(j.state) && !b.skipped.includes(id)) return false;
+    }
+    return true;
   }
 
   private members(b: BatchRecord): JobRecord[] {
@@ -402,7 +465,7 @@ export class Batches {
 
   /** After a member finishes: is the whole batch done? */
   async settle(batchID: string): Promise<void> {
-    const settled = (b: BatchRecord | undefined) => !!b && b.state === 'printing' && b.released >= b.jobIDs.length && this.members(b).every((j) => isFinal(j.state));
+    const settled = (b: BatchRecord | undefined) => !!b && b.state === 'printing' && b.released >= b.jobIDs.length && !b.replays.some((r) => r.making) && this.members(b).every((j) => isFinal(j.state));
     if (!settled(this.batches.get(batchID))) return;
     const now = Date.now();
     // Only the node whose write ends the batch calls back: another node settling it at the same moment finds it done.
@@ -443,7 +506,12 @@ export class Batches {
     return this.get(batchID);
   }
 
-  /** Prints the batch again, whole or from one job on, in the same order, as new jobs sharing the sealed documents. */
+  /**
+   * Prints the batch again, whole or from one job on, in the same order, as new jobs sharing the sealed documents.
+   * The replay (its copies' ids) is written before the copies are made: a copy that printed before the list was
+   * written once ended the batch early (done, and its printers free between two copies). Copies take new places
+   * in their printers' lines, behind the jobs already waiting.
+   */
   async replay(batchID: string, fromJobID?: string): Promise<BatchRecord> {
     this.get(batchID);
     const check = (b: BatchRecord | undefined): BatchRecord => {
@@ -455,21 +523,44 @@ export class Batches {
     const b = check(this.batches.get(batchID));
     const start = fromJobID ? b.jobIDs.indexOf(fromJobID.toLowerCase()) : 0;
     if (start < 0) throw notFound('batch_job', fromJobID!);
-    const sources = b.jobIDs.slice(start).filter((id) => !b.skipped.includes(id)).map((id) => this.spool.get(id)).filter((j): j is JobRecord => !!j && j.hasDocument);
-    const ids: string[] = [];
+    const sources = b.jobIDs.slice(start).filter((id) => !b.skipped.includes(id) && this.spool.get(id)?.hasDocument);
+    const replay: Replay = { at: new Date().toISOString(), fromJobID: sources[0] ?? '', jobIDs: sources.map(() => randomUUID()), sources, making: true };
     // Two replays of one batch at once (two nodes): one starts, the other hears batch_not_finished.
-    await this.write(batchID, (cur) => ({ ...check(cur), state: 'printing' }));
-    for (const src of sources) {
-      const id = randomUUID();
-      const now = new Date().toISOString();
-      const job = await this.spool.copy({ ...src, id, seq: 0, state: 'queued', reason: undefined, warnings: [], attempts: 0, nextAttemptAt: undefined, createdAt: now, updatedAt: now, finishedAt: undefined, replayOf: src.id, statusURL: undefined }, src.id);
-      this.queue.enqueue(job);
-      ids.push(id);
-    }
-    const replay = { at: new Date().toISOString(), fromJobID: sources[0]?.id ?? '', jobIDs: ids };
-    await this.write(batchID, (cur) => ({ ...cur!, state: 'printing', notified: false, callback: undefined, finishedAt: undefined, replays: [...cur!.replays, replay] }));
-    await this.settle(batchID);
+    const started = await this.write(batchID, (cur) => ({ ...check(cur), state: 'printing', notified: false, callback: undefined, finishedAt: undefined, replays: [...cur!.replays, replay] }));
+    await this.finishReplays(started!);
     return this.get(batchID);
+  }
+
+  /**
+   * Makes the copies of the batch's replays still being made that do not exist yet, in order, then marks them made
+   * and settles the batch (a replay cut by a stop or a failed node is finished this way; in a cluster another node
+   * may be making the same copies: each is made once, whoever writes it first).
+   */
+  private async finishReplays(b: BatchRecord): Promise<void> {
+    if (!b.replays.some((r) => r.making) || this.replaying.has(b.batchID)) return;
+    this.replaying.add(b.batchID);
+    try {
+      for (const r of b.replays) {
+        if (!r.making) continue;
+        for (const [i, id] of r.jobIDs.entries()) await this.copyOnce(id, r.sources?.[i]);
+      }
+    } finally {
+      this.replaying.delete(b.batchID);
+      await this.write(b.batchID, (cur) => (cur?.replays.some((r) => r.making) ? { ...cur, replays: cur.replays.map(({ making: _m, ...r }) => r) } : null));
+    }
+    await this.settle(b.batchID);
+  }
+
+  private async copyOnce(id: string, sourceId: string | undefined): Promise<void> {
+    const src = sourceId ? this.spool.get(sourceId) : undefined;
+    if (this.spool.get(id) || !src?.hasDocument) return;
+    const now = new Date().toISOString();
+    try {
+      const job = await this.spool.copy({ ...src, id, seq: 0, queuePos: undefined, state: 'queued', reason: undefined, warnings: [], attempts: 0, nextAttemptAt: undefined, createdAt: now, updatedAt: now, finishedAt: undefined, replayOf: src.id, statusURL: undefined }, src.id);
+      this.queue.enqueue(job);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'job_exists') throw err; // (another node made it first)
+    }
   }
 
   /** Expiry of open batches, skipping of missing jobs, deletion of documents past retention. */
@@ -497,9 +588,11 @@ export class Batches {
         // Cluster: a release or settle that a node did not finish (it died, or its write met an election) is
         // finished here: the next member that has arrived is released, and a batch whose members all ended is settled.
         const next = b.jobIDs[b.released];
-        if (next !== undefined && (this.spool.get(next) || b.skipped.includes(next))) await this.release(b);
+        // (a replay whose node stopped making it; a node still making one is left to it for a while)
+        if (b.replays.some((r) => r.making && Date.parse(r.at) + REPLAY_STALLED_MS <= now)) await this.finishReplays(b);
+        else if (next !== undefined && (this.spool.get(next) || b.skipped.includes(next))) await this.release(b);
         else await this.settle(b.batchID);
-      } else if (b.retainUntil && !b.documentsDeleted && Date.parse(b.retainUntil) <= now) {
+      } else if (FINISHED.has(b.state) && b.retainUntil && !b.documentsDeleted && Date.parse(b.retainUntil) <= now) { // (not while a replay prints)
         for (const j of this.members(b)) await this.spool.dropDocument(j.id);
         await this.write(b.batchID, (cur) => (cur && !cur.documentsDeleted ? { ...cur, documentsDeleted: true } : null));
       }
@@ -511,7 +604,7 @@ export class Batches {
       const j = this.spool.get(id);
       return { jobID: id, state: j?.state ?? (b.skipped.includes(id) ? 'skipped' : 'missing'), printer: j?.printerId, reason: j?.reason };
     });
-    const { notified: _n, owner: _o, ...rest } = b;
-    return { ...rest, jobs, missing: this.missing(b), replays: b.replays.map((r) => ({ ...r, jobs: r.jobIDs.map((id) => ({ jobID: id, state: this.spool.get(id)?.state ?? 'unknown' })) })) };
+    const { notified: _n, owner: _o, base: _p, ...rest } = b;
+    return { ...rest, jobs, missing: this.missing(b), replays: b.replays.map(({ sources: _s, making: _m, ...r }) => ({ ...r, jobs: r.jobIDs.map((id) => ({ jobID: id, state: this.spool.get(id)?.state ?? 'unknown' })) })) };
   }
 }

@@ -20,6 +20,8 @@ export interface QueueDeps {
   holdsPrinter?(batchID: string, printerId: string): boolean;
   batchJobDone?(batchID: string): Promise<void>;
   batchStartedOn?(printerId: string): string | undefined;
+  /** Batches: has every member listed before this one on its printer ended? */
+  batchTurn?(job: JobRecord): boolean;
   /** Cluster mode: may this node send to the printer now (it holds the printer's lease)? Absent: always. */
   mayDrive?(printerId: string): boolean;
   preverifyBytes: number;
@@ -116,14 +118,16 @@ class PrinterQueue {
       this.members.delete(this.ids.shift()!);
     }
     if (this.lock && !this.q.deps.holdsPrinter?.(this.lock, this.printerId)) this.lock = null;
-    if (this.lock) {
-      for (const id of this.ids) {
-        const j = this.q.spool.get(id);
-        if (j?.batchID === this.lock && inLine(j)) return j;
-      }
-      return undefined; // the batch's next job has not arrived yet: nothing else may go in between
+    const head = this.ids.length ? this.q.spool.get(this.ids[0]) : undefined;
+    const batch = this.lock ?? head?.batchID;
+    if (!batch) return head;
+    // A batch member goes only in its turn: in a cluster, the queue can hold a later member before an earlier one
+    // reaches it (this node's own release of it still awaits its write, or another node's write came first).
+    for (const id of this.ids) {
+      const j = this.q.spool.get(id);
+      if (j?.batchID === batch && inLine(j) && this.q.deps.batchTurn?.(j) !== false) return j;
     }
-    return this.ids.length ? this.q.spool.get(this.ids[0]) : undefined;
+    return undefined; // the batch's next job has not arrived yet: nothing else may go in between
   }
 
   private async run(): Promise<void> {

@@ -4,6 +4,12 @@
 import type { Readable } from 'node:stream';
 import type { JobRecord, JobState } from './jobs.js';
 
+/**
+ * Two positions allocSeq() hands out on one node are at least this far apart (one box: 1; a cluster node: this
+ * step between two revisions), so a batch can place all its members between its base position and the next one.
+ */
+export const ALLOC_GAP = 1 / 1024;
+
 /** An upload sealed and fsync'd but not yet a job: accept() makes it one, discard() throws it away. */
 export interface Received {
   /** The sealed upload in the backend's temp area, fsync'd; absent for a small document, whose sealed bytes are in `sealed`. */
@@ -91,7 +97,7 @@ export interface Spool {
   update(id: string, patch: Partial<JobRecord>, opts?: UpdateOptions): Promise<JobRecord>;
   /** Changes a job at once and records it without waiting (for states a crash may lose). */
   updateNow(id: string, patch: Partial<JobRecord>): JobRecord;
-  /** The next position in acceptance order (a batch release places its jobs with it). */
+  /** The next position in acceptance order (a batch release places its jobs with it); see ALLOC_GAP. */
   allocSeq(): number;
 
   // ---- purge

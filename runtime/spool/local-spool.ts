@@ -134,7 +134,7 @@ export class LocalSpool implements Spool {
     // A batch release places jobs at allocSeq() positions: later positions must stay behind them after a restart.
     // History and the journal's marker keep the positions of jobs no longer in memory from being handed out again.
     this.nextSeq = Math.max(this.nextSeq, floor, this.history.maxSeq + 1);
-    for (const j of this.jobs.values()) this.nextSeq = Math.max(this.nextSeq, j.seq + 1, (j.queuePos ?? 0) + 1);
+    for (const j of this.jobs.values()) this.nextSeq = Math.max(this.nextSeq, j.seq + 1, Math.floor(j.queuePos ?? 0) + 1); // (batch members sit between two integers)
     for (const f of await fs.readdir(this.tmpDir)) await fs.rm(path.join(this.tmpDir, f), { force: true });
     for (const f of await fs.readdir(this.docsDir)) {
       const id = f.replace(/\.sealed$/, '');

@@ -64,7 +64,7 @@ export interface ProcessNode {
 }
 
 /** Nodes as `printbox serve` child processes (kill -9 tests); PRINTBOX_CLUSTER names each node's own server. */
-export async function spawnClusterNodes(nats: NatsCluster, opts: { prefix: string; leaseMs?: number; servers?: (i: number) => string[] }): Promise<{ nodes: ProcessNode[]; token: string; cert: string }> {
+export async function spawnClusterNodes(nats: NatsCluster, opts: { prefix: string; leaseMs?: number; servers?: (i: number) => string[]; env?: Record<string, string> }): Promise<{ nodes: ProcessNode[]; token: string; cert: string }> {
   const n = nats.urls.length;
   const dirs = await clusterDataDirs(n, opts.prefix);
   const nodes: ProcessNode[] = [];
@@ -76,7 +76,7 @@ export async function spawnClusterNodes(nats: NatsCluster, opts: { prefix: strin
     const node: ProcessNode = {
       dir: dirs[i],
       port: await freePort(),
-      env: { PRINTBOX_CONFIG: config, PRINTBOX_LOG_LEVEL: 'info' },
+      env: { PRINTBOX_CONFIG: config, PRINTBOX_LOG_LEVEL: 'info', ...opts.env },
       async start() {
         node.child = await spawnAppliance(node.dir, node.port, node.env);
       },
