@@ -22,6 +22,12 @@ export interface OutboundJob {
    * size); drivers may write it directly instead of calling open(). Undefined for large documents.
    */
   bytes?: readonly Buffer[];
+  /**
+   * Present while the previous job's outcome is being made durable (only for a driver that `connectsEarly`): no
+   * byte of this job may leave before it resolves. If it rejects, send nothing, close any connection with a reset,
+   * and return (any outcome: the queue handles the failure).
+   */
+  ready?: Promise<void>;
   /** Reports an option the wire or document type could not carry (shown on the job, never dropped silently). */
   warn(message: string): void;
   /**
@@ -53,6 +59,12 @@ export interface Driver {
   schema: DriverSchema;
   /** Sends one job. Never retries or sleeps on its own: the queue owns policy. Must honour `signal`. */
   send(job: OutboundJob, signal: AbortSignal): Promise<Outcome>;
+  /**
+   * send() may be called before the previous job's outcome is durable, with `job.ready` to wait on before the
+   * first byte: the driver opens its connection meanwhile (a printer may then see an idle connection, closed empty
+   * if printbox dies in between; an abandoned one is reset).
+   */
+  connectsEarly?: boolean;
   probe?(uri: URL, signal?: AbortSignal): Promise<PrinterStatus>;
   discover?(): AsyncIterable<FoundPrinter>;
   /** Lets go of what the driver keeps between jobs (open ports, connections); called when the appliance stops. */

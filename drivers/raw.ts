@@ -16,6 +16,49 @@ const PARAMS = [
   { name: 'confirmTimeout', type: 'integer', default: 60000, description: "Milliseconds to wait, after the last byte, for the printer's PJL job-end status before reporting the job as sent only" },
 ] as const satisfies Driver['schema']['params'];
 
+/** The code of afterReady's error when the previous job's outcome could not be made durable. */
+const NOT_READY = 'PREVIOUS_OUTCOME_NOT_DURABLE';
+
+/**
+ * An early connection (opened while the previous job's outcome is being made durable) held until `ready`. Nothing
+ * is written before then. A cancel or a failed record resets it (the printer throws an empty reset connection away);
+ * a printer that dropped it meanwhile gets a new one.
+ */
+export async function afterReady(sock: net.Socket, ready: Promise<void>, signal: AbortSignal, reconnect: () => Promise<net.Socket>): Promise<net.Socket> {
+  let dropped = false;
+  const onDrop = () => {
+    dropped = true;
+  };
+  const reset = () => {
+    if (!sock.destroyed) sock.resetAndDestroy();
+  };
+  let onAbort!: () => void;
+  const aborted = new Promise<'aborted'>((r) => (onAbort = () => r('aborted')));
+  sock.on('error', onDrop);
+  sock.once('close', onDrop);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (signal.aborted || (await Promise.race([ready, aborted])) === 'aborted') {
+      reset();
+      throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' });
+    }
+  } catch (err) {
+    reset();
+    if ((err as { code?: string }).code === 'ABORT_ERR') throw err;
+    throw Object.assign(new Error((err as Error).message), { code: NOT_READY });
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    sock.removeListener('close', onDrop);
+  }
+  // The error listener stays on a dropped socket: a late error of a socket given up on is not a crash.
+  if (!dropped && !sock.destroyed && !sock.readableEnded) {
+    sock.removeListener('error', onDrop);
+    return sock;
+  }
+  sock.destroy();
+  return reconnect();
+}
+
 /** Network errors that mean "try again later" rather than "this job is bad". */
 const TRANSIENT = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
@@ -282,6 +325,8 @@ function pjlStatus(info: PjlInfo): PrinterStatus {
 export const createRawDriver: DriverFactory = () => {
   const driver: Driver = {
     scheme: 'raw',
+    // A TCP connect costs the printer nothing and prints nothing: it is opened while the previous outcome is recorded.
+    connectsEarly: true,
     schema: { scheme: 'raw', title: 'RAW / AppSocket (port 9100)', uriTemplate: 'raw://host:9100', params: [...PARAMS] },
 
     async send(job: OutboundJob, signal: AbortSignal): Promise<Outcome> {
@@ -298,7 +343,9 @@ export const createRawDriver: DriverFactory = () => {
       let sock: net.Socket;
       try {
         sock = await connect(host, port, p.connectTimeout as number, signal);
+        if (job.ready) sock = await afterReady(sock, job.ready, signal, () => connect(host, port, p.connectTimeout as number, signal));
       } catch (err) {
+        if ((err as { code?: string }).code === NOT_READY) return { kind: 'retry', reason: `the previous job's outcome could not be recorded: ${(err as Error).message}` };
         return networkOutcome(err, `cannot connect to ${host}:${port}`);
       }
       const watch = p.confirm === 'pjl' && plan.ticket ? watchJobEnd(sock, plan.ticket.name) : undefined;

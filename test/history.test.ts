@@ -211,3 +211,47 @@ test('a journal written before history existed moves its finished jobs into hist
   await spool.close();
   await fs.rm(dir, { recursive: true, force: true });
 });
+
+test("a delivered job moves to history one turn after its outcome is recorded, once, and is found all along", async () => {
+  const dir = await tmp();
+  const spool = new LocalSpool({ dataDir: dir, key, historyLimit: 1000 });
+  await spool.open();
+  try {
+    const jobs = [await acceptJob(spool, 'p', 'o'), await acceptJob(spool, 'p', 'o')];
+    // Delivery's outcome (lazyRemoval): the printer's next job waits for this update, not for the history write.
+    for (const j of jobs) await spool.update(j.id, { state: 'sending' }, { durable: false });
+    const sent = await spool.update(jobs[0].id, { state: 'sent' }, { lazyRemoval: true });
+    assert.equal(spool.history.size, 0, 'not in history yet when the update resolves');
+    assert.equal(spool.get(jobs[0].id)!.state, 'sent');
+    assert.deepEqual((await pages(spool, {}, 10)).map((j) => [j.id, j.state]), [[jobs[0].id, 'sent'], [jobs[1].id, 'sending']]);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(spool.history.size, 1);
+    // A cancel is not delivery: its job moves when its update resolves.
+    await spool.update(jobs[1].id, { state: 'cancelled' });
+    assert.equal(spool.history.size, 2);
+    assert.deepEqual(spool.history.get(jobs[0].id), sent);
+    assert.deepEqual((await pages(spool, {}, 10)).map((j) => [j.id, j.state]), [[jobs[0].id, 'sent'], [jobs[1].id, 'cancelled']]);
+  } finally {
+    await spool.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a job whose outcome is waiting to move to history is kept by a close in between', async () => {
+  const dir = await tmp();
+  let spool = new LocalSpool({ dataDir: dir, key, historyLimit: 1000 });
+  await spool.open();
+  const job = await acceptJob(spool, 'p', 'o');
+  await spool.update(job.id, { state: 'sending' }, { durable: false });
+  await spool.update(job.id, { state: 'sent' }, { lazyRemoval: true });
+  await spool.close();
+  spool = new LocalSpool({ dataDir: dir, key, historyLimit: 1000 });
+  await spool.open();
+  try {
+    assert.equal(spool.get(job.id)!.state, 'sent');
+    assert.equal(spool.history.size, 1);
+  } finally {
+    await spool.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});

@@ -8,6 +8,7 @@ import { UEL } from '../drivers/pjl.js';
 import { createRawDriver } from '../drivers/raw.js';
 import { testJob } from './peers/outbound-job.js';
 import { startSink, type Sink } from './peers/tcp-sink.js';
+import { until } from './peers/ports.js';
 
 const ctx = { store: { get: () => undefined, set: async () => {} }, log: { info() {}, warn() {}, debug() {} } };
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -164,6 +165,95 @@ describe('raw driver', () => {
     setTimeout(() => ac.abort(), 200);
     const out = await driver.send(testJob(`raw://127.0.0.1:${s.port}`, randomBytes(32 * 1024 * 1024)), ac.signal);
     assert.equal(out.kind, 'retry');
+  });
+
+  test('an early connection (the previous outcome still being recorded) carries no byte until job.ready; then the job goes on it', async () => {
+    const s = await startSink();
+    sinks.push(s);
+    let open!: () => void;
+    const job = testJob(`raw://127.0.0.1:${s.port}`, Buffer.from('early bird\n'));
+    job.ready = new Promise<void>((r) => (open = r));
+    const sending = driver.send(job, never());
+    await until('the early connection', () => s.connections() === 1, 5000, 10);
+    // Time for a driver that ignored job.ready to send the whole job (the sink records it on our FIN).
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(s.jobs.length, 0, 'no job before ready');
+    open();
+    assert.deepEqual(await sending, { kind: 'sent' });
+    const [got] = await s.waitForJobs(1, 5000);
+    assert.equal(got.data!.toString(), 'early bird\n');
+    assert.equal(s.connections(), 1, 'the early connection carried the job');
+    assert.equal(s.resets(), 0);
+  });
+
+  test('a job cancelled while its early connection waits sends nothing: the printer sees a reset, not an empty job', async () => {
+    const s = await startSink();
+    sinks.push(s);
+    const job = testJob(`raw://127.0.0.1:${s.port}`, Buffer.from('never printed\n'));
+    job.ready = new Promise<void>(() => {});
+    const ac = new AbortController();
+    const sending = driver.send(job, ac.signal);
+    await until('the early connection', () => s.connections() === 1, 5000, 10);
+    ac.abort();
+    const out = await sending;
+    assert.equal(out.kind, 'retry');
+    assert.match((out as { reason: string }).reason, /cancelled/);
+    await until('the reset at the printer', () => s.resets() === 1, 5000, 10);
+    assert.equal(s.jobs.length, 0);
+  });
+
+  test('when the previous outcome cannot be recorded, the early connection is reset and nothing is sent', async () => {
+    const s = await startSink();
+    sinks.push(s);
+    let fail!: (e: Error) => void;
+    const job = testJob(`raw://127.0.0.1:${s.port}`, Buffer.from('never printed\n'));
+    job.ready = new Promise<void>((_, reject) => (fail = reject));
+    const sending = driver.send(job, never());
+    await until('the early connection', () => s.connections() === 1, 5000, 10);
+    fail(new Error('no space left on device'));
+    const out = await sending;
+    assert.equal(out.kind, 'retry');
+    assert.match((out as { reason: string }).reason, /previous job's outcome could not be recorded: no space left on device/);
+    await until('the reset at the printer', () => s.resets() === 1, 5000, 10);
+    assert.equal(s.jobs.length, 0);
+  });
+
+  test('a printer that drops the early connection while it waits gets a new one for the job', async () => {
+    // A printer that resets an idle connection after 50 ms and takes the next one as a job.
+    let conns = 0;
+    let dropped = false;
+    const got: Buffer[] = [];
+    const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+      sock.on('error', () => {});
+      if (conns++ === 0) {
+        setTimeout(() => {
+          sock.resetAndDestroy();
+          dropped = true;
+        }, 50);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      sock.on('data', (c: Buffer) => chunks.push(c));
+      sock.on('end', () => {
+        got.push(Buffer.concat(chunks));
+        sock.end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      let open!: () => void;
+      const job = testJob(`raw://127.0.0.1:${(server.address() as net.AddressInfo).port}`, Buffer.from('second try\n'));
+      job.ready = new Promise<void>((r) => (open = r));
+      const sending = driver.send(job, never());
+      await until('the first connection dropped', () => dropped, 5000, 10);
+      await new Promise((r) => setTimeout(r, 100)); // the reset reaches the driver's socket
+      open();
+      assert.deepEqual(await sending, { kind: 'sent' });
+      assert.equal(conns, 2);
+      assert.deepEqual(got.map(String), ['second try\n']);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   test('a printer that stops taking data mid-job is reported on the job while it waits, and the job completes when it reads again', async () => {

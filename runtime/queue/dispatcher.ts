@@ -157,7 +157,9 @@ class PrinterQueue {
       }
       try {
         await this.q.deliver(this, head, printer);
-        await new Promise((r) => setImmediate(r)); // let I/O run between attempts, whatever happened
+        // Let I/O run between attempts, whatever happened. After a delivery this also lets the journal start the
+        // outcome's write and fdatasync (queued first) before the next job is prepared and connected beside it.
+        await new Promise((r) => setImmediate(r));
       } catch (err) {
         // A bug or an I/O error of our own: keep the job, report it, and pause before trying again.
         this.q.deps.log.error({ err, jobID: head.id }, 'queue error');
@@ -395,10 +397,23 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         if (prepared) warnings.push(prepared.note);
         this.renderAhead(q, head, printer);
       }
+      // The previous job's outcome must be durable before this job's first byte. A driver that connects early
+      // (RAW) gets the wait as job.ready and opens its connection meanwhile; any other waits here.
+      let ready: Promise<void> | undefined;
+      let readyError: unknown;
       if (q.settling) {
         const s = q.settling;
         q.settling = null;
-        await s;
+        if (driver?.connectsEarly && !sealError && !convertFailure) {
+          ready = s.then(
+            () => {},
+            (err) => {
+              readyError = err;
+              throw err;
+            },
+          );
+          ready.catch(() => {}); // met below, after send(): the driver may never get to wait on it
+        } else await s;
       }
       let outcome: Outcome;
       if (!driver) {
@@ -416,6 +431,7 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
           size: prepared?.size ?? head.size,
           options: prepared?.options ?? head.options,
           uri: new URL(printer.uri),
+          ready,
           bytes: prepared ? prepared.bytes : (verified ?? undefined),
           open: () => {
             if (prepared) return prepared.open();
@@ -445,6 +461,10 @@ export class Dispatcher extends EventEmitter<QueueEvents> {
         } catch (err) {
           outcome = { kind: 'retry', reason: `driver error: ${(err as Error).message}` };
         }
+        // Outcomes are recorded in order: this one only after the previous one is durable (a driver that failed
+        // to connect returns without waiting). If that record failed, this job is left as a queue error, as before.
+        if (ready) await ready.catch(() => {});
+        if (readyError) throw readyError;
         const convertError = prepared?.error();
         if (convertError) outcome = { kind: 'fail', reason: `conversion failed while sending: ${convertError.message}` };
         if (sealError) outcome = { kind: 'fail', reason: `document cannot be opened: ${(sealError as Error).message}` };

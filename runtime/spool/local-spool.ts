@@ -152,6 +152,7 @@ export class LocalSpool implements Spool {
 
   async close(): Promise<void> {
     clearTimeout(this.purgeTimer);
+    this.retirePending();
     while (this.compacting) await new Promise((r) => setTimeout(r, 5));
     await this.journal.close();
     await this.history.close();
@@ -470,8 +471,32 @@ export class LocalSpool implements Spool {
       if (opts.lazyRemoval) rm.catch(() => {});
       else await rm;
     }
-    if (inMemory && isFinal(job.state) && !job.hasDocument) this.retire(job);
+    if (inMemory && isFinal(job.state) && !job.hasDocument) {
+      if (opts.lazyRemoval) this.retireSoon(job);
+      else this.retire(job);
+    }
     return job;
+  }
+
+  private retiring: JobRecord[] = [];
+  private retireTimer: NodeJS.Immediate | null = null;
+
+  /**
+   * A delivery's outcome moves to history one turn later: the printer's next job waits for this update (its
+   * first byte goes once the outcome is durable), not for the history write. Meanwhile the job stays in memory.
+   */
+  private retireSoon(job: JobRecord): void {
+    this.retiring.push(job);
+    this.retireTimer ??= setImmediate(() => this.retirePending());
+  }
+
+  private retirePending(): void {
+    if (this.retireTimer) clearImmediate(this.retireTimer);
+    this.retireTimer = null;
+    const due = this.retiring;
+    this.retiring = [];
+    // A job changed again meanwhile (or moved by a compaction) is not this record any more: skipped.
+    for (const j of due) if (this.jobs.get(j.id) === j) this.retire(j);
   }
 
   /** Changes a job in memory at once and journals it without waiting (for states a crash may lose). */
