@@ -44,6 +44,8 @@ export interface JournalOptions {
   segmentBytes?: number;
   /** A spare is written only while the disk has this many times its size free (a full disk keeps appending). */
   freeFactor?: number;
+  /** ... and only when it leaves this much free (intake's floor: zeros written ahead must not cause a 507). */
+  keepFreeBytes?: number;
 }
 
 /** Batches up to this size are written with write(2) on the event loop's thread (see flush). */
@@ -188,11 +190,13 @@ export class Journal {
   private readonly spareFile: string;
   private readonly segmentBytes: number;
   private readonly freeFactor: number;
+  private readonly keepFreeBytes: number;
 
   constructor(readonly file: string, private key: Uint8Array, opts: JournalOptions = {}) {
     this.spareFile = `${file}.spare`;
     this.segmentBytes = opts.segmentBytes ?? 0;
     this.freeFactor = opts.freeFactor ?? 4;
+    this.keepFreeBytes = opts.keepFreeBytes ?? 0;
   }
 
   /**
@@ -500,7 +504,8 @@ export class Journal {
   /** `size` bytes of zeros in the spare file, fdatasync'd (size and data) before it is ever used. */
   private async writeSpare(size: number): Promise<void> {
     const st = await fs.statfs(path.dirname(this.file));
-    if (st.bavail * st.bsize < size * this.freeFactor) throw Object.assign(new Error('too little free space for a spare journal'), { code: 'ENOSPC' });
+    const free = st.bavail * st.bsize;
+    if (free < size * this.freeFactor || free - size < this.keepFreeBytes) throw Object.assign(new Error('too little free space for a spare journal'), { code: 'ENOSPC' });
     const fh = await fs.open(this.spareFile, 'w', 0o600);
     let ok = false;
     try {

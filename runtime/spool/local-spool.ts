@@ -67,6 +67,8 @@ export interface SpoolOptions {
   historyMaxAgeMs?: number;
   /** A cancelled inline document is purged from the journal (a compaction) this long after the cancel. */
   purgeAfterMs?: number;
+  /** Intake's floor of free space: the journal's zeros written ahead never take the disk below it. */
+  minFreeBytes?: number;
 }
 
 /**
@@ -96,7 +98,7 @@ export class LocalSpool implements Spool {
     const root = path.join(opts.dataDir, 'spool');
     this.docsDir = path.join(root, 'docs');
     this.tmpDir = path.join(root, 'tmp');
-    this.journal = new Journal(path.join(root, 'journal.log'), opts.key, { segmentBytes: JOURNAL_SEGMENT });
+    this.journal = new Journal(path.join(root, 'journal.log'), opts.key, { segmentBytes: JOURNAL_SEGMENT, keepFreeBytes: opts.minFreeBytes ?? 0 });
     this.history = new HistoryStore({ dir: path.join(root, 'history'), key: opts.key, limit: opts.historyLimit, maxAgeMs: opts.historyMaxAgeMs ?? 0 });
     this.digestKey = createHmac('sha256', Buffer.from(opts.key)).update('printbox document digest').digest();
   }
