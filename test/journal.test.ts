@@ -486,3 +486,29 @@ test('a journal of the previous binary format (PBXJRNL2) loads with its document
   assert.deepEqual((await fs.readdir(dir)).filter((f) => f.includes('migrate')), [], 'no half-made copy left');
   await fs.rm(dir, { recursive: true, force: true });
 });
+
+test('the spool steps into a preallocated journal at a compaction once the spare is ready, and keeps every unfinished job across a restart', async () => {
+  const dir = await tmp();
+  const fields = (i: number) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, printerId: 'p', title: '', user: '', contentType: 'raw', options: { copies: 1 }, owner: 't', metaDigest: '', state: 'queued', warnings: [], attempts: 0, createdAt: '', updatedAt: '' }) as any;
+  const spool = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
+  await spool.open();
+  const docs = Array.from({ length: 10 }, (_, i) => Buffer.from(`document ${i} `.repeat(100)));
+  for (const [i, d] of docs.entries()) await spool.accept(fields(i), await spool.receive(Readable.from([d]), 1 << 30));
+  const file = spool.journal.file;
+  assert.equal((await fs.stat(file)).size, spool.journal.bytes, 'a new journal appends until its spare is ready');
+  await until('the spare journal file', () => spool.journal.wantsRotation(), 10000, 20);
+  assert.equal((await fs.stat(file)).size, spool.journal.bytes, 'nothing stepped yet');
+  // A finished job is when the spool looks at the journal: the compaction it starts writes into the spare.
+  const i = 1;
+  await spool.update(fields(0).id, { state: 'sent' });
+  await until('the journal to step into its preallocated file', async () => (await fs.stat(file)).size >= 16 * 1024 * 1024, 10000, 20);
+  assert.ok(spool.journal.bytes < 1024 * 1024, 'the records, then zeros');
+  await spool.update(fields(9).id, { state: 'held', reason: 'after the step' });
+  await spool.close();
+  const again = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
+  await again.open();
+  for (let k = i; k < 10; k++) assert.ok(Buffer.concat(await again.readDocument(fields(k).id)).equals(docs[k]), `document ${k} after the step and a restart`);
+  assert.equal(again.get(fields(9).id)?.state, 'held');
+  await again.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
