@@ -69,6 +69,8 @@ export interface SpoolOptions {
   purgeAfterMs?: number;
   /** Intake's floor of free space: the journal's zeros written ahead never take the disk below it. */
   minFreeBytes?: number;
+  /** false: the journal is not preallocated (a spool used only to seal uploads, as a cluster node's staging). */
+  preallocateJournal?: boolean;
 }
 
 /**
@@ -98,7 +100,7 @@ export class LocalSpool implements Spool {
     const root = path.join(opts.dataDir, 'spool');
     this.docsDir = path.join(root, 'docs');
     this.tmpDir = path.join(root, 'tmp');
-    this.journal = new Journal(path.join(root, 'journal.log'), opts.key, { segmentBytes: JOURNAL_SEGMENT, keepFreeBytes: opts.minFreeBytes ?? 0 });
+    this.journal = new Journal(path.join(root, 'journal.log'), opts.key, { segmentBytes: opts.preallocateJournal === false ? 0 : JOURNAL_SEGMENT, keepFreeBytes: opts.minFreeBytes ?? 0 });
     this.history = new HistoryStore({ dir: path.join(root, 'history'), key: opts.key, limit: opts.historyLimit, maxAgeMs: opts.historyMaxAgeMs ?? 0 });
     this.digestKey = createHmac('sha256', Buffer.from(opts.key)).update('printbox document digest').digest();
   }
