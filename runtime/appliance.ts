@@ -104,7 +104,7 @@ export class Appliance {
     await this.loadPlugins();
     if (this.cfg.cluster) await this.openCluster();
     this.tokens = new Tokens(this.state);
-    this.spool = this.cluster?.spool ?? new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit, historyMaxAgeMs: this.cfg.historyMaxAgeMs });
+    this.spool = this.cluster?.spool ?? new LocalSpool({ dataDir: this.cfg.dataDir, key, historyLimit: this.cfg.historyLimit, historyMaxAgeMs: this.cfg.historyMaxAgeMs, minFreeBytes: this.cfg.minFreeBytes });
     await this.spool.open();
     this.callbacks = new StatusCallbacks(this.callbackSecret, this.log, new CallbackTargets(this.cfg.callbacks?.allow));
     this.convert = new ConvertStage(this.cfg.convert);

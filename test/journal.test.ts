@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
-import { Journal, JOURNAL_MAGIC } from '../runtime/spool/journal.js';
+import { FRAME_HEAD, Journal, JOURNAL_MAGIC } from '../runtime/spool/journal.js';
 import { sealRecord } from '../runtime/spool/seal.js';
 import { LocalSpool } from '../runtime/spool/local-spool.js';
 import { until } from './helpers/appliance.js';
@@ -65,7 +65,7 @@ test('a torn last record is cut off at load, so records appended after it never 
   await fs.appendFile(file, Buffer.alloc(300));
   assert.equal(await new Journal(file, key).load(() => {}), 4);
   assert.equal((await fs.stat(file)).size, size);
-  const garbled = Buffer.from(whole.subarray(JOURNAL_MAGIC.length, JOURNAL_MAGIC.length + 8 + whole.readUInt32LE(JOURNAL_MAGIC.length)));
+  const garbled = Buffer.from(whole.subarray(JOURNAL_MAGIC.length, JOURNAL_MAGIC.length + FRAME_HEAD + whole.readUInt32LE(JOURNAL_MAGIC.length)));
   garbled[garbled.length - 1] ^= 1;
   await fs.appendFile(file, garbled);
   const j3 = new Journal(file, key);
@@ -80,9 +80,9 @@ test('a torn last record is cut off at load, so records appended after it never 
 test('damage in the middle of the journal is reported, not skipped', async () => {
   const { dir, file } = await threeRecords();
   const whole = await fs.readFile(file);
-  const second = JOURNAL_MAGIC.length + 8 + whole.readUInt32LE(JOURNAL_MAGIC.length);
+  const second = JOURNAL_MAGIC.length + FRAME_HEAD + whole.readUInt32LE(JOURNAL_MAGIC.length);
   const flipped = Buffer.from(whole);
-  flipped[second + 8 + 30] ^= 1; // inside the second record's box
+  flipped[second + FRAME_HEAD + 30] ^= 1; // inside the second record's box
   await fs.writeFile(file, flipped);
   await assert.rejects(loadAll(file), /damaged at record 2 .*authentication/);
   const badLength = Buffer.from(whole);
@@ -179,9 +179,10 @@ test('small documents ride in the journal: they survive a restart and a compacti
   assert.deepEqual(await fs.readdir(spool.docsDir), [], 'no files for small documents');
   // Half of them print; then a compaction (what the spool does when the journal has grown).
   for (let i = 0; i < 10; i++) await spool.update(fields(i).id, { state: 'sent' });
-  const before = (await fs.stat(spool.journal.file)).size;
+  // Its length, not the file's size: past it the file may hold zeros written ahead.
+  const before = spool.journal.bytes;
   await spool.journal.compact((spool as any).compactionRecords());
-  const after = (await fs.stat(spool.journal.file)).size;
+  const after = spool.journal.bytes;
   assert.ok(after < before * 0.75, `the printed documents left the journal (${before} → ${after} bytes)`);
   await spool.close();
   const again = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
@@ -302,5 +303,212 @@ test('receive() ends as its upload ends: every byte in order, a stream that erro
   assert.ok(endless.destroyed && pushed < 1024, `a stream given up on is destroyed, not read on to its end for nothing (${pushed} of 1024 chunks read)`);
   assert.deepEqual(await fs.readdir(spool.tmpDir), []);
   await spool.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** The records' offsets and sync numbers in a journal file of the current format (its zeros end the walk). */
+function frames(file: Buffer): { at: number; len: number; sync: number }[] {
+  const out = [];
+  for (let at = JOURNAL_MAGIC.length; at + FRAME_HEAD <= file.length; ) {
+    const len = file.readUInt32LE(at);
+    if (!len) break;
+    out.push({ at, len: FRAME_HEAD + len, sync: file.readUInt32LE(at + 8) });
+    at += FRAME_HEAD + len;
+  }
+  return out;
+}
+
+/** A preallocated journal (64 KiB steps) that has stepped into its first zero-filled file, holding job-0 … job-(n-1). */
+async function preallocated(file: string, n: number, opts = { segmentBytes: 64 * 1024, freeFactor: 0 }): Promise<Journal> {
+  const j = new Journal(file, key, opts);
+  await j.load(() => {});
+  await j.open();
+  await until('a spare journal file', () => j.wantsRotation(), 5000, 10);
+  await j.compact([]);
+  for (let i = 0; i < n; i++) await j.append({ id: `job-${i}` });
+  return j;
+}
+
+test('a preallocated journal: records overwrite zeros written ahead, the zeros end the log, a compaction steps into the next zero-filled file', async () => {
+  const dir = await tmp();
+  const file = path.join(dir, 'journal.log');
+  const j = await preallocated(file, 0);
+  const size = (await fs.stat(file)).size;
+  assert.equal(size, 64 * 1024, 'the compaction wrote into a zero-filled file');
+  for (let i = 0; i < 10; i++) await j.append({ id: `job-${i}` }, { attachment: randomBytes(2000) });
+  assert.equal((await fs.stat(file)).size, size, 'appends did not grow the file');
+  assert.ok(j.bytes > 20_000 && j.bytes < size);
+  await j.close();
+  const again = new Journal(file, key, { segmentBytes: 64 * 1024, freeFactor: 0 });
+  const seen: any[] = [];
+  assert.equal(await again.load((r) => seen.push(r.id)), 10);
+  assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => `job-${i}`));
+  assert.equal((await fs.stat(file)).size, size, 'the zeros after the last record are kept');
+  // Past the zeros written ahead, records grow the file as before; the next compaction steps into a new spare.
+  await again.open();
+  for (let i = 10; i < 40; i++) await again.append({ id: `job-${i}` }, { attachment: randomBytes(2000) });
+  assert.ok((await fs.stat(file)).size > size, 'grew past its zeros');
+  await until('the next spare journal file', () => again.wantsRotation(), 5000, 10);
+  await again.compact([{ id: 'job-39' }]);
+  assert.equal((await fs.stat(file)).size, 64 * 1024, 'a new zero-filled file');
+  await again.append({ id: 'job-40' });
+  await again.close();
+  assert.deepEqual((await loadAll(file)).map((r) => r.id), ['job-39', 'job-40']);
+  assert.deepEqual(await fs.readdir(dir), ['journal.log'], 'no spare until half of the zeros are used, no temp files');
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('a crash in the middle of a write to a preallocated journal: what the write left is cut, even a whole record of it after a hole; a record of a later sync after a hole is damage', async () => {
+  const dir = await tmp();
+  const file = path.join(dir, 'journal.log');
+  const j = await preallocated(file, 3);
+  await j.close();
+  const clean = await fs.readFile(file);
+  const written = frames(clean);
+  const end = written.at(-1)!.at + written.at(-1)!.len;
+  const last = written.at(-1)!.sync;
+  assert.deepEqual(written.map((f) => f.sync), [last - 2, last - 1, last], 'one sync number per fdatasync');
+  // The next write held two records; the page with the first never reached the disk, the second did, whole.
+  const second = Buffer.from(clean.subarray(written[0].at, written[0].at + written[0].len));
+  const withSync = (sync: number) => {
+    second.writeUInt32LE(sync, 8);
+    second.writeUInt32LE(~sync >>> 0, 12);
+    const f = Buffer.from(clean);
+    second.copy(f, end + 500);
+    return f;
+  };
+  const reopen = async (bytes: Buffer) => {
+    await fs.writeFile(file, bytes);
+    const k = new Journal(file, key, { segmentBytes: 64 * 1024, freeFactor: 0 });
+    const n = await k.load(() => {});
+    return { k, n };
+  };
+  for (const [what, bytes] of [
+    ['a whole record of the torn write after its lost first page', withSync(last + 1)],
+    ['a torn write without its fdatasync, after the last one', withSync(last)],
+    ['garbage', Buffer.concat([clean.subarray(0, end), randomBytes(300), clean.subarray(end + 300)])],
+  ] as const) {
+    const { k, n } = await reopen(bytes);
+    assert.equal(n, 3, what);
+    const after = await fs.readFile(file);
+    assert.ok(after.equals(clean), `${what}: overwritten with zeros, the file keeps its size`);
+    await k.open();
+    await k.append({ id: 'job-3' });
+    await k.close();
+    assert.deepEqual((await loadAll(file)).map((r) => r.id), ['job-0', 'job-1', 'job-2', 'job-3'], what);
+  }
+  // A record written after a later fdatasync behind a hole: that fdatasync covered the hole, so it is damage.
+  const damaged = withSync(last + 2);
+  await fs.writeFile(file, damaged);
+  await assert.rejects(loadAll(file), /damaged at record 4 .*zeros where a record should be/);
+  assert.ok((await fs.readFile(file)).equals(damaged), 'a damaged journal is left as it was');
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('preallocation on a full disk fails cleanly: no spare file keeps the space, and the journal appends as before and loses nothing', async (t) => {
+  const dir = await smallTmpfs(t);
+  if (!dir) return;
+  try {
+    const file = path.join(dir, 'journal.log');
+    const j = new Journal(file, key, { segmentBytes: 4 * 1024 * 1024, freeFactor: 0 }); // more than the disk holds
+    await j.load(() => {});
+    await j.open();
+    await until('the spare to fail', () => (j as any).spare.state === 'failed', 5000, 10);
+    assert.deepEqual(await fs.readdir(dir), ['journal.log'], 'the half-written spare is gone');
+    assert.equal(j.wantsRotation(), false);
+    for (let i = 0; i < 20; i++) await j.append({ id: `job-${i}` }, { attachment: randomBytes(2000) });
+    await j.close();
+    assert.equal((await loadAll(file)).length, 20);
+    // And with room for a spare but a disk that fills up before the next record: refused, nothing half written.
+    const small = new Journal(file, key, { segmentBytes: 64 * 1024, freeFactor: 0 });
+    await small.load(() => {});
+    await small.open();
+    await until('a spare journal file', () => small.wantsRotation(), 5000, 10);
+    await small.compact((await loadAll(file)).slice(0, 5));
+    const filler = await fs.open(path.join(dir, 'filler'), 'w');
+    try {
+      for (;;) await filler.write(Buffer.alloc(4096));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+    }
+    await filler.close();
+    let accepted = 0;
+    let refused = 0;
+    for (let i = 0; i < 60; i++) {
+      try {
+        await small.append({ id: `late-${i}` }, { attachment: randomBytes(2000) });
+        accepted++;
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+        refused++;
+      }
+    }
+    assert.ok(accepted >= 20 && refused >= 1, `the zeros written ahead took records on a full disk (${accepted}), past them the disk refused (${refused})`);
+    await small.close();
+    const back = await loadAll(file);
+    assert.deepEqual(back.map((r) => r.id), [...Array.from({ length: 5 }, (_, i) => `job-${i}`), ...Array.from({ length: accepted }, (_, i) => `late-${i}`)]);
+  } finally {
+    execFileSync('umount', ['-l', dir]);
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a journal of the previous binary format (PBXJRNL2) loads with its documents, its torn tail is cut, and it is rewritten in the current one; damage in it is reported', async () => {
+  const dir = await tmp();
+  const file = path.join(dir, 'journal.log');
+  const v2 = (rec: object, attachment = Buffer.alloc(0)) => {
+    const json = Buffer.from(JSON.stringify(rec));
+    const sealed = sealRecord(Buffer.concat([Buffer.from(Uint32Array.of(json.length).buffer), json, attachment]), key);
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(sealed.length, 0);
+    head.writeUInt32LE(~sealed.length >>> 0, 4);
+    return Buffer.concat([head, sealed]);
+  };
+  const doc = randomBytes(3000);
+  const records = [v2({ id: 'job-0' }), v2({ id: 'job-1' }, doc), v2({ id: 'job-2' })];
+  const old = Buffer.concat([Buffer.from('PBXJRNL2'), ...records]);
+  await fs.writeFile(file, Buffer.concat([old, v2({ id: 'torn' }).subarray(0, 30)]));
+  const j = new Journal(file, key, { segmentBytes: 64 * 1024, freeFactor: 0 });
+  const seen: [string, Buffer | undefined][] = [];
+  assert.equal(await j.load((r, a) => seen.push([r.id, a])), 3);
+  assert.deepEqual(seen.map(([id]) => id), ['job-0', 'job-1', 'job-2']);
+  assert.ok(seen[1][1]?.equals(doc), 'the document rides along');
+  assert.ok((await fs.readFile(file)).subarray(0, JOURNAL_MAGIC.length).equals(JOURNAL_MAGIC), 'rewritten in the current format');
+  await j.open();
+  await j.append({ id: 'job-3' });
+  await j.close();
+  assert.deepEqual((await loadAll(file)).map((r) => r.id), ['job-0', 'job-1', 'job-2', 'job-3']);
+  const flipped = Buffer.from(old);
+  flipped[8 + records[0].length + 8 + 30] ^= 1; // inside the second record's box
+  await fs.writeFile(file, flipped);
+  await assert.rejects(loadAll(file), /damaged at record 2 .*authentication/);
+  assert.ok((await fs.readFile(file)).equals(flipped), 'left as it was');
+  assert.deepEqual((await fs.readdir(dir)).filter((f) => f.includes('migrate')), [], 'no half-made copy left');
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+test('the spool steps into a preallocated journal at a compaction once the spare is ready, and keeps every unfinished job across a restart', async () => {
+  const dir = await tmp();
+  const fields = (i: number) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, printerId: 'p', title: '', user: '', contentType: 'raw', options: { copies: 1 }, owner: 't', metaDigest: '', state: 'queued', warnings: [], attempts: 0, createdAt: '', updatedAt: '' }) as any;
+  const spool = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
+  await spool.open();
+  const docs = Array.from({ length: 10 }, (_, i) => Buffer.from(`document ${i} `.repeat(100)));
+  for (const [i, d] of docs.entries()) await spool.accept(fields(i), await spool.receive(Readable.from([d]), 1 << 30));
+  const file = spool.journal.file;
+  assert.equal((await fs.stat(file)).size, spool.journal.bytes, 'a new journal appends until its spare is ready');
+  await until('the spare journal file', () => spool.journal.wantsRotation(), 10000, 20);
+  assert.equal((await fs.stat(file)).size, spool.journal.bytes, 'nothing stepped yet');
+  // A finished job is when the spool looks at the journal: the compaction it starts writes into the spare.
+  const i = 1;
+  await spool.update(fields(0).id, { state: 'sent' });
+  await until('the journal to step into its preallocated file', async () => (await fs.stat(file)).size >= 16 * 1024 * 1024, 10000, 20);
+  assert.ok(spool.journal.bytes < 1024 * 1024, 'the records, then zeros');
+  await spool.update(fields(9).id, { state: 'held', reason: 'after the step' });
+  await spool.close();
+  const again = new LocalSpool({ dataDir: dir, key, historyLimit: 100 });
+  await again.open();
+  for (let k = i; k < 10; k++) assert.ok(Buffer.concat(await again.readDocument(fields(k).id)).equals(docs[k]), `document ${k} after the step and a restart`);
+  assert.equal(again.get(fields(9).id)?.state, 'held');
+  await again.close();
   await fs.rm(dir, { recursive: true, force: true });
 });

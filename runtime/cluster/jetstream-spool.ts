@@ -67,7 +67,7 @@ export class JetStreamSpool implements Spool {
   constructor(private opts: JetStreamSpoolOptions) {
     this.js = opts.nc.jetstream({ timeout: 10000 });
     // Uploads are sealed by the same code as on one box, into this node's scratch dir; only sealed bytes leave.
-    this.staging = new LocalSpool({ dataDir: opts.stagingDir, key: opts.key, historyLimit: 0 });
+    this.staging = new LocalSpool({ dataDir: opts.stagingDir, key: opts.key, historyLimit: 0, preallocateJournal: false });
   }
 
   private subject(id: string): string {

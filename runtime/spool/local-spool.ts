@@ -56,6 +56,8 @@ const INLINE_DEAD_MAX = 32 * 1024 * 1024;
  */
 const COMPACT_GROWTH = 4;
 const COMPACT_MIN = 16 * 1024 * 1024;
+/** The journal is preallocated in zero-filled files of at least this size (see JournalOptions). */
+const JOURNAL_SEGMENT = 16 * 1024 * 1024;
 
 export interface SpoolOptions {
   dataDir: string;
@@ -65,6 +67,10 @@ export interface SpoolOptions {
   historyMaxAgeMs?: number;
   /** A cancelled inline document is purged from the journal (a compaction) this long after the cancel. */
   purgeAfterMs?: number;
+  /** Intake's floor of free space: the journal's zeros written ahead never take the disk below it. */
+  minFreeBytes?: number;
+  /** false: the journal is not preallocated (a spool used only to seal uploads, as a cluster node's staging). */
+  preallocateJournal?: boolean;
 }
 
 /**
@@ -94,7 +100,7 @@ export class LocalSpool implements Spool {
     const root = path.join(opts.dataDir, 'spool');
     this.docsDir = path.join(root, 'docs');
     this.tmpDir = path.join(root, 'tmp');
-    this.journal = new Journal(path.join(root, 'journal.log'), opts.key);
+    this.journal = new Journal(path.join(root, 'journal.log'), opts.key, { segmentBytes: opts.preallocateJournal === false ? 0 : JOURNAL_SEGMENT, keepFreeBytes: opts.minFreeBytes ?? 0 });
     this.history = new HistoryStore({ dir: path.join(root, 'history'), key: opts.key, limit: opts.historyLimit, maxAgeMs: opts.historyMaxAgeMs ?? 0 });
     this.digestKey = createHmac('sha256', Buffer.from(opts.key)).update('printbox document digest').digest();
   }
@@ -542,7 +548,9 @@ export class LocalSpool implements Spool {
     } catch {
       // full disk: the job stays in memory and in the journal; the next compaction tries again
     }
-    if ((this.journal.bytes > this.compactAt || this.inlineDead > INLINE_DEAD_MAX) && !this.compacting && !this.purgeTimer) this.compact();
+    // A compaction is also the journal's step into its next preallocated file.
+    const due = this.journal.bytes > this.compactAt || this.inlineDead > INLINE_DEAD_MAX || this.journal.wantsRotation();
+    if (due && !this.compacting && !this.purgeTimer) this.compact();
   }
 
   private purgeTimer?: NodeJS.Timeout;

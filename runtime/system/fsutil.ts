@@ -13,15 +13,16 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /**
- * Writes every byte of `bufs` at the file's current position. A write(2) near a full disk may write only
- * part and report no error (the ENOSPC comes with the next call): ignoring the count once let a truncated
- * document be fsync'd and acknowledged.
+ * Writes every byte of `bufs` at the file's current position (or at `position`). A write(2) near a full disk
+ * may write only part and report no error (the ENOSPC comes with the next call): ignoring the count once let a
+ * truncated document be fsync'd and acknowledged.
  */
-export async function writeFully(fh: fs.FileHandle, bufs: readonly Buffer[]): Promise<void> {
+export async function writeFully(fh: fs.FileHandle, bufs: readonly Buffer[], position?: number): Promise<void> {
   let list = bufs.filter((b) => b.length);
   while (list.length) {
-    let { bytesWritten: n } = await fh.writev(list);
+    let { bytesWritten: n } = await fh.writev(list, position);
     if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    if (position !== undefined) position += n;
     let i = 0;
     while (i < list.length && n >= list[i].length) n -= list[i++].length;
     list = list.slice(i);
@@ -30,10 +31,10 @@ export async function writeFully(fh: fs.FileHandle, bufs: readonly Buffer[]): Pr
 }
 
 /** writeFully for one small buffer, on the calling thread (a page-cache copy; the fsync that follows stays async). */
-export function writeFullySync(fd: number, buf: Buffer): void {
+export function writeFullySync(fd: number, buf: Buffer, position?: number): void {
   let done = 0;
   while (done < buf.length) {
-    const n = fsSync.writeSync(fd, buf, done, buf.length - done);
+    const n = fsSync.writeSync(fd, buf, done, buf.length - done, position === undefined ? null : position + done);
     if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     done += n;
   }
