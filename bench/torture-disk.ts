@@ -128,11 +128,18 @@ export async function diskFull(opts: DiskOptions): Promise<string[]> {
     if (left <= 0) violations.push(`intake never refused within ${budget} uploads (free ${(await freeBytes()) / MiB} MiB)`);
   }
 
-  /** For a journal that no longer loads: how the damaged line compares with its neighbours (a torn write?). */
+  /** For a journal that no longer loads: where the damage sits in the file (near its end: a torn write?). */
   async function journalDamage(msg: string): Promise<string> {
+    const file = `${dir}/spool/journal.log`;
+    const rec = /damaged at record (\d+) \(byte (\d+)\)/.exec(msg);
+    if (rec) {
+      const size = (await fs.stat(file).catch(() => undefined))?.size;
+      return size === undefined ? '' : `; record ${rec[1]} starts at byte ${rec[2]} of ${size} (${size - Number(rec[2])} bytes before the end of the file)`;
+    }
+    // Journals from before the binary format: one JSON line per record.
     const n = Number(/damaged at line (\d+)/.exec(msg)?.[1]);
     if (!n) return '';
-    const lines = (await fs.readFile(`${dir}/spool/journal.log`, 'latin1').catch(() => '')).split('\n');
+    const lines = (await fs.readFile(file, 'latin1').catch(() => '')).split('\n');
     const lens = lines.filter(Boolean).map((l) => l.length).sort((a, b) => a - b);
     return `; line ${n} is ${lines[n - 1]?.length} characters where the median record is ${lens[lens.length >> 1]}`;
   }

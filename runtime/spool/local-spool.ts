@@ -75,7 +75,7 @@ export interface SpoolOptions {
 
 /**
  * Layout under <data>/spool: `docs/<jobID>.sealed` (one sealed document per job), `tmp/` (uploads in
- * progress, removed at start), `journal.log` (encrypted job records, one per line, last one wins),
+ * progress, removed at start), `journal.log` (sealed job records, length-framed over zeros written ahead; last one wins),
  * `history/` (finished jobs, history.ts).
  *
  * In memory: unfinished jobs, and finished ones that still hold a sealed document (batch members kept for
