@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from 'nats';
 import type { BatchJournal, BatchRecord } from '../queue/batches.js';
 import { openRecord, sealRecord } from '../spool/seal.js';
-import { isWrongSequence, retried, transient } from './nats.js';
+import { casPut, isWrongSequence, retried, transient } from './nats.js';
 
 export const BATCHES_BUCKET = 'printbox-batches';
 
@@ -92,7 +92,7 @@ export class KvBatchJournal implements BatchJournal {
       const wid = randomUUID();
       const value = sealRecord(Buffer.from(JSON.stringify({ ...next, wid })), this.key);
       try {
-        const revision = base ? await this.kv.update(key, value, base.revision) : await this.kv.create(key, value);
+        const revision = await casPut(this.nc, BATCHES_BUCKET, key, value, base ? base.revision : 0, 10000);
         if (revision > (this.known.get(key)?.revision ?? 0)) this.known.set(key, { b: next, revision, wid });
         return next;
       } catch (err) {

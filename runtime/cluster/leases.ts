@@ -2,7 +2,7 @@
 // bucket (revision-conditional renewals, expiry by the bucket's TTL on the servers' clocks) and a heartbeat
 // that doubles as the quorum probe (a node whose writes are not acknowledged by a quorum is not ready).
 import type { KV, NatsConnection } from 'nats';
-import { isWrongSequence, retried } from './nats.js';
+import { casPut, isWrongSequence, retried } from './nats.js';
 
 export const LEASES_BUCKET = 'printbox-leases';
 export const NODES_BUCKET = 'printbox-nodes';
@@ -219,7 +219,7 @@ export class Leases {
     const value = enc({ node: this.opts.node, at: new Date().toISOString() });
     if (h) {
       try {
-        h.revision = await this.leases.update(printerId, value, h.revision);
+        h.revision = await casPut(this.opts.nc, LEASES_BUCKET, printerId, value, h.revision, Math.max(1000, this.every));
         h.renewedAt = Date.now();
       } catch (err) {
         if (isWrongSequence(err)) this.lose(printerId, 'another node holds it');
@@ -238,7 +238,7 @@ export class Leases {
       const since = this.vacantSince.get(printerId) ?? Date.now();
       this.vacantSince.set(printerId, since);
       if (this.held.size >= fair && Date.now() - since < this.every * 2) return;
-      const revision = await this.leases.create(printerId, value);
+      const revision = await casPut(this.opts.nc, LEASES_BUCKET, printerId, value, 0, Math.max(1000, this.every));
       this.vacantSince.delete(printerId);
       this.held.set(printerId, { revision, renewedAt: Date.now() });
       this.opts.log.info({ printerId, node: this.opts.node }, 'printer lease taken');

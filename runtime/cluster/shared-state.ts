@@ -4,7 +4,7 @@
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from 'nats';
 import { State, type StateData } from '../system/state.js';
 import { openRecord, sealRecord } from '../spool/seal.js';
-import { isWrongSequence, retried } from './nats.js';
+import { casPut, isWrongSequence, retried } from './nats.js';
 
 export const CONFIG_BUCKET = 'printbox-config';
 const KEY = 'state';
@@ -47,7 +47,7 @@ export class SharedState extends State {
     if (e?.operation === 'PUT') this.take(e);
     else {
       try {
-        this.revision = await this.kv.create(KEY, this.seal(this.opts.local.data));
+        this.revision = await casPut(this.opts.nc, CONFIG_BUCKET, KEY, this.seal(this.opts.local.data), 0, 10000);
         this.current = structuredClone(this.opts.local.data);
       } catch (err) {
         if (!isWrongSequence(err)) throw err;
@@ -75,7 +75,7 @@ export class SharedState extends State {
         const next = structuredClone(this.current);
         fn(next);
         try {
-          const rev = await this.kv.update(KEY, this.seal(next), this.revision);
+          const rev = await casPut(this.opts.nc, CONFIG_BUCKET, KEY, this.seal(next), this.revision, 10000);
           if (rev > this.revision) {
             this.current = next;
             this.revision = rev;
