@@ -6,6 +6,7 @@ import { IppServer, type IppCaller } from '../intake/ipp-server.js';
 import { decoded } from '../intake/compression.js';
 import type { PrinterRecord } from '../system/state.js';
 import { anonymousSubmitter, credentials, tokenPrincipal } from './auth.js';
+import { continueInOrder } from './continue-in-order.js';
 
 export const IPP_PATHS = ['/ipp/print/:name', '/v1/ipp/print/:name'];
 /** On the plain ipp:// listener, CUPS' own printer path and "/" too: `lpr -H box:631 -P front` and friends post there. */
@@ -92,6 +93,7 @@ export async function buildPlainIppServer(app: Appliance): Promise<FastifyInstan
     requestTimeout: 0,
     connectionTimeout: 120000,
   }) as unknown as FastifyInstance;
+  continueInOrder(server.server);
   registerIppRoutes(server, app, { scheme: 'ipp' });
   server.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}; this port serves IPP at /ipp/print/NAME` } }));
   return server;
