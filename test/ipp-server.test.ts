@@ -94,15 +94,15 @@ async function rawConnection() {
   };
 }
 
-/** An IPP request as CUPS posts it: Expect: 100-continue, Basic credentials, the body in `pieces` writes. */
-function cupsStyleRequest(op: number, id: number, opts: { document?: Buffer; job?: IppAttribute[] } = {}) {
+/** An IPP request as CUPS posts it: Expect: 100-continue, Basic credentials; `announce` more bytes than it has. */
+function cupsStyleRequest(op: number, id: number, opts: { document?: Buffer; job?: IppAttribute[]; format?: string; announce?: number } = {}) {
   const uri = `ipps://127.0.0.1:${app.running.port}/ipp/print/front`;
   const groups = [
-    { tag: GROUP.operation, attributes: [attr(TAG.charset, 'attributes-charset', 'utf-8'), attr(TAG.naturalLanguage, 'attributes-natural-language', 'en'), attr(TAG.uri, 'printer-uri', uri), attr(TAG.nameWithoutLanguage, 'requesting-user-name', 'nurse'), attr(TAG.mimeMediaType, 'document-format', 'application/octet-stream')] },
+    { tag: GROUP.operation, attributes: [attr(TAG.charset, 'attributes-charset', 'utf-8'), attr(TAG.naturalLanguage, 'attributes-natural-language', 'en'), attr(TAG.uri, 'printer-uri', uri), attr(TAG.nameWithoutLanguage, 'requesting-user-name', 'nurse'), attr(TAG.mimeMediaType, 'document-format', opts.format ?? 'application/octet-stream')] },
     ...(opts.job ? [{ tag: GROUP.job, attributes: opts.job }] : []),
   ];
   const body = Buffer.concat([encodeMessage({ version: 0x0200, code: op, requestId: id, groups }), opts.document ?? Buffer.alloc(0)]);
-  const head = `POST /ipp/print/front HTTP/1.1\r\nhost: 127.0.0.1:${app.running.port}\r\nexpect: 100-continue\r\ncontent-type: application/ipp\r\nauthorization: Basic ${Buffer.from(`clinic:${app.token}`).toString('base64')}\r\ncontent-length: ${body.length}\r\n\r\n`;
+  const head = `POST /ipp/print/front HTTP/1.1\r\nhost: 127.0.0.1:${app.running.port}\r\nexpect: 100-continue\r\ncontent-type: application/ipp\r\nauthorization: Basic ${Buffer.from(`clinic:${app.token}`).toString('base64')}\r\ncontent-length: ${body.length + (opts.announce ?? 0)}\r\n\r\n`;
   return { head, body };
 }
 
@@ -328,6 +328,41 @@ describe('IPP server', { skip }, () => {
       } finally {
         conn.close();
       }
+    }
+  });
+
+  test('a request whose body is only its attributes keeps its keep-alive connection, however its body arrives', async () => {
+    // Node marks a request complete only after its last body bytes reached the IPP reader: an answer decided on that
+    // mark closed the connection of a Validate-Job or Get-Printer-Attributes whose body came after its headers.
+    const conn = await rawConnection();
+    try {
+      for (let id = 1; id <= 10; id++) {
+        const r = cupsStyleRequest(id % 2 ? 0x0004 : 0x000b, id);
+        await conn.write(r.head);
+        await conn.write(r.body.subarray(0, 9));
+        await conn.write(r.body.subarray(9));
+        const answer = await conn.response();
+        assertIppAnswer(answer, id, `request ${id}`);
+        assert.notEqual(answer.headers.connection, 'close', `request ${id}: the connection stays open`);
+      }
+    } finally {
+      conn.close();
+    }
+  });
+
+  test('a Print-Job refused before its document is read is answered, and its connection closed, also when the document never comes', async () => {
+    const conn = await rawConnection();
+    try {
+      // The format is refused before the document is read; the client announced more than it sends.
+      const r = cupsStyleRequest(0x0002, 1, { document: Buffer.from('%PDF-1.4 '), format: 'application/x-shockwave-flash', announce: 1000 });
+      await conn.write(r.head);
+      await conn.write(r.body);
+      const answer = await conn.response();
+      assert.equal(answer.status, 200);
+      assert.equal(answer.headers.connection, 'close');
+      assert.equal(decodeMessage(answer.body).code, 0x040a, 'client-error-document-format-not-supported');
+    } finally {
+      conn.close();
     }
   });
 
