@@ -6,6 +6,7 @@ import { IppServer, type IppCaller } from '../intake/ipp-server.js';
 import { decoded } from '../intake/compression.js';
 import type { PrinterRecord } from '../system/state.js';
 import { anonymousSubmitter, credentials, tokenPrincipal } from './auth.js';
+import { continueInOrder } from './continue-in-order.js';
 
 export const IPP_PATHS = ['/ipp/print/:name', '/v1/ipp/print/:name'];
 /** On the plain ipp:// listener, CUPS' own printer path and "/" too: `lpr -H box:631 -P front` and friends post there. */
@@ -59,7 +60,9 @@ export function registerIppRoutes(server: FastifyInstance, app: Appliance, opts:
     const name = (req.params as { name?: string }).name;
     // A POST to "/" (CUPS clients) names its printer in printer-uri; it is answered with CUPS' /printers/ URIs.
     const base = req.url.startsWith('/v1/') ? '/v1/ipp/print' : req.url.startsWith('/printers/') || name === undefined ? '/printers' : '/ipp/print';
-    const body = req.body as AsyncIterable<Buffer>;
+    // One iterator over the request for the IPP reader and for finishing the body below (see restOfBody).
+    const rest = (req.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    const body: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => rest };
     const out = await ipp.handle({
       printerName: name,
       uriBase: `${opts.scheme}://${host}${base}`,
@@ -68,8 +71,11 @@ export function registerIppRoutes(server: FastifyInstance, app: Appliance, opts:
       body: encoding && encoding !== 'identity' ? decoded(body, encoding) : body,
       httpDecoded: !!encoding && encoding !== 'identity',
     });
-    // A request not read to its end (an error before the document was taken) cannot share its connection.
-    if (!req.raw.complete) reply.header('connection', 'close');
+    // A request not read to its end (an error before the document was taken) cannot share its connection. What the
+    // IPP reader left is read first: often nothing but the end of the message, which Node marks (req.complete) only
+    // after the last body bytes reached the reader, so an answer to a request whose body is all attributes
+    // (Validate-Job, Get-Printer-Attributes) would otherwise close the client's keep-alive connection at random.
+    if (out.kind !== 'malformed' && !(await restOfBody(req, rest))) reply.header('connection', 'close');
     if (out.kind === 'unauthorized') return unauthorized(reply, 'send an API token as the Basic password (any user name) or as a Bearer token');
     if (out.kind === 'malformed') return reply.status(400).header('connection', 'close').send({ error: { code: 'ipp_malformed', message: out.message } });
     return reply.status(200).header('content-type', 'application/ipp').send(out.body);
@@ -77,6 +83,37 @@ export function registerIppRoutes(server: FastifyInstance, app: Appliance, opts:
   // printboxPublic: the hook's token check is skipped; this handler does its own, since Get-Printer-Attributes is open.
   for (const url of opts.scheme === 'ipp' ? [...IPP_PATHS, CUPS_PATH, '/', '/jobs', '/jobs/', '/jobs/:id'] : IPP_PATHS) server.post(url, { schema: { hide: true }, config: { printboxPublic: true } }, handler);
   return ipp;
+}
+
+/**
+ * At most this much of a request the IPP server did not read is read and dropped to keep its connection open, and
+ * for at most this long (a client that stops sending gets its answer, and the connection is closed).
+ */
+const REST_OF_BODY_MAX = 256 * 1024;
+const REST_OF_BODY_WAIT_MS = 2000;
+
+/** Reads what is left of the request (within the bounds above): true when it was read to its end. */
+async function restOfBody(req: FastifyRequest, rest: AsyncIterator<Buffer>): Promise<boolean> {
+  if (req.raw.readableEnded) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), REST_OF_BODY_WAIT_MS)));
+  const read = (async () => {
+    let n = 0;
+    try {
+      for (;;) {
+        const next = await rest.next();
+        if (next.done) return req.raw.complete;
+        if ((n += next.value.length) > REST_OF_BODY_MAX) return false;
+      }
+    } catch {
+      return false; // the client went away or the body is broken: nothing to keep open
+    }
+  })();
+  try {
+    return await Promise.race([read, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -92,6 +129,7 @@ export async function buildPlainIppServer(app: Appliance): Promise<FastifyInstan
     requestTimeout: 0,
     connectionTimeout: 120000,
   }) as unknown as FastifyInstance;
+  continueInOrder(server.server);
   registerIppRoutes(server, app, { scheme: 'ipp' });
   server.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}; this port serves IPP at /ipp/print/NAME` } }));
   return server;

@@ -9,6 +9,7 @@ import { ERROR_POLICIES } from '../system/state.js';
 import { VERSION, type Appliance } from '../appliance.js';
 import { TLS_POLICY, type TlsIdentity } from '../system/tls.js';
 import { registerLanRoutes } from './lan-routes.js';
+import { continueInOrder } from './continue-in-order.js';
 import { registerBatchRoutes } from './batch-routes.js';
 import { registerPrinterTrustRoutes } from './printer-trust-routes.js';
 import { registerClusterRoutes } from './cluster-routes.js';
@@ -68,6 +69,7 @@ export async function buildServer(app: Appliance, opts: { mode: 'https' | 'local
     connectionTimeout: 120000,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }) as unknown as FastifyInstance;
+  continueInOrder(server.server);
 
   await server.register(swagger, {
     openapi: {
