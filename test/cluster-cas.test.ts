@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type NatsConnection } from 'nats';
 import { startNatsCluster } from './peers/nats.js';
-import { casPut, isWrongSequence } from '../runtime/cluster/nats.js';
+import { casDelete, casPut, isWrongSequence } from '../runtime/cluster/nats.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -50,4 +50,10 @@ test('casPut: writes to other keys of the bucket in between do not refuse a writ
   );
   const kv = await ncs[0].jetstream().views.kv('castest2', { bindOnly: true });
   for (const k of ['a', 'b', 'c']) assert.equal(new TextDecoder().decode((await kv.get(k))!.value), `${k}20`);
+  // A delete at a stale revision is refused; at the key's revision it lands, and the key can be created again.
+  await assert.rejects(casDelete(ncs[1], 'castest2', 'a', revs.get('a')! - 1), (err) => isWrongSequence(err));
+  await casDelete(ncs[1], 'castest2', 'a', revs.get('a')!);
+  assert.equal((await kv.get('a'))?.operation, 'DEL');
+  await casPut(ncs[2], 'castest2', 'a', enc('a again'), 0);
+  assert.equal(new TextDecoder().decode((await kv.get('a'))!.value), 'a again');
 });

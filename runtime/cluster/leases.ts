@@ -2,7 +2,7 @@
 // bucket (revision-conditional renewals, expiry by the bucket's TTL on the servers' clocks) and a heartbeat
 // that doubles as the quorum probe (a node whose writes are not acknowledged by a quorum is not ready).
 import type { KV, NatsConnection } from 'nats';
-import { casPut, isWrongSequence, retried } from './nats.js';
+import { casDelete, casPut, isWrongSequence, retried } from './nats.js';
 
 export const LEASES_BUCKET = 'printbox-leases';
 export const NODES_BUCKET = 'printbox-nodes';
@@ -89,7 +89,7 @@ export class Leases {
     for (const [printerId, h] of this.held) {
       this.held.delete(printerId);
       this.opts.onLost(printerId);
-      await this.leases.delete(printerId, { previousSeq: h.revision }).catch(() => {});
+      await casDelete(this.opts.nc, LEASES_BUCKET, printerId, h.revision).catch(() => {});
     }
     await this.nodes.delete(this.opts.node).catch(() => {});
   }
@@ -254,7 +254,7 @@ export class Leases {
     const h = this.held.get(printerId);
     if (!h) return;
     this.lose(printerId, 'released');
-    await this.leases.delete(printerId, { previousSeq: h.revision }).catch(() => {});
+    await casDelete(this.opts.nc, LEASES_BUCKET, printerId, h.revision).catch(() => {});
   }
 
   private lose(printerId: string, why: string): void {

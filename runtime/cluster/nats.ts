@@ -81,7 +81,7 @@ const sequenceRefused = (last: number) => Object.assign(new Error(`wrong last se
  * sequence; when a write to another key moved it, the key itself is read from the stream's leader — after the new
  * last sequence is known — and, if it has not moved, the write is tried again at that sequence.
  */
-export async function casPut(nc: NatsConnection, bucket: string, key: string, data: Uint8Array, expected: number, timeoutMs = 5000): Promise<number> {
+export async function casPut(nc: NatsConnection, bucket: string, key: string, data: Uint8Array, expected: number, timeoutMs = 5000, op?: 'DEL'): Promise<number> {
   const js = nc.jetstream({ timeout: timeoutMs });
   const jsm = await nc.jetstreamManager({ timeout: timeoutMs });
   const stream = `KV_${bucket}`;
@@ -96,6 +96,7 @@ export async function casPut(nc: NatsConnection, bucket: string, key: string, da
   for (let attempt = 0; attempt < 100; attempt++) {
     const h = headers();
     h.set('Nats-Expected-Last-Sequence', String(last));
+    if (op) h.set('KV-Operation', op);
     try {
       return (await js.publish(subject, data, { headers: h })).seq;
     } catch (err) {
@@ -108,4 +109,9 @@ export async function casPut(nc: NatsConnection, bucket: string, key: string, da
     }
   }
   throw sequenceRefused(last); // the bucket kept moving: the caller's retry (or refusal) applies
+}
+
+/** Deletes a key only if its revision is still `expected` (casPut's compare-and-set, with a KV delete marker). */
+export function casDelete(nc: NatsConnection, bucket: string, key: string, expected: number, timeoutMs = 5000): Promise<number> {
+  return casPut(nc, bucket, key, new Uint8Array(0), expected, timeoutMs, 'DEL');
 }
