@@ -69,6 +69,43 @@ test('the same jobID with the same content is the same job; with other content i
   assert.equal(s.jobs.length, 1, 'printed exactly once');
 });
 
+test('a jobID sent after the document, the other fields before it, still tells a repeat from a conflict', async () => {
+  const s = await sink();
+  await addRawPrinter(box.api, 'idem-late', s.port);
+  // 5,000 bytes ride in the journal; 300 KiB get a sealed file of their own: both are read back for their digest.
+  for (const size of [5000, 300 * 1024]) {
+    const jobID = randomUUID();
+    const doc = randomBytes(size);
+    const first = await box.api.postJob({ printer: 'idem-late', title: 'late id' }, doc, { afterFile: { jobID } });
+    assert.equal(first.status, 201, first.text);
+    assert.equal(first.json.jobID, jobID);
+    const again = await box.api.postJob({ printer: 'idem-late', title: 'late id', jobID }, doc);
+    assert.equal(again.status, 200, again.text);
+    const other = await box.api.postJob({ printer: 'idem-late', title: 'late id' }, randomBytes(size), { afterFile: { jobID } });
+    assert.equal(other.status, 409, other.text);
+    assert.equal(other.json.error.code, 'job_conflict');
+  }
+  const got = await s.waitForJobs(2, 10000);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(s.jobs.length, 2, 'each printed exactly once');
+  assert.equal(got.length, 2);
+});
+
+test('a job posted without a jobID cannot be repeated by naming the ID printbox gave it', async () => {
+  const s = await sink();
+  await addRawPrinter(box.api, 'no-id', s.port);
+  const doc = randomBytes(3000);
+  const first = await box.api.postJob({ printer: 'no-id' }, doc);
+  assert.equal(first.status, 201);
+  const again = await box.api.postJob({ printer: 'no-id', jobID: first.json.jobID }, doc);
+  assert.equal(again.status, 409, again.text);
+  assert.equal(again.json.error.code, 'job_conflict');
+  assert.match(again.json.error.message, /without a jobID/);
+  await s.waitForJobs(1, 10000);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(s.jobs.length, 1, 'printed once');
+});
+
 test('metadata may come as one JSON part, before or after the file, and is kept on the job', async () => {
   const s = await sink();
   await addRawPrinter(box.api, 'meta', s.port);

@@ -91,6 +91,19 @@ export function spoolContract(name: string, make: () => Promise<SpoolUnderTest>)
     assert.notEqual(spool.metaDigest({ printer: 'x', copies: 2 }), spool.metaDigest({ printer: 'x', copies: 3 }));
   });
 
+  withSpool('an upload received without its digest gets the same digest read back, inline and in a file', async ({ spool }) => {
+    for (const size of [SMALL, LARGE]) {
+      const doc = randomBytes(size);
+      const hashed = await spool.receive(Readable.from([doc]), 1 << 30);
+      const bare = await spool.receive(Readable.from([Buffer.from(doc)]), 1 << 30, { digest: false });
+      assert.equal(bare.digest, undefined, `no digest computed for ${size} bytes`);
+      assert.equal(await spool.digestOf(bare), hashed.digest, `digest read back for ${size} bytes`);
+      const other = await spool.receive(Readable.from([randomBytes(size)]), 1 << 30, { digest: false });
+      assert.notEqual(await spool.digestOf(other), hashed.digest);
+      for (const r of [hashed, bare, other]) await spool.discard(r);
+    }
+  });
+
   withSpool('a document over the limit is refused with document_too_large and leaves no job', async ({ spool }) => {
     await assert.rejects(spool.receive(Readable.from([randomBytes(LARGE)]), LARGE - 1), (e: { code?: string }) => e.code === 'document_too_large');
     assert.equal([...spool.records()].length, 0);

@@ -9,7 +9,7 @@ import type { JetStreamClient, KV, KvEntry, NatsConnection, ObjectStore, PubAck,
 import { LocalSpool, SpoolError } from '../spool/local-spool.js';
 import { Opener, openRecord, openSealed, sealRecord } from '../spool/seal.js';
 import { isFinal, settleChange, type JobRecord } from '../spool/jobs.js';
-import { ALLOC_GAP, type JobPage, type JobQuery, type NewJob, type Received, type Spool, type UpdateOptions } from '../spool/contract.js';
+import { ALLOC_GAP, type JobPage, type JobQuery, type NewJob, type Received, type ReceiveOptions, type Spool, type UpdateOptions } from '../spool/contract.js';
 import { callbackDue, countByState, pageInMemory } from '../spool/query.js';
 import { isWrongSequence, publishAcked, retried } from './nats.js';
 
@@ -218,8 +218,12 @@ export class JetStreamSpool implements Spool {
     }
   }
 
-  receive(source: Readable, maxBytes: number): Promise<Received> {
-    return this.staging.receive(source, maxBytes);
+  receive(source: Readable, maxBytes: number, opts?: ReceiveOptions): Promise<Received> {
+    return this.staging.receive(source, maxBytes, opts);
+  }
+
+  digestOf(r: Received): Promise<string> {
+    return this.staging.digestOf(r);
   }
 
   discard(r: Received): Promise<void> {
@@ -244,7 +248,7 @@ export class JetStreamSpool implements Spool {
    * on another node, even at the same moment, is refused (`job_exists`) instead of making a second job.
    */
   async accept(fields: NewJob, r: Received): Promise<JobRecord> {
-    const job = { ...fields, seq: 0, size: r.size, digest: r.digest, hasDocument: true } as JobRecord;
+    const job = { ...fields, seq: 0, size: r.size, digest: r.digest ?? '', hasDocument: true } as JobRecord;
     const small = r.sealed && r.sealed.length <= INLINE_MAX;
     let obj: string | undefined;
     try {

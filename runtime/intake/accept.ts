@@ -43,6 +43,7 @@ export interface IntakeDeps {
 
 /** Same jobID again: the same job when content and metadata match, otherwise a conflict. */
 export function sameJob(existing: JobRecord, digest: string, metaDigest: string): JobRecord {
+  if (existing.digest === '') throw conflict('job_conflict', `job ${existing.id} was posted without a jobID (printbox chose it), so no post can repeat it`);
   if (existing.digest === digest && existing.metaDigest === metaDigest) return existing;
   throw conflict('job_conflict', `job ${existing.id} already exists with different content`);
 }
@@ -100,10 +101,14 @@ export class JobIntake {
     }
   }
 
-  /** Seals a document stream into the spool (durable, not yet a job); 507 first when the disk is below its floor. */
-  async receive(source: Readable): Promise<Received> {
+  /**
+   * Seals a document stream into the spool (durable, not yet a job); 507 first when the disk is below its floor.
+   * `digest`: hash the document on the way in, for a job whose jobID is known to be given (a repeat can only
+   * name a client's own ID). Without it, accept() reads the upload back for its digest if a jobID turns up after all.
+   */
+  async receive(source: Readable, opts: { digest?: boolean } = {}): Promise<Received> {
     await this.checkDiskSpace();
-    return this.deps.spool.receive(source, this.deps.limits.maxDocumentBytes);
+    return this.deps.spool.receive(source, this.deps.limits.maxDocumentBytes, { digest: opts.digest ?? false });
   }
 
   discard(r: Received): Promise<void> {
@@ -114,6 +119,16 @@ export class JobIntake {
   async accept(v: ValidJob, r: Received, owner: string): Promise<{ job: JobRecord; created: boolean }> {
     const { spool, batches } = this.deps;
     const id = v.jobID ?? randomUUID();
+    // A client's jobID can come again: its digest tells a repeat from a conflict. An ID chosen here cannot.
+    if (v.jobID !== undefined && r.digest === undefined) {
+      try {
+        r = { ...r, digest: await spool.digestOf(r) };
+      } catch (err) {
+        await spool.discard(r);
+        throw err;
+      }
+    }
+    const digest = r.digest ?? '';
     const metaOf = (batchID: string | undefined) => ({ printerId: v.printerId, title: v.title, user: v.user, contentType: v.contentType, options: v.options, statusURL: v.statusURL, batchID });
     // A repeat is answered before the batch rules: re-posting a member of a finished batch is the same job.
     const existing = spool.get(id);
@@ -121,7 +136,7 @@ export class JobIntake {
       await spool.discard(r);
       // Another owner's job is not this caller's to see: no view, no hint of its content, just "taken".
       if (existing.owner !== owner) throw jobIdTaken(id);
-      return { job: sameJob(existing, r.digest, spool.metaDigest(metaOf(v.batchID ?? batches.listing(id)))), created: false };
+      return { job: sameJob(existing, digest, spool.metaDigest(metaOf(v.batchID ?? batches.listing(id)))), created: false };
     }
     let admission;
     try {
@@ -156,7 +171,7 @@ export class JobIntake {
         // The journal append met a full disk: the upload is undone, and the client hears 507 like any other.
         if (err?.code === 'insufficient_storage') throw new ApiError(507, 'insufficient_storage', err.message);
         // Cluster mode: another node accepted the same jobID at the same moment; answer as for any repeat.
-        if (err?.code === 'job_exists' && spool.get(id)) return { repeat: sameJob(spool.get(id)!, r.digest, metaDigest) };
+        if (err?.code === 'job_exists' && spool.get(id)) return { repeat: sameJob(spool.get(id)!, digest, metaDigest) };
         throw err;
       });
       if ('repeat' in job) return { job: job.repeat, created: false };

@@ -89,8 +89,11 @@ export async function readUpload(intake: JobIntake, req: FastifyRequest): Promis
         }
         if (file.fieldname !== 'file') throw badRequest('unexpected_file', `unexpected file part "${file.fieldname.slice(0, 64)}"; the document goes in "file"`);
         if (received) throw badRequest('too_many_files', 'one job takes exactly one "file" part');
-        if (Object.keys(meta).length) intake.validate(meta); // fail fast when the fields came first
-        received = await intake.receive(file.file);
+        const fieldsFirst = Object.keys(meta).length > 0;
+        if (fieldsFirst) intake.validate(meta); // fail fast when the fields came first
+        // Hashed on the way in when a jobID is given or may still come (fields after the file); a job whose
+        // fields came first without one gets its ID here, and no repeat can name it.
+        received = await intake.receive(file.file, { digest: !fieldsFirst || meta.jobID !== undefined });
         if (file.file.truncated) throw new ApiError(413, 'document_too_large', `document is larger than the limit of ${intake.maxDocumentBytes} bytes`);
       } catch (err) {
         failure = err;

@@ -17,14 +17,22 @@ export interface Received {
   /** A small document's whole sealed stream, never written to a file by receive(). */
   sealed?: Buffer;
   size: number;
-  /** Keyed digest of the plaintext: the same document gives the same digest (idempotent re-posts). */
-  digest: string;
+  /**
+   * Keyed digest of the plaintext: the same document gives the same digest (idempotent re-posts). Absent when
+   * receive() was told no repeat can name the job (the appliance picks its ID): one pass less over the bytes.
+   */
+  digest?: string;
   /** The document's first bytes (content sniffing), kept in memory only. */
   head: Buffer;
 }
 
 /** A job's fields as intake hands them over; the spool adds its position, size, digest and document flag. */
 export type NewJob = Omit<JobRecord, 'seq' | 'hasDocument' | 'size' | 'digest'>;
+
+export interface ReceiveOptions {
+  /** Compute the document's keyed digest while it streams in (default true); false when no jobID can repeat it. */
+  digest?: boolean;
+}
 
 export interface UpdateOptions {
   /** Wait until the change is durable (default true). */
@@ -62,7 +70,9 @@ export interface Spool {
 
   // ---- intake: receive, then accept or discard
   /** Seals an upload as it streams in and makes it durable. Rejects with code `document_too_large` past maxBytes, `insufficient_storage` on a full disk. */
-  receive(source: Readable, maxBytes: number): Promise<Received>;
+  receive(source: Readable, maxBytes: number, opts?: ReceiveOptions): Promise<Received>;
+  /** The digest of an upload received without one (a jobID that arrived after the document): reads it back. */
+  digestOf(r: Received): Promise<string>;
   discard(r: Received): Promise<void>;
   /** Keyed digest of a job's metadata, to tell a repeat from a conflict. */
   metaDigest(meta: object): string;

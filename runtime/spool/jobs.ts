@@ -17,7 +17,7 @@ export interface JobRecord {
   batchID?: string;
   owner: string; // id of the token that posted it ('local' for the admin socket)
   size: number;
-  digest: string; // keyed hash of the document (idempotency), never the plain SHA-256
+  digest: string; // keyed hash of the document (idempotency), never the plain SHA-256; '' when printbox chose the ID
   metaDigest: string; // keyed hash of the metadata (idempotency)
   state: JobState;
   reason?: string;

@@ -55,8 +55,8 @@ export class Api {
     return this.request(method, path, { body: body === undefined ? undefined : JSON.stringify(body), headers: body === undefined ? {} : { 'content-type': 'application/json' }, token });
   }
 
-  /** POST /v1/jobs with form fields and a file; `fieldsAfter` sends the fields after the file part. */
-  postJob(fields: Record<string, string>, file: Buffer | AsyncIterable<Buffer>, opts: { fieldsAfter?: boolean; token?: string | null; filename?: string } = {}): Promise<ApiReply> {
+  /** POST /v1/jobs with form fields and a file; `fieldsAfter` sends the fields after the file part, `afterFile` only these. */
+  postJob(fields: Record<string, string>, file: Buffer | AsyncIterable<Buffer>, opts: { fieldsAfter?: boolean; afterFile?: Record<string, string>; token?: string | null; filename?: string } = {}): Promise<ApiReply> {
     const { contentType, body } = multipart(fields, file, opts);
     return this.request('POST', '/v1/jobs', { body, headers: { 'content-type': contentType }, token: opts.token });
   }
@@ -66,23 +66,25 @@ export class Api {
   }
 }
 
-export function multipart(fields: Record<string, string>, file: Buffer | AsyncIterable<Buffer>, opts: { fieldsAfter?: boolean; filename?: string } = {}) {
+export function multipart(fields: Record<string, string>, file: Buffer | AsyncIterable<Buffer>, opts: { fieldsAfter?: boolean; afterFile?: Record<string, string>; filename?: string } = {}) {
   const boundary = `----pbx${randomBytes(12).toString('hex')}`;
-  const fieldParts = Object.entries(fields).map(([k, v]) => Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`));
+  const parts = (f: Record<string, string>) => Object.entries(f).map(([k, v]) => Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`));
+  const before = opts.fieldsAfter ? [] : parts(fields);
+  const after = [...(opts.fieldsAfter ? parts(fields) : []), ...parts(opts.afterFile ?? {})];
   const fileHead = Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${opts.filename ?? 'doc.bin'}"\r\ncontent-type: application/octet-stream\r\n\r\n`);
   const end = Buffer.from(`--${boundary}--\r\n`);
   async function* body() {
-    if (!opts.fieldsAfter) yield* fieldParts;
+    yield* before;
     yield fileHead;
     if (Buffer.isBuffer(file)) yield file;
     else yield* file;
     yield Buffer.from('\r\n');
-    if (opts.fieldsAfter) yield* fieldParts;
+    yield* after;
     yield end;
   }
   const isBuf = Buffer.isBuffer(file);
   return {
     contentType: `multipart/form-data; boundary=${boundary}`,
-    body: isBuf ? Buffer.concat([...(opts.fieldsAfter ? [] : fieldParts), fileHead, file as Buffer, Buffer.from('\r\n'), ...(opts.fieldsAfter ? fieldParts : []), end]) : body(),
+    body: isBuf ? Buffer.concat([...before, fileHead, file as Buffer, Buffer.from('\r\n'), ...after, end]) : body(),
   };
 }
