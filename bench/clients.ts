@@ -39,10 +39,11 @@ export async function submitPrintbox(api: Api, printer: string, doc: Buffer | As
  * A keep-alive IPP client for one queue (what a well-behaved application would use instead of spawning `lp`):
  * ipp:// over HTTP (CUPS), ipps:// over HTTPS with the token as the Basic password (printbox).
  */
-export function ippClient(queueUri: string, maxSockets = 32, tls?: { ca: string; token: string }) {
+export function ippClient(queueUri: string, maxSockets = 32, tls?: { ca?: string; token?: string; selfSigned?: boolean }) {
   const url = new URL(queueUri);
   const secure = url.protocol === 'ipps:';
-  const agent = secure ? new https.Agent({ keepAlive: true, maxSockets, ca: tls?.ca }) : new http.Agent({ keepAlive: true, maxSockets });
+  // selfSigned: the private cupsd's certificate, made on the spot for its host name (loopback, benchmark only).
+  const agent = secure ? new https.Agent({ keepAlive: true, maxSockets, ca: tls?.ca, rejectUnauthorized: !tls?.selfSigned }) : new http.Agent({ keepAlive: true, maxSockets });
   let requestId = 1;
   return {
     async printJob(doc: Buffer | AsyncIterable<Buffer>, name = 'bench'): Promise<number> {
@@ -66,7 +67,7 @@ export function ippClient(queueUri: string, maxSockets = 32, tls?: { ca: string;
       });
       const isBuf = Buffer.isBuffer(doc);
       const headers: Record<string, string> = { 'content-type': 'application/ipp' };
-      if (tls) headers.authorization = `Basic ${Buffer.from(`bench:${tls.token}`).toString('base64')}`;
+      if (tls?.token) headers.authorization = `Basic ${Buffer.from(`bench:${tls.token}`).toString('base64')}`;
       if (isBuf) headers['content-length'] = String(head.length + doc.length);
       const body = await new Promise<Buffer>((resolve, reject) => {
         const req = (secure ? https : http).request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers, agent }, (res) => {

@@ -8,7 +8,8 @@ import { freePort, stopProcess, waitForPort } from './ports.js';
 
 /** Creates the directories and writes `<dir>/cups-files.conf`; the caller writes its own cupsd.conf. */
 export async function writeCupsFiles(dir: string): Promise<string> {
-  for (const d of ['spool/tmp', 'cache', 'state', 'log']) await fs.mkdir(path.join(dir, d), { recursive: true });
+  // ssl: where cupsd makes its self-signed certificate when a client speaks TLS to it (ipps; the benchmark's like-for-like row).
+  for (const d of ['spool/tmp', 'cache', 'state', 'log', 'ssl']) await fs.mkdir(path.join(dir, d), { recursive: true });
   const file = path.join(dir, 'cups-files.conf');
   const lines = [
     `ServerRoot ${dir}`,
