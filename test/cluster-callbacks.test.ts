@@ -3,14 +3,12 @@
 // (kill -9) on a real 3-server JetStream cluster; a receiver on loopback.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { spawnClusterNodes, until } from './helpers/cluster.js';
-import { Api } from './helpers/api.js';
+import { startProcessCluster, until } from './helpers/cluster.js';
+import type { Api } from './helpers/api.js';
 import { addRawPrinter } from './helpers/appliance.js';
-import { startNatsCluster } from './peers/nats.js';
 import { startSink } from './peers/tcp-sink.js';
 
 test('a job and a batch callback in flight when the driving node is killed are sent again once, by the node that takes the printer over; nodes starting later do not send them again', { timeout: 300_000 }, async (t) => {
@@ -37,15 +35,7 @@ test('a job and a batch callback in flight when the driving node is killed are s
   });
   const statusURL = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cb`;
 
-  const nats = await startNatsCluster(3, { prefix: 'pbx19c-cb-nats-' });
-  t.after(() => nats.stop());
-  const { nodes, token, cert } = await spawnClusterNodes(nats, { prefix: 'pbx19c-cb-', leaseMs: 2000, env: { PRINTBOX_CALLBACKS_ALLOW: '127.0.0.1/32' } });
-  t.after(async () => {
-    for (const n of nodes) await n.child?.stop();
-    for (const n of nodes) await fs.rm(n.dir, { recursive: true, force: true });
-  });
-  const apis = nodes.map((n) => new Api(`https://127.0.0.1:${n.port}`, cert, token));
-  t.after(() => apis.forEach((a) => a.close()));
+  const { nodes, apis } = await startProcessCluster(t, 'pbx19c-cb-', { env: { PRINTBOX_CALLBACKS_ALLOW: '127.0.0.1/32' } });
   const sink = await startSink();
   t.after(() => sink.close());
   // Off until the batch is closed and released: both callbacks then come from the node driving the printer.

@@ -7,9 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { spawnClusterNodes, until } from './helpers/cluster.js';
-import { Api } from './helpers/api.js';
-import { startNatsCluster } from './peers/nats.js';
+import { startProcessCluster, until } from './helpers/cluster.js';
 import { startSink } from './peers/tcp-sink.js';
 import { chromiumAvailable, launchBrowser } from './peers/browser.js';
 
@@ -21,15 +19,7 @@ test('a node\'s setup page shows the three nodes, who drives the printer and the
   if (!(await chromiumAvailable())) return t.skip('no /usr/bin/chromium (apt-get install chromium)');
   await promisify(execFile)(process.execPath, [path.join(ROOT, 'web/ensure-built.mjs')], { cwd: ROOT, timeout: 60000 });
   await fs.mkdir(SHOTS, { recursive: true });
-  const nats = await startNatsCluster(3, { prefix: 'pbx19b-web-nats-' });
-  t.after(() => nats.stop());
-  const { nodes, token, cert } = await spawnClusterNodes(nats, { prefix: 'pbx19b-web-', leaseMs: 2000 });
-  t.after(async () => {
-    for (const n of nodes) await n.child?.stop();
-    for (const n of nodes) await fs.rm(n.dir, { recursive: true, force: true });
-  });
-  const apis = nodes.map((n) => new Api(`https://127.0.0.1:${n.port}`, cert, token));
-  t.after(() => apis.forEach((a) => a.close()));
+  const { nodes, apis } = await startProcessCluster(t, 'pbx19b-web-');
   const sink = await startSink();
   t.after(() => sink.close());
   const added = await apis[0].json('POST', '/v1/printers', { name: 'front', uri: `raw://127.0.0.1:${sink.port}` });

@@ -89,4 +89,21 @@ export async function spawnClusterNodes(nats: NatsCluster, opts: { prefix: strin
   return { nodes, token, cert };
 }
 
+/**
+ * Three `printbox serve` processes on a fresh 3-server JetStream cluster, an Api for each, all stopped and removed
+ * when the test `t` ends (nodes, then the NATS servers).
+ */
+export async function startProcessCluster(t: { after(fn: () => unknown): void }, prefix: string, opts: { leaseMs?: number; env?: Record<string, string> } = {}) {
+  const nats = await startNatsCluster(3, { prefix: `${prefix}nats-` });
+  t.after(() => nats.stop());
+  const { nodes, token, cert } = await spawnClusterNodes(nats, { prefix, leaseMs: opts.leaseMs ?? 2000, env: opts.env });
+  t.after(async () => {
+    for (const n of nodes) await n.child?.stop();
+    for (const n of nodes) await fs.rm(n.dir, { recursive: true, force: true });
+  });
+  const apis = nodes.map((n) => new Api(`https://127.0.0.1:${n.port}`, cert, token));
+  t.after(() => apis.forEach((a) => a.close()));
+  return { nats, nodes, apis, token, cert };
+}
+
 export { until };
