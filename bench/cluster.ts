@@ -28,9 +28,22 @@ async function cpu(pid: number | undefined): Promise<number> {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-async function load(api: Api, sinks: Sink[], pids: () => (number | undefined)[]) {
+/** Messages into every server (clients and routes) and JetStream API calls, summed over the cluster (monitoring). */
+async function natsCounts(ports: number[]): Promise<{ inMsgs: number; api: number }> {
+  let inMsgs = 0;
+  let api = 0;
+  for (const port of ports) {
+    const get = async (p: string) => (await fetch(`http://127.0.0.1:${port}${p}`)).json() as Promise<Record<string, any>>;
+    inMsgs += (await get('/varz')).in_msgs ?? 0;
+    api += (await get('/jsz')).api?.total ?? 0;
+  }
+  return { inMsgs, api };
+}
+
+async function load(api: Api, sinks: Sink[], pids: () => (number | undefined)[], monitor: number[] = []) {
+  const n0 = await natsCounts(monitor);
   const before = sinks.map((s) => s.jobs.length);
-  const cpu0 = (await Promise.all(pids().map(cpu))).reduce((a, b) => a + b, 0);
+  const cpu0 = await Promise.all(pids().map(cpu));
   const t0 = Date.now();
   let next = 0;
   const client = async () => {
@@ -47,8 +60,12 @@ async function load(api: Api, sinks: Sink[], pids: () => (number | undefined)[])
   const accepted = Date.now() - t0;
   await until('all printed', () => sinks.reduce((n, s, k) => n + s.jobs.length - before[k], 0) >= JOBS, 300000, 20);
   const e2e = Date.now() - t0;
-  const cpu1 = (await Promise.all(pids().map(cpu))).reduce((a, b) => a + b, 0);
-  return { acceptedPerS: (JOBS / accepted) * 1000, e2ePerS: (JOBS / e2e) * 1000, cpuMsPerJob: ((cpu1 - cpu0) * 1000) / JOBS };
+  const cpu1 = await Promise.all(pids().map(cpu));
+  // Per process, in the order pids() gives them (the cluster: 3 printbox, 3 nats-server, haproxy).
+  const perJob = cpu1.map((c, k) => ((c - cpu0[k]) * 1000) / JOBS);
+  const n1 = await natsCounts(monitor);
+  const nats = { inMsgsPerJob: (n1.inMsgs - n0.inMsgs) / JOBS, apiPerJob: (n1.api - n0.api) / JOBS };
+  return { acceptedPerS: (JOBS / accepted) * 1000, e2ePerS: (JOBS / e2e) * 1000, cpuMsPerJob: perJob.reduce((a, b) => a + b, 0), perJob, nats };
 }
 
 async function addPrinters(api: Api, sinks: Sink[]) {
@@ -85,8 +102,9 @@ async function cluster() {
   const pids = () => [...nodes.map((n) => n.child?.proc.pid), ...nats.nodes.map((n) => n.proc?.pid), proxy.proc.pid];
   try {
     await addPrinters(api, sinks);
-    await load(api, sinks, pids);
-    const figures = await load(api, sinks, pids);
+    const monitor = nats.nodes.map((n) => n.monitorPort);
+    await load(api, sinks, pids, monitor);
+    const figures = await load(api, sinks, pids, monitor);
     // Takeovers: kill -9 the node driving the most printers, time until a live node drives each of them, restart it.
     const takeovers: number[] = [];
     const view = async (skip: number) => {
@@ -135,6 +153,7 @@ console.log(`printbox cluster bench: ${JOBS} jobs of 2 KiB, ${CLIENTS} clients, 
 const one = await oneBox();
 console.log(`one box:            ${fmt(one)}`);
 const three = await cluster();
-console.log(`3-node cluster:     ${fmt(three)} (all 7 processes: 3 printbox, 3 nats-server, haproxy)`);
+const part = (from: number, to: number) => three.perJob.slice(from, to).reduce((a, b) => a + b, 0).toFixed(2);
+console.log(`3-node cluster:     ${fmt(three)} (all 7 processes: 3 printbox ${part(0, 3)}, 3 nats-server ${part(3, 6)}, haproxy ${part(6, 7)} ms); per job ${three.nats.inMsgsPerJob.toFixed(1)} messages into the NATS servers, ${three.nats.apiPerJob.toFixed(1)} JetStream API calls`);
 console.log(`takeover after kill -9 of the busiest printbox (lease 2 s): median ${(three.takeoverMedianMs! / 1000).toFixed(1)} s, worst ${(three.takeoverWorstMs! / 1000).toFixed(1)} s over ${three.takeovers} printer takeovers`);
 process.exit(0);

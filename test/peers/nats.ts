@@ -17,6 +17,8 @@ import { freePort, stopProcess, until } from './ports.js';
 export interface NatsNode {
   name: string;
   port: number;
+  /** Its monitoring port (/varz, /jsz, /healthz) on loopback. */
+  monitorPort: number;
   url: string;
   dir: string;
   proc?: ChildProcess;
@@ -73,6 +75,7 @@ export async function startNatsCluster(n = 3, opts: { prefix?: string } = {}): P
     const node: NatsNode = {
       name,
       port: p.client,
+      monitorPort: p.http,
       url: `nats://127.0.0.1:${p.client}`,
       dir: nodeDir,
       output: () => out,
