@@ -17,9 +17,8 @@ const pb = await startPrintbox(path.join(tmp, 'data'));
 const api = printboxClient(pb.base, pb.ca, pb.token, 32);
 const r = await api.json('POST', '/v1/printers', { name: 'sink', uri: `raw://127.0.0.1:${sink.port}` });
 if (r.status !== 201) throw new Error(r.text);
-let idx = 1;
 for (let i = 0; i < reps; i++) {
-  const n = idx++;
+  const n = i + 1; // the document's stamp, by which the sink tells the jobs apart
   const meter = phaseMeter(pb.pid);
   const c0 = cpuSeconds(pb.pid);
   const self0 = process.cpuUsage();
